@@ -1,0 +1,30 @@
+# Every target sets itself up from nothing: `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench fixtures clean
+
+install: $(STAMP)
+
+# torch goes in first, pinned: the pin is served from local disk as a CPU build; any looser
+# spec pulled in later by a dependency would fetch a multi-GB CUDA build instead.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[all,torch]" --group dev
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m sse_integrations.cli demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/encode_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,159 @@
+"""The ``sse-integrations`` command line.
+
+Each subcommand registers itself in :func:`build_parser` through an ``_add_<name>`` function
+and imports what it needs only when it runs, so ``--help`` and ``encode`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="model folder or hub id (default: the bundled model)")
+    parser.add_argument("--revision", default=None, help="hub revision to pin (hub ids only)")
+
+
+def _load_encoder(args: argparse.Namespace, **kwargs):
+    from .encoder import SSEEncoder
+
+    return SSEEncoder.from_pretrained(args.model, revision=args.revision, **kwargs)
+
+
+# --- info --------------------------------------------------------------------------------
+
+
+def _add_info(subparsers) -> None:
+    parser = subparsers.add_parser("info", help="describe a model: layout, vocab, dims, size on disk")
+    parser.add_argument("model", nargs="?", default=None, help="model folder or hub id (default: the bundled model)")
+    parser.add_argument("--revision", default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    encoder = _load_encoder(args)
+    weight_bytes = sum(path.stat().st_size for path in encoder.weight_files)
+    info = {
+        "source": encoder.source,
+        "layout": encoder.layout,
+        "vocab_size": encoder.vocab_size,
+        "dim": encoder.full_dim,
+        "matryoshka_dims": list(encoder.matryoshka_dims),
+        "normalisation": "SeparableDyT" if encoder.weights.has_dyt else "identity (StaticEmbedding)",
+        "weight_files": {path.name: path.stat().st_size for path in encoder.weight_files},
+        "weight_bytes": weight_bytes,
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    for key, value in info.items():
+        if key == "weight_files":
+            for name, size in value.items():
+                print(f"  {name}: {size:,} bytes")
+        elif key == "weight_bytes":
+            print(f"size on disk (weights): {value:,} bytes ({value / 2**20:.2f} MiB)")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+# --- encode ------------------------------------------------------------------------------
+
+
+def _add_encode(subparsers) -> None:
+    parser = subparsers.add_parser("encode", help="embed texts (arguments, or one per line on stdin) as JSON lines")
+    parser.add_argument("texts", nargs="*", help="texts to embed; read stdin (one per line) when none are given")
+    _add_model_option(parser)
+    parser.add_argument("--dim", type=int, default=None, help="Matryoshka prefix to keep")
+    parser.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.set_defaults(func=_run_encode)
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    encoder = _load_encoder(args)
+    vectors = encoder.encode(texts, truncate_dim=args.dim, normalize=not args.no_normalize, batch_size=args.batch_size)
+    out = sys.stdout
+    for text, vector in zip(texts, vectors):
+        out.write(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vector]}, ensure_ascii=False))
+        out.write("\n")
+    return 0
+
+
+# --- demo --------------------------------------------------------------------------------
+
+DEMO_SENTENCES = [
+    "猫が窓のそばで眠っている。",
+    "窓際で猫が寝ています。",
+    "明日の会議は午後三時に始まります。",
+    "株価が急に下がった。",
+]
+
+
+def _add_demo(subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="encode a few Japanese sentences with the bundled model")
+    parser.set_defaults(func=_run_demo, model=None, revision=None)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    encoder = _load_encoder(args)
+    print(encoder)
+    for dim in (encoder.full_dim, 64):
+        vectors = encoder.encode(DEMO_SENTENCES, truncate_dim=dim)
+        print(f"\ncosine similarities at {dim} dims")
+        for text, row in zip(DEMO_SENTENCES, vectors @ vectors.T):
+            print("  " + " ".join(f"{value:5.2f}" for value in row) + f"  {text}")
+    return 0
+
+
+# --- eval --------------------------------------------------------------------------------
+
+
+def _add_eval(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="retrieval metrics of the model cards on BEIR folders, per Matryoshka dim")
+    parser.add_argument("data", nargs="+", metavar="DATA", help="BEIR folder(s): corpus.jsonl, queries.jsonl, qrels/")
+    _add_model_option(parser)
+    parser.add_argument("--dims", type=lambda s: [int(d) for d in s.split(",") if d.strip()], default=None,
+                        help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)")
+    parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
+    parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
+    parser.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates for --two-stage")
+    parser.add_argument("--split", default="test", help="qrels/<split>.tsv to use (default: test)")
+    parser.add_argument("--strict", action="store_true", help="fail on qrels that point at unknown ids")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--json", dest="json_path", default=None, help="also write every result to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import run_cli
+
+    return run_cli(args, _load_encoder(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sse-integrations", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_info, _add_encode, _add_demo, _add_eval):
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"sse-integrations {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

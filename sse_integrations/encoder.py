@@ -1,0 +1,272 @@
+"""SSEEncoder: load an SSE checkpoint and turn texts into Matryoshka embeddings.
+
+On the CPU the whole path is tokenizers + numpy, so importing and loading stay cheap (no
+torch import). Any other device goes through the torch module in :mod:`sse_integrations.model`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .formats import (
+    ModelFormatError,
+    SSEWeights,
+    looks_like_hub_id,
+    read_model_folder,
+    resolve_hub,
+    write_model_folder,
+)
+from .matryoshka import matryoshka_dims, truncate_and_normalize, validate_dim
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
+DEFAULT_BATCH_SIZE = 1024
+# Bounds the gathered (tokens x dim) float32 block per pooling step: 65,536 x 512 x 4 B = 128 MiB.
+_MAX_TOKENS_PER_POOL = 65_536
+
+
+def _as_text_list(texts: Any) -> list[str]:
+    """Accept any sequence of str; reject a bare string and non-str items by index."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"texts must be a list of strings, got a bare {type(texts).__name__}; wrap it: encode([text])"
+        )
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"texts[{index}] must be a str, got {type(item).__name__}: {item!r:.60}")
+    return items
+
+
+class SSEEncoder:
+    """A Stable Static Embedding model: token ids -> mean of rows -> ``beta * tanh(alpha*x + bias)``.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer``; special tokens are never added.
+        weights: the model tensors.
+        truncate_dim: default Matryoshka prefix for :meth:`encode` (None = full width).
+        device: None or "cpu" encodes with numpy; "cuda", "mps", ... encode through torch.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        weights: SSEWeights,
+        *,
+        truncate_dim: int | None = None,
+        device: str | None = None,
+        layout: str | None = None,
+        source: str | None = None,
+        weight_files: Sequence[Path] = (),
+    ) -> None:
+        vocab_needed = tokenizer.get_vocab_size(with_added_tokens=True)
+        if vocab_needed > weights.vocab_size:
+            raise ModelFormatError(
+                f"the tokenizer produces ids up to {vocab_needed - 1} but the embedding has only "
+                f"{weights.vocab_size} rows: tokenizer and weights belong to different models"
+            )
+        # Padding would add pad ids to every bag and change the mean.
+        tokenizer.no_padding()
+        self.tokenizer = tokenizer
+        self.weights = weights
+        self.truncate_dim = validate_dim(truncate_dim, weights.dim)
+        self.device = None if device in (None, "cpu") else str(device)
+        self.layout = layout or ("fp32" if weights.has_dyt else "static")
+        self.source = source
+        self.weight_files = tuple(Path(path) for path in weight_files)
+        self._torch_modules: dict[str, Any] = {}
+
+    # --- loading and saving --------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        revision: str | None = None,
+        truncate_dim: int | None = None,
+        device: str | None = None,
+        local_files_only: bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> SSEEncoder:
+        """Load a model from a local folder, a Hugging Face hub id, or (None) the bundled default.
+
+        Args:
+            name_or_path: folder, hub id (``owner/name``), or None for the bundled model.
+            revision: hub branch, tag or commit to pin (hub ids only).
+            truncate_dim: default Matryoshka prefix for :meth:`encode`.
+            device: None/"cpu" for numpy, or a torch device such as "cuda".
+            local_files_only: use only the hub cache; None defers to ``HF_HUB_OFFLINE``.
+            cache_dir: hub cache folder.
+        """
+        folder = cls._resolve_folder(name_or_path, revision, local_files_only, cache_dir)
+        loaded = read_model_folder(folder)
+        return cls(
+            loaded.tokenizer,
+            loaded.weights,
+            truncate_dim=truncate_dim,
+            device=device,
+            layout=loaded.layout,
+            source=str(name_or_path) if name_or_path is not None else str(folder),
+            weight_files=loaded.weight_files,
+        )
+
+    @staticmethod
+    def _resolve_folder(name_or_path, revision, local_files_only, cache_dir) -> Path:
+        if name_or_path is None:
+            if not (DEFAULT_MODEL_DIR / "tokenizer.json").is_file():
+                raise FileNotFoundError(
+                    f"the bundled default model is not in this installation ({DEFAULT_MODEL_DIR}); "
+                    "pass a model folder or hub id to from_pretrained()"
+                )
+            return DEFAULT_MODEL_DIR
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            if revision is not None:
+                raise ValueError(f"revision={revision!r} applies to hub ids, but {path} is a local folder")
+            return path
+        name = str(name_or_path)
+        if looks_like_hub_id(name):
+            return resolve_hub(name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        raise FileNotFoundError(f"{name!r} is neither an existing folder nor a hub id of the form 'owner/name'")
+
+    def save_pretrained(self, path: str | os.PathLike, *, quantize: str | None = None) -> list[Path]:
+        """Write the published layout: fp32 ``model.safetensors`` or (``quantize="q4"``) the 4-bit files."""
+        return write_model_folder(Path(path), self.weights, self.tokenizer.to_str(), quantize=quantize)
+
+    # --- properties ----------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Width of the vectors :meth:`encode` returns by default."""
+        return self.truncate_dim
+
+    @property
+    def full_dim(self) -> int:
+        return self.weights.dim
+
+    @property
+    def vocab_size(self) -> int:
+        return self.weights.vocab_size
+
+    @property
+    def matryoshka_dims(self) -> tuple[int, ...]:
+        return matryoshka_dims(self.weights.dim)
+
+    def __repr__(self) -> str:
+        return (
+            f"SSEEncoder(source={self.source!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
+            f"dim={self.full_dim}, truncate_dim={self.truncate_dim})"
+        )
+
+    # --- encoding ------------------------------------------------------------------------
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of ``texts`` without special tokens, as (flat ids, length per text)."""
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        id_lists = [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+        flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+        return flat, lengths
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        truncate_dim: int | None = None,
+        normalize: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts``.
+
+        Args:
+            texts: a list of strings (an empty string gives ``beta * tanh(bias)``, normalised).
+            truncate_dim: Matryoshka prefix to keep (default: the encoder's ``truncate_dim``).
+            normalize: L2-normalise after truncation (an all-zero vector stays zero).
+            batch_size: texts tokenised per step.
+            show_progress: show a tqdm bar.
+
+        Returns:
+            float32 array of shape (len(texts), dim).
+        """
+        items = _as_text_list(texts)
+        dim = validate_dim(truncate_dim, self.full_dim) if truncate_dim is not None else self.truncate_dim
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        output = np.empty((len(items), dim), dtype=np.float32)
+        starts = range(0, len(items), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, total=len(starts), desc="Encoding", unit="batch")
+        for start in starts:
+            flat, lengths = self.tokenize(items[start : start + batch_size])
+            pooled = self._embed_ids(flat, lengths)
+            output[start : start + len(lengths)] = truncate_and_normalize(pooled, dim, normalize)
+        return output
+
+    def embed_ids(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Full-width, un-normalised embeddings of pre-tokenised bags (flat ids + bag lengths)."""
+        return self._embed_ids(np.asarray(flat_ids, dtype=np.int64), np.asarray(lengths, dtype=np.int64))
+
+    def _embed_ids(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        if self.device is not None:
+            return self._embed_ids_torch(flat, lengths, self.device)
+        pooled = self._mean_pool(flat, lengths)
+        if self.weights.has_dyt:
+            pooled *= self.weights.alpha
+            pooled += self.weights.bias
+            np.tanh(pooled, out=pooled)
+            pooled *= self.weights.beta
+        return pooled
+
+    def _mean_pool(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """EmbeddingBag(mode="mean") in numpy: an empty bag gives zeros."""
+        count = len(lengths)
+        pooled = np.zeros((count, self.full_dim), dtype=np.float32)
+        ends = np.cumsum(lengths)
+        first = 0
+        while first < count:
+            token_start = int(ends[first - 1]) if first else 0
+            # Group whole texts until the gathered block would exceed the token bound.
+            last = max(first + 1, int(np.searchsorted(ends, token_start + _MAX_TOKENS_PER_POOL, side="right")))
+            group_lengths = lengths[first:last]
+            nonempty = group_lengths > 0
+            if nonempty.any():
+                gathered = np.take(self.weights.embedding, flat[token_start : int(ends[last - 1])], axis=0)
+                offsets = (np.cumsum(group_lengths) - group_lengths)[nonempty]
+                sums = np.add.reduceat(gathered, offsets, axis=0)
+                pooled[first:last][nonempty] = sums / group_lengths[nonempty, None].astype(np.float32)
+            first = last
+        return pooled
+
+    def to_torch(self, device: str | None = None):
+        """The model as an :class:`sse_integrations.model.SSE` torch module (for GPU or training)."""
+        from .model import SSE
+
+        return SSE.from_weights(self.weights).to(device or "cpu")
+
+    def _embed_ids_torch(self, flat: np.ndarray, lengths: np.ndarray, device: str) -> np.ndarray:
+        import torch
+
+        module = self._torch_modules.get(device)
+        if module is None:
+            module = self._torch_modules.setdefault(device, self.to_torch(device).eval())
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else np.zeros(0, dtype=np.int64)
+        with torch.inference_mode():
+            result = module(
+                torch.as_tensor(flat, dtype=torch.long, device=device),
+                torch.as_tensor(offsets, dtype=torch.long, device=device),
+            )
+        return result.float().cpu().numpy()

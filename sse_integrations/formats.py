@@ -1,0 +1,297 @@
+"""Read and write the on-disk layouts of SSE checkpoints, and resolve hub ids.
+
+Only safetensors and the raw 4-bit file are ever read: nothing is unpickled and no remote
+code runs. Layouts (see DESIGN.md):
+
+- ``fp32``: ``model.safetensors`` with ``embedding.weight`` and ``dyt.alpha/beta/bias``.
+- ``q4``: ``model_rest.safetensors`` (the ``dyt.*`` tensors) + ``embedding.q4_k_m.bin``.
+- ``static``: a sentence-transformers ``StaticEmbedding`` (``embedding.weight`` only; the
+  normalisation is the identity).
+- any of them inside a sentence-transformers folder whose ``modules.json`` names the module
+  folder (``""`` for the root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TOKENIZER_FILE = "tokenizer.json"
+FP32_FILE = "model.safetensors"
+Q4_REST_FILE = "model_rest.safetensors"
+Q4_EMBEDDING_FILE = "embedding.q4_k_m.bin"
+MODULES_FILE = "modules.json"
+
+EMBEDDING_TENSOR = "embedding.weight"
+DYT_TENSORS = ("dyt.alpha", "dyt.beta", "dyt.bias")
+
+LAYOUTS_TRIED = (
+    f"fp32 ({FP32_FILE} with {EMBEDDING_TENSOR} and dyt.*)",
+    f"q4 ({Q4_REST_FILE} + {Q4_EMBEDDING_FILE})",
+    f"sentence-transformers StaticEmbedding ({FP32_FILE} with {EMBEDDING_TENSOR} only)",
+    f"any of these in the module folder named by {MODULES_FILE}",
+)
+
+# What a hub download fetches: the files of every layout above, at the root or one folder
+# down (sentence-transformers module folders), and nothing else.
+HUB_ALLOW_PATTERNS = [
+    pattern
+    for name in (MODULES_FILE, TOKENIZER_FILE, FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE)
+    for pattern in (name, f"*/{name}")
+]
+
+# Q4 file: 4-bit codes, two per byte, then one float32 scale per row.
+Q4_LEVELS = 7.5  # codes 0..15 map to [-1, 1] as q / 7.5 - 1
+Q4_SCALE_EPS = 1e-8
+
+
+class ModelFormatError(ValueError):
+    """A model folder that is missing files or whose files disagree with each other."""
+
+
+@dataclass(frozen=True)
+class SSEWeights:
+    """The tensors of an SSE model as float32 numpy arrays.
+
+    ``alpha``, ``beta`` and ``bias`` are None for a plain StaticEmbedding model, whose
+    normalisation is the identity.
+    """
+
+    embedding: np.ndarray
+    alpha: np.ndarray | None = None
+    beta: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.embedding.ndim != 2:
+            raise ModelFormatError(f"{EMBEDDING_TENSOR} must be 2-D, got shape {self.embedding.shape}")
+        present = [name for name, value in zip(DYT_TENSORS, self.dyt) if value is not None]
+        if present and len(present) != 3:
+            raise ModelFormatError(f"DyT needs all of {', '.join(DYT_TENSORS)}; only {present} given")
+        for name, value in zip(DYT_TENSORS, self.dyt):
+            if value is not None and value.shape != (self.dim,):
+                raise ModelFormatError(
+                    f"{name} has shape {tuple(value.shape)}, expected ({self.dim},) to match {EMBEDDING_TENSOR}"
+                )
+
+    @property
+    def dyt(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        return self.alpha, self.beta, self.bias
+
+    @property
+    def has_dyt(self) -> bool:
+        return self.alpha is not None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.embedding.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.embedding.shape[1])
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What a model folder holds: weights, the tokenizer, and where they came from."""
+
+    weights: SSEWeights
+    tokenizer: Any  # tokenizers.Tokenizer
+    tokenizer_path: Path
+    layout: str  # "fp32", "q4" or "static"
+    module_dir: Path
+    weight_files: tuple[Path, ...]
+
+
+# --- 4-bit codec -------------------------------------------------------------------------
+
+
+def quantize_q4(embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise rows to 4-bit codes with one absmax scale per row.
+
+    Returns (packed uint8 of shape (vocab, dim // 2), scales float32 of shape (vocab,)).
+    The high nibble holds the even column, the low nibble the odd one.
+    """
+    weights = np.asarray(embedding, dtype=np.float32)
+    if weights.ndim != 2 or weights.shape[1] % 2:
+        raise ValueError(f"q4 needs a 2-D embedding with an even width, got shape {weights.shape}")
+    scales = (np.abs(weights).max(axis=1) + np.float32(Q4_SCALE_EPS)).astype(np.float32)
+    codes = np.clip(np.round((weights / scales[:, None] + 1) * np.float32(Q4_LEVELS)), 0, 15).astype(np.uint8)
+    packed = (codes[:, 0::2] << 4) | codes[:, 1::2]
+    return packed, scales
+
+
+def dequantize_q4(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`quantize_q4`: ``w = (q / 7.5 - 1) * scale[row]`` in float32."""
+    vocab, half = packed.shape
+    codes = np.empty((vocab, half * 2), dtype=np.float32)
+    codes[:, 0::2] = packed >> 4
+    codes[:, 1::2] = packed & 0x0F
+    codes /= np.float32(Q4_LEVELS)
+    codes -= np.float32(1.0)
+    codes *= scales.astype(np.float32)[:, None]
+    return codes
+
+
+def q4_bytes_per_row(dim: int) -> int:
+    return dim // 2 + 4
+
+
+def read_q4_embedding(path: Path, dim: int, expected_vocab: int | None = None) -> np.ndarray:
+    """Read ``embedding.q4_k_m.bin``; vocab is derived from the file size, then checked."""
+    size = path.stat().st_size
+    per_row = q4_bytes_per_row(dim)
+    if expected_vocab is not None and size != expected_vocab * per_row:
+        raise ModelFormatError(
+            f"{path} has {size} bytes, expected {expected_vocab * per_row} "
+            f"({expected_vocab} rows x {per_row} bytes for dim {dim}): the file is "
+            f"{'truncated' if size < expected_vocab * per_row else 'oversized'} or belongs to another model"
+        )
+    if size == 0 or size % per_row:
+        raise ModelFormatError(
+            f"{path} has {size} bytes, not a multiple of {per_row} bytes per row (dim {dim}): "
+            "the file is truncated or belongs to another model"
+        )
+    vocab = size // per_row
+    raw = np.fromfile(path, dtype=np.uint8)
+    packed = raw[: vocab * dim // 2].reshape(vocab, dim // 2)
+    scales = raw[vocab * dim // 2 :].view("<f4")
+    return dequantize_q4(packed, scales)
+
+
+def write_q4_embedding(path: Path, embedding: np.ndarray) -> None:
+    packed, scales = quantize_q4(embedding)
+    with open(path, "wb") as handle:
+        handle.write(np.ascontiguousarray(packed).tobytes())
+        handle.write(scales.astype("<f4").tobytes())
+
+
+# --- folders -----------------------------------------------------------------------------
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return {name: np.asarray(array, dtype=np.float32) for name, array in load_file(str(path)).items()}
+
+
+def _module_dir(root: Path) -> Path:
+    """The folder holding the weights: the root, or the module named in modules.json."""
+    modules_path = root / MODULES_FILE
+    if not modules_path.is_file():
+        return root
+    try:
+        modules = json.loads(modules_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelFormatError(f"{modules_path} is not valid JSON: {error}") from error
+    if not isinstance(modules, list):
+        raise ModelFormatError(f"{modules_path} must hold a list of modules")
+    weight_names = (FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE)
+    for module in modules:
+        candidate = root / str(module.get("path", ""))
+        if any((candidate / name).is_file() for name in weight_names):
+            return candidate
+    return root
+
+
+def _find_tokenizer(module_dir: Path, root: Path) -> Path:
+    for folder in (module_dir, root):
+        if (folder / TOKENIZER_FILE).is_file():
+            return folder / TOKENIZER_FILE
+    raise ModelFormatError(f"{TOKENIZER_FILE} not found in {module_dir}" + ("" if module_dir == root else f" or {root}"))
+
+
+def _missing(root: Path, detail: str) -> ModelFormatError:
+    return ModelFormatError(f"No SSE model in {root}: {detail}. Layouts tried: " + "; ".join(LAYOUTS_TRIED))
+
+
+def read_model_folder(root: Path) -> LoadedModel:
+    """Read the tokenizer and whichever weight layout ``root`` holds."""
+    from tokenizers import Tokenizer
+
+    root = Path(root)
+    if not root.is_dir():
+        raise _missing(root, "the folder does not exist")
+    module_dir = _module_dir(root)
+    has_weights = any((module_dir / name).is_file() for name in (FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE))
+    if not has_weights:
+        raise _missing(root, f"neither {FP32_FILE} nor {Q4_EMBEDDING_FILE} found in {module_dir}")
+    tokenizer_path = _find_tokenizer(module_dir, root)
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    # The q4 file carries no shape: its size must match the tokenizer's vocabulary exactly.
+    tokenizer_vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    rest_path, q4_path, fp32_path = (module_dir / Q4_REST_FILE, module_dir / Q4_EMBEDDING_FILE, module_dir / FP32_FILE)
+
+    if q4_path.is_file() or rest_path.is_file():
+        for needed in (rest_path, q4_path):
+            if not needed.is_file():
+                raise _missing(root, f"{needed.name} is missing beside {(q4_path if needed is rest_path else rest_path).name}")
+        rest = _read_safetensors(rest_path)
+        missing = [name for name in DYT_TENSORS if name not in rest]
+        if missing:
+            raise ModelFormatError(f"{rest_path} lacks tensors {missing}; found {sorted(rest)}")
+        dim = int(rest["dyt.alpha"].shape[0])
+        embedding = read_q4_embedding(q4_path, dim, tokenizer_vocab_size)
+        weights = SSEWeights(embedding, *(rest[name] for name in DYT_TENSORS))
+        return LoadedModel(weights, tokenizer, tokenizer_path, "q4", module_dir, (q4_path, rest_path))
+
+    tensors = _read_safetensors(fp32_path)
+    if EMBEDDING_TENSOR not in tensors:
+        raise ModelFormatError(f"{fp32_path} lacks tensor {EMBEDDING_TENSOR}; found {sorted(tensors)}")
+    dyt = [tensors.get(name) for name in DYT_TENSORS]
+    layout = "fp32" if dyt[0] is not None else "static"
+    weights = SSEWeights(tensors[EMBEDDING_TENSOR], *dyt)
+    return LoadedModel(weights, tokenizer, tokenizer_path, layout, module_dir, (fp32_path,))
+
+
+def write_model_folder(folder: Path, weights: SSEWeights, tokenizer_json: str, quantize: str | None = None) -> list[Path]:
+    """Write ``weights`` in the published layout (q4 or fp32, StaticEmbedding if no DyT)."""
+    from safetensors.numpy import save_file
+
+    if quantize not in (None, "q4"):
+        raise ValueError(f"quantize must be None or 'q4', got {quantize!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
+    dyt = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in zip(DYT_TENSORS, weights.dyt) if value is not None}
+    if quantize == "q4":
+        if not weights.has_dyt:
+            raise ValueError("the q4 layout stores dyt.* in model_rest.safetensors; a StaticEmbedding model has none")
+        save_file(dyt, str(folder / Q4_REST_FILE))
+        write_q4_embedding(folder / Q4_EMBEDDING_FILE, weights.embedding)
+        return [folder / TOKENIZER_FILE, folder / Q4_REST_FILE, folder / Q4_EMBEDDING_FILE]
+    tensors = {EMBEDDING_TENSOR: np.ascontiguousarray(weights.embedding, dtype=np.float32), **dyt}
+    save_file(tensors, str(folder / FP32_FILE))
+    return [folder / TOKENIZER_FILE, folder / FP32_FILE]
+
+
+# --- hub ---------------------------------------------------------------------------------
+
+
+def looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
+def resolve_hub(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool | None = None,
+) -> Path:
+    """Download (or find in the cache) only the files an SSE model needs; return the folder.
+
+    ``local_files_only=None`` defers to ``HF_HUB_OFFLINE``, as huggingface_hub itself does.
+    """
+    from huggingface_hub import snapshot_download
+
+    kwargs: dict = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir, "allow_patterns": HUB_ALLOW_PATTERNS}
+    if local_files_only is not None:
+        kwargs["local_files_only"] = local_files_only
+    return Path(snapshot_download(**kwargs))
