@@ -290,8 +290,19 @@ def resolve_hub(
     ``local_files_only=None`` defers to ``HF_HUB_OFFLINE``, as huggingface_hub itself does.
     """
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     kwargs: dict = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir, "allow_patterns": HUB_ALLOW_PATTERNS}
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
-    return Path(snapshot_download(**kwargs))
+    try:
+        return Path(snapshot_download(**kwargs))
+    except LocalEntryNotFoundError as error:
+        raise FileNotFoundError(
+            f"{repo_id}{'@' + revision if revision else ''} is not in the local Hugging Face cache"
+            f"{' ' + str(cache_dir) if cache_dir else ''} and the hub could not be used "
+            "(offline via HF_HUB_OFFLINE / local_files_only, or unreachable); "
+            f"download it once with network access, or pass a local folder. Cause: {error}"
+        ) from error
+    except HfHubHTTPError as error:
+        raise FileNotFoundError(f"could not fetch {repo_id} from the Hugging Face hub: {error}") from error
