@@ -30,7 +30,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -515,11 +515,15 @@ def evaluate_encoder(
     *,
     batch_size: int = 1024,
     show_progress: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[int, EvalResult]:
     """Evaluate ``encoder`` at every Matryoshka prefix in ``dims`` (default: all of them).
 
     Corpus and queries are encoded once at full width; each prefix is then the first ``dim``
     columns re-normalised, exactly what ``encode(truncate_dim=dim)`` returns.
+
+    Args:
+        on_step: called with a label after encoding and after each dim (progress reporting).
     """
     from .matryoshka import truncate_and_normalize, validate_dim
 
@@ -534,6 +538,8 @@ def evaluate_encoder(
     )
     query_full = encoder.encode(query_texts, truncate_dim=full, batch_size=batch_size)
     encode_seconds = time.perf_counter() - t0
+    if on_step:
+        on_step("encode")
     results = {}
     for dim in dims:
         result = evaluate_embeddings(
@@ -544,6 +550,8 @@ def evaluate_encoder(
         )
         result.seconds += encode_seconds
         results[dim] = result
+        if on_step:
+            on_step(result.variant)
     return results
 
 
@@ -665,13 +673,17 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
 
     by_variant: dict[str, list[EvalResult]] = {}
-    steps = len(datasets) * (2 if args.two_stage else 1)
+    steps = len(datasets) * (1 + len(dims) + (1 if args.two_stage else 0))
     with tqdm(total=steps, desc="eval", unit="step", file=sys.stderr, disable=args.no_progress) as bar:
         for dataset in datasets:
-            bar.set_postfix_str(f"{dataset.name} dims")
-            for result in evaluate_encoder(encoder, dataset, dims, batch_size=args.batch_size).values():
+            bar.set_postfix_str(f"{dataset.name} encode")
+
+            def step(label: str, name: str = dataset.name) -> None:
+                bar.set_postfix_str(f"{name} {label}")
+                bar.update()
+
+            for result in evaluate_encoder(encoder, dataset, dims, batch_size=args.batch_size, on_step=step).values():
                 by_variant.setdefault(result.variant, []).append(result)
-            bar.update()
             if args.two_stage:
                 bar.set_postfix_str(f"{dataset.name} two-stage")
                 result = evaluate_two_stage(
