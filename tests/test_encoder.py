@@ -81,11 +81,11 @@ def test_batches_do_not_change_results(tiny_encoder, fixture_texts):
     np.testing.assert_allclose(whole, one_by_one, atol=1e-6)
 
 
-def test_pooling_splits_large_token_blocks(tiny_encoder, monkeypatch, fixture_texts):
+def test_long_bag_threshold_does_not_change_results(tiny_encoder, monkeypatch, fixture_texts):
     import sse_integrations.encoder as encoder_module
 
     expected = tiny_encoder.encode(fixture_texts)
-    monkeypatch.setattr(encoder_module, "_MAX_TOKENS_PER_POOL", 7)
+    monkeypatch.setattr(encoder_module, "_LONG_BAG", 0)  # every bag through the float64 branch
     np.testing.assert_allclose(tiny_encoder.encode(fixture_texts), expected, atol=1e-6)
 
 
