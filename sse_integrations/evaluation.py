@@ -99,6 +99,15 @@ class BEIRDataset:
                 relevant[qid] = docs
         return relevant
 
+    def evaluated_queries(self) -> tuple[list[str], list[str]]:
+        """(ids, texts) of the queries that are scored, in the order of :attr:`relevant_docs`.
+
+        Query vectors passed to :func:`evaluate_embeddings` follow this order.
+        """
+        text_of = dict(zip(self.query_ids, self.query_texts))
+        ids = list(self.relevant_docs)
+        return ids, [text_of[qid] for qid in ids]
+
     @property
     def unknown_query_ids(self) -> list[str]:
         """Query ids of qrels rows that have no (non-empty) entry in ``queries.jsonl``."""
@@ -467,10 +476,8 @@ class EvalResult:
 
 
 def _eval_queries(dataset: BEIRDataset) -> tuple[list[str], list[str], dict[str, set[str]]]:
-    relevant = dataset.relevant_docs
-    text_of = dict(zip(dataset.query_ids, dataset.query_texts))
-    qids = list(relevant)
-    return qids, [text_of[q] for q in qids], relevant
+    qids, texts = dataset.evaluated_queries()
+    return qids, texts, dataset.relevant_docs
 
 
 def evaluate_embeddings(
@@ -484,7 +491,8 @@ def evaluate_embeddings(
     """Rank by exact cosine and score.
 
     Args:
-        query_vectors: one row per evaluated query, in the order of ``dataset.relevant_docs``.
+        query_vectors: one row per evaluated query, in the order of
+            :meth:`BEIRDataset.evaluated_queries`.
         corpus_vectors: one row per ``dataset.corpus_ids`` entry.
     """
     start = time.perf_counter()
