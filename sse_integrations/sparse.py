@@ -1,0 +1,132 @@
+"""BM25-style sparse lexical vectors for hybrid search, from the SSE tokenizer and character n-grams.
+
+Documents get the BM25 term-frequency part, ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))``;
+queries get one unit weight per distinct term. The IDF part is left to the vector store (Qdrant's
+``Modifier.IDF``), which knows the collection, so adding documents never rewrites old vectors.
+
+Terms are SSE token ids (indices below the vocabulary size) and/or hashed character bigrams of
+the NFKC-normalised, lower-cased text (indices from ``BIGRAM_OFFSET`` up), so both kinds can
+share one sparse vector without colliding.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+FEATURES = ("tokens", "bigrams", "tokens+bigrams")
+BIGRAM_OFFSET = 1 << 24  # above any tokenizer vocabulary
+_BIGRAM_SPACE = (1 << 31) - BIGRAM_OFFSET  # Qdrant sparse indices are uint32; stay in int32 range
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Sorted unique term indices and their weights."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass
+class SparseEncoder:
+    """BM25 document weights and unit query weights over token ids and/or character bigrams.
+
+    Args:
+        tokenizer: a ``tokenizers.Tokenizer`` (the SSE model's); needed unless ``features="bigrams"``.
+        features: "tokens", "bigrams" or "tokens+bigrams".
+        k1: term-frequency saturation.
+        b: document-length normalisation strength.
+        avg_doc_length: average number of terms per document; ``fit`` sets it from a corpus.
+    """
+
+    tokenizer: Any = None
+    features: str = "tokens+bigrams"
+    k1: float = 1.2
+    b: float = 0.75
+    avg_doc_length: float | None = None
+    _bigram_cache: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {', '.join(FEATURES)}; got {self.features!r}")
+        if "tokens" in self.features and self.tokenizer is None:
+            raise ValueError(f"features={self.features!r} needs the SSE tokenizer")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1; got k1={self.k1}, b={self.b}")
+        if self.avg_doc_length is not None and self.avg_doc_length <= 0:
+            raise ValueError(f"avg_doc_length must be positive, got {self.avg_doc_length}")
+
+    # --- terms ---------------------------------------------------------------------------
+
+    def _bigram_index(self, bigram: str) -> int:
+        index = self._bigram_cache.get(bigram)
+        if index is None:
+            index = BIGRAM_OFFSET + zlib.crc32(bigram.encode("utf-8")) % _BIGRAM_SPACE
+            if len(self._bigram_cache) < 1_000_000:
+                self._bigram_cache[bigram] = index
+        return index
+
+    def _bigrams(self, text: str) -> list[int]:
+        # Whitespace splits runs: Japanese has none between words, so bigrams span word edges there.
+        normalised = unicodedata.normalize("NFKC", text).lower()
+        terms = []
+        for run in normalised.split():
+            if len(run) == 1:
+                terms.append(self._bigram_index(run))
+            terms.extend(self._bigram_index(run[i : i + 2]) for i in range(len(run) - 1))
+        return terms
+
+    def terms(self, texts: Sequence[str]) -> list[list[int]]:
+        """Term indices of each text, with repeats (their counts are the term frequencies)."""
+        from .encoder import _as_text_list
+
+        items = _as_text_list(texts)
+        per_text: list[list[int]] = [[] for _ in items]
+        if "tokens" in self.features:
+            encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+            for terms, encoding in zip(per_text, encode(items, add_special_tokens=False)):
+                terms.extend(encoding.ids)
+        if "bigrams" in self.features:
+            for terms, text in zip(per_text, items):
+                terms.extend(self._bigrams(text))
+        return per_text
+
+    # --- weights -------------------------------------------------------------------------
+
+    def fit(self, texts: Sequence[str]) -> SparseEncoder:
+        """Set ``avg_doc_length`` from a corpus; returns self."""
+        lengths = [len(terms) for terms in self.terms(texts)]
+        self.avg_doc_length = float(np.mean(lengths)) if lengths and sum(lengths) else 1.0
+        return self
+
+    def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        """BM25 term-frequency weights; needs ``avg_doc_length`` (set it or call ``fit``)."""
+        if self.avg_doc_length is None:
+            raise ValueError("avg_doc_length is unknown: call fit(corpus) or pass avg_doc_length=")
+        vectors = []
+        for terms in self.terms(texts):
+            counts = Counter(terms)
+            norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_doc_length)
+            indices = sorted(counts)
+            vectors.append(SparseVector(indices, [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in indices]))
+        return vectors
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """One unit weight per distinct query term (the store multiplies in IDF)."""
+        return [SparseVector(sorted(set(terms)), [1.0] * len(set(terms))) for terms in self.terms(texts)]
+
+    # --- config --------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe settings (the tokenizer is the SSE model's and is not repeated here)."""
+        return {"features": self.features, "k1": self.k1, "b": self.b, "avg_doc_length": self.avg_doc_length}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], tokenizer: Any = None) -> SparseEncoder:
+        return cls(tokenizer=tokenizer, **{key: config[key] for key in ("features", "k1", "b", "avg_doc_length") if key in config})

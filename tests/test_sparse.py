@@ -1,0 +1,118 @@
+"""Sparse lexical vectors: BM25 term weights computed by hand on a tiny corpus."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import pytest
+
+from sse_integrations.sparse import BIGRAM_OFFSET, SparseEncoder
+
+
+def bigram(text: str) -> int:
+    return BIGRAM_OFFSET + zlib.crc32(text.encode()) % ((1 << 31) - BIGRAM_OFFSET)
+
+
+def test_bigram_document_weights_by_hand():
+    # "東京駅" -> 東京, 京駅 ; "東京" -> 東京 ; "京都" -> 京都 ; avg length (2 + 1 + 1) / 3 = 4/3
+    encoder = SparseEncoder(features="bigrams", k1=1.2, b=0.75).fit(["東京駅", "東京", "京都"])
+    assert encoder.avg_doc_length == pytest.approx(4 / 3)
+    [long_doc, short_doc] = encoder.encode_documents(["東京駅東京", "東京"])
+    # "東京駅東京": 東京 x2, 京駅, 駅東 -> 4 terms
+    norm = 1.2 * (1 - 0.75 + 0.75 * 4 / (4 / 3))
+    expected = {bigram("東京"): 2 * 2.2 / (2 + norm), bigram("京駅"): 2.2 / (1 + norm), bigram("駅東"): 2.2 / (1 + norm)}
+    assert dict(zip(long_doc.indices, long_doc.values)) == pytest.approx(expected)
+    assert long_doc.indices == sorted(long_doc.indices)
+    short_norm = 1.2 * (1 - 0.75 + 0.75 * 1 / (4 / 3))
+    assert dict(zip(short_doc.indices, short_doc.values)) == pytest.approx({bigram("東京"): 2.2 / (1 + short_norm)})
+
+
+def test_nfkc_lowercase_and_whitespace_runs():
+    encoder = SparseEncoder(features="bigrams", avg_doc_length=1.0)
+    # Full-width "ＡＢ" folds to "ab"; whitespace separates runs; a one-character run is kept whole.
+    [terms] = encoder.terms(["ＡＢ c"])
+    assert terms == [bigram("ab"), bigram("c")]
+
+
+def test_token_features_use_the_sse_tokenizer_ids(tiny_encoder):
+    encoder = SparseEncoder(tiny_encoder.tokenizer, features="tokens", avg_doc_length=3.0)
+    text = "猫が窓のそばで眠っている。"
+    ids = tiny_encoder.tokenizer.encode(text, add_special_tokens=False).ids
+    [vector] = encoder.encode_documents([text])
+    assert vector.indices == sorted(set(ids))
+    norm = 1.2 * (1 - 0.75 + 0.75 * len(ids) / 3.0)
+    for index, value in zip(vector.indices, vector.values):
+        tf = ids.count(index)
+        assert value == pytest.approx(tf * 2.2 / (tf + norm))
+
+
+def test_tokens_and_bigrams_do_not_collide(tiny_encoder):
+    encoder = SparseEncoder(tiny_encoder.tokenizer, features="tokens+bigrams", avg_doc_length=5.0)
+    [terms] = encoder.terms(["猫が寝る"])
+    token_ids = tiny_encoder.tokenizer.encode("猫が寝る", add_special_tokens=False).ids
+    assert terms[: len(token_ids)] == token_ids
+    assert all(term < BIGRAM_OFFSET for term in token_ids)
+    assert all(term >= BIGRAM_OFFSET for term in terms[len(token_ids) :])
+
+
+def test_queries_get_unit_weights_per_distinct_term():
+    [query] = SparseEncoder(features="bigrams").encode_queries(["東京東京"])
+    assert query.indices == sorted({bigram("東京"), bigram("京東")})
+    assert query.values == [1.0, 1.0]
+
+
+def test_empty_text_gives_an_empty_vector():
+    encoder = SparseEncoder(features="bigrams", avg_doc_length=2.0)
+    assert encoder.encode_documents([""])[0].indices == []
+    assert encoder.encode_queries(["  "])[0].indices == []
+
+
+def test_config_round_trip(tiny_encoder):
+    encoder = SparseEncoder(tiny_encoder.tokenizer, k1=0.9, b=0.4).fit(["東京駅", "京都"])
+    again = SparseEncoder.from_config(encoder.get_config(), tokenizer=tiny_encoder.tokenizer)
+    assert again.get_config() == encoder.get_config()
+    assert again.encode_documents(["東京"]) == encoder.encode_documents(["東京"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"features": "trigrams"}, "features must be one of"),
+        ({"features": "tokens"}, "needs the SSE tokenizer"),
+        ({"features": "bigrams", "b": 1.5}, "0 <= b <= 1"),
+        ({"features": "bigrams", "avg_doc_length": 0}, "avg_doc_length must be positive"),
+    ],
+)
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SparseEncoder(**kwargs)
+
+
+def test_unfitted_encoder_refuses_documents():
+    with pytest.raises(ValueError, match="call fit"):
+        SparseEncoder(features="bigrams").encode_documents(["東京"])
+
+
+def test_bad_input_is_rejected_like_encode():
+    with pytest.raises(TypeError, match=r"texts\[0\]"):
+        SparseEncoder(features="bigrams").encode_queries([None])
+    with pytest.raises(TypeError, match="bare str"):
+        SparseEncoder(features="bigrams").encode_queries("東京")
+
+
+def test_bm25_ranks_like_textbook_bm25_with_idf():
+    """With IDF multiplied in (as Qdrant's Modifier.IDF does), scores equal textbook BM25."""
+    corpus = ["東京の天気", "京都の天気は晴れ", "大阪の食べ物", "東京駅の近く"]
+    encoder = SparseEncoder(features="bigrams").fit(corpus)
+    docs = encoder.encode_documents(corpus)
+    [query] = encoder.encode_queries(["東京の天気"])
+    n = len(corpus)
+    df = {}
+    for doc in docs:
+        for index in doc.indices:
+            df[index] = df.get(index, 0) + 1
+    idf = {index: math.log(1 + (n - count + 0.5) / (count + 0.5)) for index, count in df.items()}
+    scores = [sum(idf.get(i, 0) * dict(zip(d.indices, d.values)).get(i, 0) for i in query.indices) for d in docs]
+    assert scores.index(max(scores)) == 0
+    assert scores[2] == 0
