@@ -506,10 +506,12 @@ class _IndexCore:
         clash = reserved & self.collection_kwargs.keys()
         if clash:
             raise ValueError(f"collection_kwargs may not set {sorted(clash)}: the index builds them")
-        parameters = inspect.signature(self.client.create_collection).parameters
+        # A typo would otherwise travel through the client's **kwargs and be ignored silently.
+        method = getattr(type(self.client), "create_collection", None) or self.client.create_collection
+        parameters = inspect.signature(method).parameters
         known = {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
         unknown = sorted(self.collection_kwargs.keys() - known)
-        if unknown:
+        if unknown and known - {"self"}:
             raise TypeError(f"create_collection() has no parameter(s) {unknown}")
 
     def _uses_prefetch(self) -> bool:

@@ -1,0 +1,475 @@
+"""MatryoshkaIndex on real qdrant-client local mode (":memory:" and path=), sync and async.
+
+The fixture model has random weights, so these tests check exact behaviour: rankings equal
+a numpy brute force over the same vectors, and both execution paths agree with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+
+from sse_integrations.matryoshka import truncate_and_normalize
+from sse_integrations.qdrant import (
+    ID_NAMESPACE,
+    AsyncMatryoshkaIndex,
+    CollectionMismatchError,
+    DenseStage,
+    IndexingError,
+    MatryoshkaIndex,
+    build_points,
+    encode_stages,
+    is_local_client,
+    make_stages,
+    prefetch_limits,
+    to_point_id,
+    two_stage_query,
+    vectors_config,
+)
+
+CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
+QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
+
+
+def _distinct_texts(path: Path, count: int) -> tuple[list[str], list[str]]:
+    ids, texts, seen = [], [], set()
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if row["text"] in seen:
+                continue
+            seen.add(row["text"])
+            ids.append(row["_id"])
+            texts.append(row["text"])
+            if len(texts) == count:
+                break
+    return ids, texts
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny_encoder) -> tuple[list[str], list[str]]:
+    """400 documents with distinct embeddings.
+
+    The fixture's 229-piece vocabulary maps some different sentences to the same token bag;
+    exact score ties would make the two engines' tie-breaking, not the ranking, decide.
+    """
+    ids, texts = _distinct_texts(CORPUS_FILE, 600)
+    vectors = tiny_encoder.encode(texts)
+    keep, seen = [], set()
+    for position, vector in enumerate(np.round(vectors, 4)):
+        key = vector.tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(position)
+    keep = keep[:400]
+    assert len(keep) == 400
+    return [ids[p] for p in keep], [texts[p] for p in keep]
+
+
+@pytest.fixture(scope="module")
+def queries() -> list[str]:
+    return _distinct_texts(QUERIES_FILE, 12)[1]
+
+
+@pytest.fixture(scope="module")
+def filled(tiny_encoder, corpus):
+    """One :memory: collection shared by the read-only tests."""
+    ids, texts = corpus
+    client = QdrantClient(":memory:")
+    index = MatryoshkaIndex(client, "docs", tiny_encoder)
+    payloads = [{"group": position % 3} for position in range(len(texts))]
+    index.add_texts(texts, ids=ids, payloads=payloads, batch_size=64)
+    return index
+
+
+def brute_force(encoder, texts, query, coarse_dim, prefetch, limit, allowed=None):
+    """Coarse top-``prefetch`` by numpy, then rescoring with the full vector: (positions, scores)."""
+    docs = encoder.encode(texts)
+    q = encoder.encode([query])[0]
+    coarse_scores = truncate_and_normalize(docs, coarse_dim) @ truncate_and_normalize(q[None], coarse_dim)[0]
+    candidates = np.argsort(-coarse_scores, kind="stable")
+    if allowed is not None:
+        candidates = np.array([c for c in candidates if allowed[c]])
+    candidates = candidates[:prefetch]
+    full_scores = docs[candidates] @ q
+    order = np.argsort(-full_scores, kind="stable")[:limit]
+    return [int(c) for c in candidates[order]], full_scores[order]
+
+
+def hit_ids(points) -> list[str]:
+    return [point.payload["doc_id"] for point in points]
+
+
+# --- layout and helpers ---------------------------------------------------------------------
+
+
+def test_collection_layout_has_named_cosine_vectors(filled):
+    info = filled.client.get_collection("docs")
+    vectors = info.config.params.vectors
+    assert set(vectors) == {"coarse", "full"}
+    assert vectors["coarse"].size == 64 and vectors["full"].size == 512
+    assert {v.distance for v in vectors.values()} == {models.Distance.COSINE}
+    assert filled.count() == 400
+
+
+def test_points_hold_text_doc_id_payload_and_prefix_vectors(filled, tiny_encoder, corpus):
+    ids, texts = corpus
+    record = filled.client.retrieve("docs", [to_point_id(ids[7])], with_vectors=True)[0]
+    assert record.payload == {"text": texts[7], "doc_id": ids[7], "group": 7 % 3}
+    full = tiny_encoder.encode([texts[7]])[0]
+    np.testing.assert_allclose(record.vector["full"], full, atol=1e-6)
+    np.testing.assert_allclose(record.vector["coarse"], truncate_and_normalize(full[None], 64)[0], atol=1e-6)
+
+
+def test_make_stages_names_dims_and_validation():
+    stages = make_stages(512, stages=[32, 128, 512], quantization="binary")
+    assert [(s.name, s.dim) for s in stages] == [("coarse", 32), ("coarse_128", 128), ("full", 512)]
+    config = vectors_config(stages)
+    assert isinstance(config["coarse"].quantization_config, models.BinaryQuantization)
+    assert config["full"].quantization_config is None
+    scalar = vectors_config(make_stages(512, 64, quantization="scalar"))
+    assert isinstance(scalar["coarse"].quantization_config, models.ScalarQuantization)
+    assert [s.name for s in make_stages(512, coarse_name="c64", full_name="f512")] == ["c64", "f512"]
+    with pytest.raises(ValueError, match="not a Matryoshka prefix"):
+        make_stages(512, 48)
+    with pytest.raises(ValueError, match="increase"):
+        make_stages(512, stages=[128, 64])
+    with pytest.raises(ValueError, match="distinct"):
+        make_stages(512, stages=[DenseStage("v", 64), DenseStage("v", 512)])
+    with pytest.raises(ValueError, match="at least two"):
+        make_stages(512, stages=[512])
+    with pytest.raises(ValueError, match="quantization"):
+        vectors_config(make_stages(512, quantization="product"))
+
+
+def test_point_ids_are_deterministic_and_pass_ints_and_uuids_through():
+    some_uuid = str(uuid.uuid4())
+    assert to_point_id(42) == 42
+    assert to_point_id(some_uuid) == some_uuid
+    assert to_point_id(uuid.UUID(some_uuid)) == some_uuid
+    assert to_point_id("doc-1") == str(uuid.uuid5(ID_NAMESPACE, "doc-1")) == to_point_id("doc-1")
+    assert to_point_id("doc-1") != to_point_id("doc-2")
+    assert to_point_id(some_uuid.upper()) != some_uuid  # only the canonical form passes through
+    with pytest.raises(ValueError, match=">= 0"):
+        to_point_id(-1)
+    with pytest.raises(TypeError):
+        to_point_id(1.5)
+    with pytest.raises(TypeError):
+        to_point_id(True)
+
+
+def test_low_level_helpers_build_points_and_query(tiny_encoder):
+    stages = make_stages(512)
+    vectors = encode_stages(tiny_encoder, ["猫", "犬"], stages)
+    assert vectors["coarse"].shape == (2, 64) and vectors["full"].shape == (2, 512)
+    points = build_points(["a", 7], ["猫", "犬"], vectors, [{"k": 1}, None])
+    assert points[0].payload == {"k": 1, "text": "猫", "doc_id": "a"} and points[1].id == 7
+    query = two_stage_query({n: v[0] for n, v in vectors.items()}, stages, limit=5, prefetch_limit=40,
+                            filter=models.Filter(must=[]))
+    assert query["using"] == "full" and query["limit"] == 5
+    assert query["prefetch"].using == "coarse" and query["prefetch"].limit == 40
+    assert query["prefetch"].filter is not None
+    nested = two_stage_query({"coarse": [1.0] * 32, "coarse_128": [1.0] * 128, "full": [1.0] * 512},
+                             make_stages(512, stages=[32, 128, 512]), limit=10, prefetch_limit=[400, 60])
+    assert nested["prefetch"].using == "coarse_128" and nested["prefetch"].limit == 60
+    assert nested["prefetch"].prefetch.using == "coarse" and nested["prefetch"].prefetch.limit == 400
+    assert nested["prefetch"].filter is None
+
+
+def test_prefetch_limits():
+    assert prefetch_limits(2, 10) == [100]
+    assert prefetch_limits(2, 10, 5) == [10]  # never fewer candidates than hits
+    assert prefetch_limits(3, 10, 1000) == [1000, 100]
+    assert prefetch_limits(3, 10, [300, 50]) == [300, 50]
+    with pytest.raises(ValueError, match="2 values"):
+        prefetch_limits(3, 10, [300])
+    with pytest.raises(ValueError, match="grow"):
+        prefetch_limits(3, 10, [50, 300])
+    with pytest.raises(ValueError, match="positive"):
+        prefetch_limits(2, 0)
+
+
+def test_is_local_client():
+    assert is_local_client(QdrantClient(":memory:"))
+    assert is_local_client(AsyncQdrantClient(":memory:"))
+    assert not is_local_client(QdrantClient(url="http://127.0.0.1:6333", check_compatibility=False))
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("execution", ["client", "prefetch"])
+def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, queries, execution):
+    ids, texts = corpus
+    index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
+    for query in queries[:4]:
+        expected, scores = brute_force(tiny_encoder, texts, query, 64, prefetch=30, limit=10)
+        hits = index.search(query, limit=10, prefetch_limit=30)
+        assert hit_ids(hits) == [ids[p] for p in expected]
+        np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-5)
+        assert all(isinstance(h, models.ScoredPoint) for h in hits)
+
+
+def test_both_execution_paths_rank_identically(filled, tiny_encoder, queries):
+    client_side = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="client")
+    query_api = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="prefetch")
+    assert filled.execution == "auto" and not filled._uses_prefetch()  # local mode picks client rescoring
+    a = client_side.search_batch(queries, limit=10)
+    b = query_api.search_batch(queries, limit=10)
+    assert [[p.id for p in hits] for hits in a] == [[p.id for p in hits] for hits in b]
+    for left, right in zip(a, b):
+        np.testing.assert_allclose([p.score for p in left], [p.score for p in right], atol=1e-6)
+        assert [p.payload for p in left] == [p.payload for p in right]
+
+
+def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
+    ids, texts = corpus
+    client = QdrantClient(":memory:")
+    kwargs = dict(stages=[32, 128, 512], prefetch_limit=[80, 25])
+    local = MatryoshkaIndex(client, "three", tiny_encoder, execution="client", **kwargs)
+    local.add_texts(texts, ids=ids)
+    assert set(client.get_collection("three").config.params.vectors) == {"coarse", "coarse_128", "full"}
+    nested = MatryoshkaIndex(client, "three", tiny_encoder, execution="prefetch", **kwargs)
+    docs = tiny_encoder.encode(texts)
+    for query in queries[:4]:
+        q = tiny_encoder.encode([query])[0]
+        order = np.argsort(-(truncate_and_normalize(docs, 32) @ truncate_and_normalize(q[None], 32)[0]), kind="stable")[:80]
+        mid = order[np.argsort(-(truncate_and_normalize(docs[order], 128) @ truncate_and_normalize(q[None], 128)[0]),
+                               kind="stable")[:25]]
+        final = mid[np.argsort(-(docs[mid] @ q), kind="stable")[:10]]
+        expected = [ids[p] for p in final]
+        assert hit_ids(local.search(query)) == expected
+        assert hit_ids(nested.search(query)) == expected
+
+
+def test_single_stage_is_the_exact_full_ranking(filled, tiny_encoder, corpus, queries):
+    ids, texts = corpus
+    docs = tiny_encoder.encode(texts)
+    q = tiny_encoder.encode([queries[0]])[0]
+    expected = [ids[p] for p in np.argsort(-(docs @ q), kind="stable")[:10]]
+    assert hit_ids(filled.search(queries[0], two_stage=False)) == expected
+    # With every point a candidate, two-stage is exact too.
+    assert hit_ids(filled.search(queries[0], prefetch_limit=len(texts))) == expected
+
+
+@pytest.mark.parametrize("execution", ["client", "prefetch"])
+def test_filter_applies_to_the_candidates(filled, tiny_encoder, corpus, queries, execution):
+    ids, texts = corpus
+    index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
+    flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
+    allowed = np.array([position % 3 == 1 for position in range(len(texts))])
+    expected, _ = brute_force(tiny_encoder, texts, queries[1], 64, prefetch=30, limit=10, allowed=allowed)
+    hits = index.search(queries[1], limit=10, prefetch_limit=30, filter=flt)
+    assert hit_ids(hits) == [ids[p] for p in expected]
+    assert all(h.payload["group"] == 1 for h in hits)
+
+
+def test_search_batch_equals_single_searches(filled, queries):
+    batch = filled.search_batch(queries[:5], limit=7)
+    assert [hit_ids(hits) for hits in batch] == [hit_ids(filled.search(q, limit=7)) for q in queries[:5]]
+    assert filled.search_batch([], limit=3) == []
+
+
+def test_payload_and_vector_selection(filled, queries):
+    bare = filled.search(queries[0], limit=3, with_payload=False)
+    assert all(h.payload is None and h.vector is None for h in bare)
+    with_vectors = filled.search(queries[0], limit=3, with_vectors=["coarse"])
+    assert all(set(h.vector) == {"coarse"} and len(h.vector["coarse"]) == 64 for h in with_vectors)
+    assert set(filled.search(queries[0], limit=1, with_vectors=True)[0].vector) == {"coarse", "full"}
+
+
+def test_timings_of_each_stage(filled, queries):
+    filled.search(queries[0])
+    assert set(filled.last_timings) == {"encode", "coarse", "retrieve", "rescore"}
+    filled.search(queries[0], two_stage=False)
+    assert set(filled.last_timings) == {"encode", "query"}
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def test_readding_updates_instead_of_duplicating(tiny_encoder, corpus):
+    ids, texts = corpus
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    assert index.add_texts(texts[:50], ids=ids[:50]) == ids[:50]
+    index.add_texts(texts[:50], ids=ids[:50])
+    assert index.count() == 50
+    index.add_texts(["差し替えた文書。"], ids=[ids[3]], payloads=[{"v": 2}])
+    assert index.count() == 50
+    record = index.client.retrieve("docs", [to_point_id(ids[3])])[0]
+    assert record.payload == {"text": "差し替えた文書。", "doc_id": ids[3], "v": 2}
+    assert hit_ids(index.search("差し替えた文書。", limit=1)) == [ids[3]]
+
+
+def test_generated_ids_and_int_ids(tiny_encoder):
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    generated = index.add_texts(["一つ目", "二つ目"])
+    assert len(set(generated)) == 2 and all(uuid.UUID(g) for g in generated)
+    index.add_texts(["三つ目"], ids=[12])
+    assert index.client.retrieve("docs", [12])[0].payload["doc_id"] == 12
+    assert index.count() == 3
+
+
+def test_delete_by_document_id(tiny_encoder, corpus):
+    ids, texts = corpus
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    index.add_texts(texts[:20], ids=ids[:20])
+    index.delete([ids[0], ids[5], "never-added"])
+    assert index.count() == 18
+    assert ids[0] not in hit_ids(index.search(texts[0], limit=20))
+    index.delete([])
+    assert index.count() == 18
+
+
+def test_bad_input_is_rejected_before_anything_is_written(tiny_encoder):
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    with pytest.raises(TypeError, match="bare string"):
+        index.add_texts("猫")
+    with pytest.raises(TypeError, match=r"texts\[1\]"):
+        index.add_texts(["猫", 3])
+    with pytest.raises(ValueError, match=r"ids\[2\] repeats ids\[0\]"):
+        index.add_texts(["a", "b", "c"], ids=["x", "y", "x"])
+    with pytest.raises(ValueError, match="2 texts but 1 ids"):
+        index.add_texts(["a", "b"], ids=["x"])
+    with pytest.raises(ValueError, match=r"payloads\[0\] sets 'text'"):
+        index.add_texts(["a"], payloads=[{"text": "other"}])
+    with pytest.raises(ValueError, match=r"ids\[0\].*>= 0"):
+        index.add_texts(["a"], ids=[-3])
+    with pytest.raises(TypeError, match="search"):
+        index.search_batch("猫")
+    assert not index.client.collection_exists("docs")
+    with pytest.raises(ValueError, match="does not exist"):
+        index.search("猫")
+
+
+def test_mismatched_collection_is_an_error_and_untouched(tiny_encoder):
+    client = QdrantClient(":memory:")
+    client.create_collection("docs", vectors_config={
+        "coarse": models.VectorParams(size=32, distance=models.Distance.COSINE),
+        "dense": models.VectorParams(size=512, distance=models.Distance.COSINE),
+    })
+    index = MatryoshkaIndex(client, "docs", tiny_encoder)
+    with pytest.raises(CollectionMismatchError) as caught:
+        index.add_texts(["猫"], ids=["a"])
+    message = str(caught.value)
+    assert "vector 'full' is missing" in message
+    assert "'dense' that this index does not use" in message
+    assert "'coarse' has size 32, expected 64" in message
+    assert client.count("docs").count == 0
+    with pytest.raises(CollectionMismatchError):
+        index.search("猫")
+
+    client.create_collection("plain", vectors_config=models.VectorParams(size=512, distance=models.Distance.COSINE))
+    with pytest.raises(CollectionMismatchError, match="unnamed default vector"):
+        MatryoshkaIndex(client, "plain", tiny_encoder).add_texts(["猫"])
+
+
+class FailingClient:
+    """A real local client whose n-th upsert raises, as a dropped connection would."""
+
+    def __init__(self, client: QdrantClient, fail_on: int) -> None:
+        self._inner = client
+        self._client = client._client
+        self.fail_on = fail_on
+        self.upserts = 0
+
+    def upsert(self, **kwargs):
+        self.upserts += 1
+        if self.upserts == self.fail_on:
+            raise ConnectionError("connection reset by peer")
+        return self._inner.upsert(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_failed_batch_reports_what_was_written_and_resuming_completes(tiny_encoder, corpus, tmp_path):
+    ids, texts = corpus
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    failing = FailingClient(client, fail_on=3)
+    index = MatryoshkaIndex(failing, "docs", tiny_encoder, batch_size=50)
+    with pytest.raises(IndexingError) as caught:
+        index.add_texts(texts[:200], ids=ids[:200])
+    error = caught.value
+    assert error.written_ids == ids[:100] and error.failed_ids == ids[100:150]
+    assert "documents 100..149" in str(error) and "ConnectionError" in str(error)
+    assert isinstance(error.__cause__, ConnectionError)
+    assert client.count("docs").count == 100
+    # Run again from the start: deterministic ids overwrite, nothing is duplicated or lost.
+    index.add_texts(texts[:200], ids=ids[:200])
+    assert client.count("docs").count == 200
+    stored = {r.payload["doc_id"] for r in client.scroll("docs", limit=1000)[0]}
+    assert stored == set(ids[:200])
+
+
+def test_on_disk_storage_persists_and_reopens(tiny_encoder, corpus, queries, tmp_path):
+    ids, texts = corpus
+    path = str(tmp_path / "qdrant")
+    client = QdrantClient(path=path)
+    first = MatryoshkaIndex(client, "docs", tiny_encoder).add_texts(texts[:100], ids=ids[:100])
+    before = hit_ids(MatryoshkaIndex(client, "docs", tiny_encoder).search(queries[0]))
+    client.close()
+    reopened = QdrantClient(path=path)
+    index = MatryoshkaIndex(reopened, "docs", tiny_encoder)
+    assert index.count() == len(first) == 100
+    assert hit_ids(index.search(queries[0])) == before
+    assert hit_ids(MatryoshkaIndex(reopened, "docs", tiny_encoder, execution="prefetch").search(queries[0])) == before
+    reopened.close()
+
+
+def test_collection_kwargs_pass_through_and_are_checked(tiny_encoder):
+    client = QdrantClient(":memory:")
+    seen = {}
+    original = client.create_collection
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    client.create_collection = spy
+    index = MatryoshkaIndex(client, "docs", tiny_encoder, quantization="binary",
+                            collection_kwargs={"shard_number": 2, "replication_factor": 2})
+    index.add_texts(["猫"], ids=["a"])
+    assert seen["shard_number"] == 2 and seen["replication_factor"] == 2
+    assert isinstance(seen["vectors_config"]["coarse"].quantization_config, models.BinaryQuantization)
+    with pytest.raises(TypeError, match="shards"):
+        MatryoshkaIndex(QdrantClient(":memory:"), "d", tiny_encoder, collection_kwargs={"shards": 2})
+    with pytest.raises(ValueError, match="vectors_config"):
+        MatryoshkaIndex(QdrantClient(":memory:"), "d", tiny_encoder, collection_kwargs={"vectors_config": {}})
+
+
+def test_constructor_checks(tiny_encoder, tiny_model_path):
+    with pytest.raises(TypeError, match="AsyncMatryoshkaIndex"):
+        MatryoshkaIndex(AsyncQdrantClient(":memory:"), "docs", tiny_encoder)
+    with pytest.raises(TypeError, match="use MatryoshkaIndex"):
+        AsyncMatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    with pytest.raises(ValueError, match="execution"):
+        MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder, execution="fast")
+    loaded = MatryoshkaIndex(QdrantClient(":memory:"), "docs", str(tiny_model_path))
+    assert loaded.encoder.full_dim == 512 and loaded.full.dim == 512
+
+
+# --- async ----------------------------------------------------------------------------------
+
+
+async def test_async_index_matches_the_sync_one(tiny_encoder, corpus, queries, filled):
+    ids, texts = corpus
+    client = AsyncQdrantClient(":memory:")
+    index = AsyncMatryoshkaIndex(client, "docs", tiny_encoder)
+    payloads = [{"group": position % 3} for position in range(len(texts))]
+    assert await index.add_texts(texts, ids=ids, payloads=payloads, batch_size=64) == ids
+    assert await index.count() == len(texts)
+    for query in queries[:3]:
+        assert hit_ids(await index.search(query)) == hit_ids(filled.search(query))
+    batch = await index.search_batch(queries[:3], limit=5)
+    assert [hit_ids(h) for h in batch] == [hit_ids(h) for h in filled.search_batch(queries[:3], limit=5)]
+    prefetch = AsyncMatryoshkaIndex(client, "docs", tiny_encoder, execution="prefetch")
+    assert hit_ids(await prefetch.search(queries[0])) == hit_ids(filled.search(queries[0]))
+    await index.delete(ids[:10])
+    assert await index.count() == len(texts) - 10
+    await client.close()
