@@ -1,0 +1,233 @@
+"""LangChain adapters: :class:`SSEEmbeddings` and a two-stage Qdrant retriever.
+
+``SSEEmbeddings`` is a ``langchain_core`` ``Embeddings`` backed by an :class:`SSEEncoder`;
+``MatryoshkaQdrantRetriever`` is a ``BaseRetriever`` over a
+:class:`sse_integrations.qdrant.MatryoshkaIndex` (coarse Matryoshka prefix, then full-width
+rescoring), usable as is in an LCEL chain.
+
+Example:
+    >>> from sse_integrations import SSEEncoder
+    >>> from sse_integrations.langchain import SSEEmbeddings
+    >>> encoder = SSEEncoder.from_pretrained()
+    >>> embeddings = SSEEmbeddings(encoder=encoder, truncate_dim=256)
+    >>> len(embeddings.embed_query("窓際の猫"))
+    256
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
+
+try:
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'sse_integrations.langchain needs langchain-core: pip install "sse-integrations[langchain]"'
+    ) from error
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder
+from .matryoshka import validate_dim
+
+__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
+
+
+def _check_query(text: Any) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
+    return text
+
+
+def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
+    """The shared encoder, or one loaded from ``name_or_path`` (None = the bundled default)."""
+    if encoder is None:
+        return SSEEncoder.from_pretrained(name_or_path)
+    if not isinstance(encoder, SSEEncoder):
+        raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
+    if name_or_path is not None and str(name_or_path) != encoder.source:
+        # Two different models named at once: refuse rather than guess which one embeds.
+        raise ValueError(
+            f"got both a model ({str(name_or_path)!r}) and an encoder loaded from {encoder.source!r}; pass one"
+        )
+    return encoder
+
+
+class SSEEmbeddings(BaseModel, Embeddings):
+    """LangChain embeddings from a Stable Static Embedding model.
+
+    Queries and documents are embedded the same way (the model is symmetric) and texts are
+    passed to the tokenizer unchanged.
+
+    Args:
+        model_name_or_path: model folder or hub id; None loads the bundled default model.
+        encoder: an already loaded :class:`SSEEncoder` to share between adapters (instead of
+            ``model_name_or_path``).
+        truncate_dim: Matryoshka prefix to return (None = the encoder's default width).
+        normalize: L2-normalise after truncation (cosine = dot product).
+        batch_size: texts tokenised per step.
+        show_progress: show a progress bar while embedding documents.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+
+    model_name_or_path: Optional[str] = None
+    encoder: Optional[SSEEncoder] = Field(default=None, exclude=True, repr=False)
+    truncate_dim: Optional[int] = None
+    normalize: bool = True
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0)
+    show_progress: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_to_str(cls, values: Any) -> Any:
+        # Accept pathlib paths for the model, as SSEEncoder.from_pretrained does.
+        if isinstance(values, dict) and isinstance(values.get("model_name_or_path"), os.PathLike):
+            values = {**values, "model_name_or_path": os.fspath(values["model_name_or_path"])}
+        return values
+
+    @model_validator(mode="after")
+    def _load(self) -> SSEEmbeddings:
+        shared = self.encoder is not None
+        encoder = _resolve_encoder(self.encoder, self.model_name_or_path)
+        if self.truncate_dim is not None:
+            validate_dim(self.truncate_dim, encoder.full_dim)
+        # Plain attribute writes: validate_assignment is off, so validators do not re-run.
+        self.encoder = encoder
+        if shared and self.model_name_or_path is None:
+            # Name the shared model so model_dump() can rebuild these embeddings elsewhere.
+            self.model_name_or_path = encoder.source
+        return self
+
+    @property
+    def dim(self) -> int:
+        """Width of the returned vectors."""
+        return self.truncate_dim or self.encoder.dim
+
+    def _encode(self, texts: Any, show_progress: bool) -> list[list[float]]:
+        vectors = self.encoder.encode(
+            texts, truncate_dim=self.truncate_dim, normalize=self.normalize,
+            batch_size=self.batch_size, show_progress=show_progress,
+        )
+        return vectors.tolist()  # plain Python floats, as LangChain vector stores expect
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents; an empty list gives an empty list, a non-str item raises TypeError."""
+        return self._encode(texts, self.show_progress)
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query."""
+        return self._encode([_check_query(text)], False)[0]
+
+    # Encoding is CPU-bound numpy + tokenizers work: run it in a worker thread so the event
+    # loop keeps serving other tasks (the default base implementation does the same via an
+    # executor; these say so explicitly and validate before leaving the loop).
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query` (runs in a worker thread)."""
+        _check_query(text)
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+class MatryoshkaQdrantRetriever(BaseRetriever):
+    """Two-stage Matryoshka search over a Qdrant collection, as a LangChain retriever.
+
+    Wraps a :class:`sse_integrations.qdrant.MatryoshkaIndex` (sync) or
+    ``AsyncMatryoshkaIndex`` (async only): hits come back in the index's order, as
+    ``Document``s whose ``page_content`` is the stored text, ``id`` the caller's document
+    id, and ``metadata`` the rest of the payload plus the score.
+
+    Args:
+        index: the index to search.
+        k: documents to return (``invoke(query, k=3)`` overrides it per call).
+        prefetch_limit: first-stage candidates (None = the index's default).
+        filter: a ``qdrant_client.models.Filter``; only matching points are candidates.
+        search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
+            ``two_stage`` or, where the index supports it, ``mode``).
+        score_key: metadata key for the score (None leaves the score out).
+
+    Example:
+        >>> retriever = MatryoshkaQdrantRetriever(index=index, k=3)
+        >>> chain = retriever | (lambda docs: "\\n".join(d.page_content for d in docs))
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Any
+    k: int = Field(default=4, gt=0)
+    prefetch_limit: Optional[Union[int, list[int]]] = None
+    filter: Optional[Any] = None
+    search_kwargs: dict[str, Any] = Field(default_factory=dict)
+    score_key: Optional[str] = "score"
+
+    @model_validator(mode="after")
+    def _check_index(self) -> MatryoshkaQdrantRetriever:
+        for attribute in ("search", "text_key", "id_key"):
+            if not hasattr(self.index, attribute):
+                raise TypeError(
+                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
+                    f"got {type(self.index).__name__} (no {attribute!r})"
+                )
+        reserved = {"query", "limit"} & self.search_kwargs.keys()
+        if reserved:
+            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query and k")
+        return self
+
+    @property
+    def _is_async_index(self) -> bool:
+        return inspect.iscoroutinefunction(self.index.search)
+
+    def _search_arguments(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        arguments = {
+            **self.search_kwargs,
+            "limit": self.k,
+            "prefetch_limit": self.prefetch_limit,
+            "filter": self.filter,
+        }
+        overrides = dict(overrides)
+        if "k" in overrides:
+            arguments["limit"] = overrides.pop("k")
+        arguments.update(overrides)
+        return arguments
+
+    def _to_documents(self, points: Sequence[Any]) -> list[Document]:
+        text_key, id_key = self.index.text_key, self.index.id_key
+        documents = []
+        for point in points:
+            metadata = dict(point.payload or {})
+            text = metadata.pop(text_key, "")
+            if self.score_key is not None:
+                metadata[self.score_key] = point.score
+            doc_id = metadata.get(id_key, point.id)
+            documents.append(Document(page_content=text, metadata=metadata, id=str(doc_id)))
+        return documents
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        if self._is_async_index:
+            raise TypeError(
+                "this retriever wraps an AsyncMatryoshkaIndex: call ainvoke()/abatch(), "
+                "or build it on a sync MatryoshkaIndex"
+            )
+        return self._to_documents(self.index.search(query, **self._search_arguments(kwargs)))
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        arguments = self._search_arguments(kwargs)
+        if self._is_async_index:
+            points = await self.index.search(query, **arguments)
+        else:
+            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
+            points = await asyncio.to_thread(self.index.search, query, **arguments)
+        return self._to_documents(points)
