@@ -86,30 +86,82 @@ def _run_encode(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo --------------------------------------------------------------------------------
-
-DEMO_SENTENCES = [
-    "猫が窓のそばで眠っている。",
-    "窓際で猫が寝ています。",
-    "明日の会議は午後三時に始まります。",
-    "株価が急に下がった。",
-]
+# --- demo, index, search (Qdrant) ------------------------------------------------------
 
 
 def _add_demo(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="encode a few Japanese sentences with the bundled model")
-    parser.set_defaults(func=_run_demo, model=None, revision=None)
+    parser = subparsers.add_parser(
+        "demo", help="index the bundled Japanese corpus into embedded Qdrant; two-stage vs single-stage search"
+    )
+    _add_model_option(parser)
+    parser.add_argument("queries", nargs="*", help="queries to run (default: a few built-in Japanese ones)")
+    parser.add_argument("--limit", type=int, default=10, help="hits per query")
+    parser.add_argument("--show", type=int, default=3, help="hits to print per query")
+    parser.add_argument("--coarse-dim", type=int, default=64)
+    parser.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per query (the median time is shown)")
+    parser.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    encoder = _load_encoder(args)
-    print(encoder)
-    for dim in (encoder.full_dim, 64):
-        vectors = encoder.encode(DEMO_SENTENCES, truncate_dim=dim)
-        print(f"\ncosine similarities at {dim} dims")
-        for text, row in zip(DEMO_SENTENCES, vectors @ vectors.T):
-            print("  " + " ".join(f"{value:5.2f}" for value in row) + f"  {text}")
-    return 0
+    from .qdrant import cli_demo
+
+    return cli_demo(args, _load_encoder(args))
+
+
+def _add_qdrant_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collection", required=True, help="Qdrant collection name")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--qdrant-path", default="qdrant_storage",
+                       help="embedded local Qdrant storage folder (default: ./qdrant_storage)")
+    where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
+    parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
+    _add_model_option(parser)
+
+
+def _add_index(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index", help="embed JSONL, .txt/.md files or folders into a Qdrant collection (resumable)"
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl files, .txt/.md files, or folders of them")
+    _add_qdrant_options(parser)
+    parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage Matryoshka prefix")
+    parser.add_argument("--stages", default=None, help="all stage dims, coarsest first, e.g. 32,128,512")
+    parser.add_argument("--quantization", choices=("binary", "scalar"), default=None,
+                        help="quantize the coarse vector (applies on a Qdrant server)")
+    parser.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    parser.add_argument("--id-field", default=None, help="JSONL field holding the id (default: id or _id)")
+    parser.add_argument("--lines", action="store_true", help="one document per line of .txt/.md files")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="do not re-embed documents whose ids are already in the collection")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=_run_index)
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from .qdrant import cli_index
+
+    return cli_index(args, _load_encoder(args))
+
+
+def _add_search(subparsers) -> None:
+    parser = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
+    parser.add_argument("queries", nargs="+", metavar="QUERY")
+    _add_qdrant_options(parser)
+    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
+    parser.add_argument("--single-stage", action="store_true", help="search the full vector only")
+    parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                        help="payload filter (repeatable; VALUE parsed as JSON when it can be)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per query")
+    parser.set_defaults(func=_run_search)
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from .qdrant import cli_search
+
+    return cli_search(args, _load_encoder(args))
 
 
 # --- eval --------------------------------------------------------------------------------
@@ -141,7 +193,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sse-integrations", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_info, _add_encode, _add_demo, _add_eval):
+    for add in (_add_info, _add_encode, _add_demo, _add_index, _add_search, _add_eval):
         add(subparsers)
     return parser
 

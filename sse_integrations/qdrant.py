@@ -972,3 +972,272 @@ class AsyncMatryoshkaIndex(_IndexCore):
     async def count(self, filter: models.Filter | None = None) -> int:
         """See :meth:`MatryoshkaIndex.count`."""
         return await _run_async(self.client, self._count_plan(filter))
+
+
+# --- reading an existing layout, documents from files ---------------------------------------
+
+
+def stages_from_collection(info: models.CollectionInfo) -> tuple[DenseStage, ...]:
+    """The dense stages of an existing collection, narrowest first (to search it without repeating options)."""
+    vectors = info.config.params.vectors
+    if not isinstance(vectors, Mapping) or len(vectors) < 2:
+        raise CollectionMismatchError(
+            "the collection has no Matryoshka layout (at least two named dense vectors of different sizes)"
+        )
+    return tuple(DenseStage(name, params.size) for name, params in sorted(vectors.items(), key=lambda kv: kv[1].size))
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document read by :func:`read_documents`."""
+
+    id: str
+    text: str
+    payload: dict[str, Any]
+
+
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+def read_documents(
+    paths: Sequence[str | os.PathLike],
+    *,
+    text_field: str = "text",
+    id_field: str | None = None,
+    lines: bool = False,
+) -> list[Document]:
+    """Documents from JSONL files, .txt/.md files, and folders of .txt/.md (searched recursively).
+
+    JSONL: one object per line with ``text_field``; its id is ``id_field`` (default: "id" or
+    "_id"), else ``"<file>:<line>"``; the other fields become the payload. A .txt/.md file is one
+    document whose id is its path (relative to the folder given), or with ``lines=True`` one
+    document per non-empty line (``"<file>:<line>"``). Ids are stable, so re-indexing the same
+    files updates points instead of duplicating them.
+    """
+    from pathlib import Path
+
+    documents: list[Document] = []
+    for given in paths:
+        root = Path(given)
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+            if not files:
+                raise FileNotFoundError(f"{root} holds no .txt or .md files")
+            for file in files:
+                documents.extend(_text_documents(file, file.relative_to(root).as_posix(), lines))
+        elif root.is_file():
+            if root.suffix.lower() in (".jsonl", ".ndjson"):
+                documents.extend(_jsonl_documents(root, text_field, id_field))
+            else:
+                documents.extend(_text_documents(root, str(given), lines))
+        else:
+            raise FileNotFoundError(f"no such file or folder: {root}")
+    seen: dict[str, str] = {}
+    for document in documents:
+        if document.id in seen:
+            raise ValueError(f"document id {document.id!r} appears twice ({seen[document.id]} and again)")
+        seen[document.id] = document.payload.get("source", "")
+    return documents
+
+
+def _text_documents(path, name: str, lines: bool) -> list[Document]:
+    text = path.read_text(encoding="utf-8")
+    if not lines:
+        return [Document(name, text, {"source": name})]
+    return [
+        Document(f"{name}:{number}", line.strip(), {"source": name, "line": number})
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _jsonl_documents(path, text_field: str, id_field: str | None) -> list[Document]:
+    import json
+
+    documents = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
+                raise ValueError(f"{path}:{number}: expected an object with a string {text_field!r} field")
+            key = id_field or next((k for k in ("id", "_id") if k in row), None)
+            if key is not None and key not in row:
+                raise ValueError(f"{path}:{number}: no {key!r} field")
+            doc_id = str(row[key]) if key is not None else f"{path}:{number}"
+            payload = {k: v for k, v in row.items() if k not in (text_field, key, TEXT_KEY, ID_KEY)}
+            documents.append(Document(doc_id, row[text_field], payload))
+    return documents
+
+
+# --- command-line bodies (argument parsing lives in sse_integrations/cli.py) --------------
+
+
+def open_client(path: str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
+    """A server client for ``url``, else embedded local storage at ``path``."""
+    if url:
+        return QdrantClient(url=url, api_key=api_key)
+    return QdrantClient(path=str(path))
+
+
+def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chunk: int = 1000) -> set[str]:
+    if not index.client.collection_exists(index.collection_name):
+        return set()
+    present: set[str] = set()
+    for start in range(0, len(documents), chunk):
+        part = documents[start:start + chunk]
+        by_point = {to_point_id(d.id, index.id_namespace): d.id for d in part}
+        records = index.client.retrieve(index.collection_name, list(by_point), with_payload=False)
+        present.update(by_point[record.id] for record in records if record.id in by_point)
+    return present
+
+
+def cli_index(args: Any, encoder: SSEEncoder) -> int:
+    """``sse-integrations index``: read documents, upsert them; re-running resumes (ids are deterministic)."""
+    documents = read_documents(args.inputs, text_field=args.text_field, id_field=args.id_field, lines=args.lines)
+    client = open_client(args.qdrant_path, args.qdrant_url, args.api_key)
+    try:
+        stages = [int(dim) for dim in args.stages.split(",")] if args.stages else None
+        index = MatryoshkaIndex(client, args.collection, encoder, coarse_dim=args.coarse_dim, stages=stages,
+                                quantization=args.quantization, batch_size=args.batch_size,
+                                show_progress=not args.no_progress)
+        todo = documents
+        if args.skip_existing:
+            present = _existing_doc_ids(index, documents)
+            todo = [d for d in documents if d.id not in present]
+            print(f"{len(present)} of {len(documents)} documents already indexed; adding {len(todo)}", file=sys.stderr)
+        started = time.perf_counter()
+        try:
+            index.add_texts([d.text for d in todo], ids=[d.id for d in todo], payloads=[d.payload for d in todo])
+        except IndexingError as error:
+            print(f"sse-integrations index: {error}\nrun the same command again to resume", file=sys.stderr)
+            return 1
+        elapsed = time.perf_counter() - started
+        where = args.qdrant_url or args.qdrant_path
+        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+        print(f"indexed {len(todo)} documents into {args.collection!r} at {where} in {elapsed:.2f} s "
+              f"({layout}); the collection holds {index.count()} points")
+    finally:
+        client.close()
+    return 0
+
+
+def _parse_where(conditions: Sequence[str]) -> models.Filter | None:
+    import json
+
+    must = []
+    for condition in conditions or ():
+        key, sep, raw = condition.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--where takes KEY=VALUE, got {condition!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    return models.Filter(must=must) if must else None
+
+
+def cli_search(args: Any, encoder: SSEEncoder) -> int:
+    """``sse-integrations search``: ranked hits with scores, two-stage unless ``--single-stage``."""
+    import json
+
+    client = open_client(args.qdrant_path, args.qdrant_url, args.api_key)
+    try:
+        if not client.collection_exists(args.collection):
+            raise ValueError(f"collection {args.collection!r} does not exist at {args.qdrant_url or args.qdrant_path}")
+        stages = stages_from_collection(client.get_collection(args.collection))
+        index = MatryoshkaIndex(client, args.collection, encoder, stages=stages, prefetch_limit=args.prefetch_limit)
+        results = index.search_batch(args.queries, limit=args.limit, filter=_parse_where(args.where),
+                                     two_stage=not args.single_stage)
+        for query, hits in zip(args.queries, results):
+            if args.json:
+                print(json.dumps({"query": query, "hits": [
+                    {"rank": rank, "score": round(hit.score, 6), "id": hit.payload.get(ID_KEY),
+                     "text": hit.payload.get(TEXT_KEY)} for rank, hit in enumerate(hits, start=1)
+                ]}, ensure_ascii=False))
+                continue
+            print(f"query: {query}")
+            for rank, hit in enumerate(hits, start=1):
+                print(f"  {rank:>3}  {hit.score:.4f}  {hit.payload.get(ID_KEY)}  {_snippet(hit.payload.get(TEXT_KEY, ''))}")
+    finally:
+        client.close()
+    return 0
+
+
+def _snippet(text: str, width: int = 48) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+DEMO_QUERIES = [
+    "猫を飼っています",
+    "明日は雨が降るらしい",
+    "駅まで電車で行く",
+    "病院で医者に診てもらった",
+    "ピアノを習いたい",
+    "空港から飛行機に乗る",
+]
+
+
+def cli_demo(args: Any, encoder: SSEEncoder) -> int:
+    """``sse-integrations demo``: index the bundled corpus into embedded Qdrant, compare two-stage and single-stage."""
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parent / "assets" / "sample_corpus" / "corpus.jsonl"
+    documents = read_documents([corpus])
+    repeats = max(1, args.repeats)
+    print(f"model: {encoder.source} ({encoder.layout}, vocab {encoder.vocab_size:,}, {encoder.full_dim} dims)")
+    with tempfile.TemporaryDirectory(prefix="sse-demo-") as folder:
+        client = QdrantClient(path=str(Path(folder) / "qdrant"))
+        try:
+            index = MatryoshkaIndex(client, "sample_corpus", encoder, coarse_dim=args.coarse_dim,
+                                    prefetch_limit=args.prefetch_limit, show_progress=False)
+            started = time.perf_counter()
+            index.add_texts([d.text for d in documents], ids=[d.id for d in documents],
+                            payloads=[d.payload for d in documents])
+            elapsed = time.perf_counter() - started
+            layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+            print(f"indexed {len(documents)} Japanese documents (Tatoeba, CC-BY 2.0 FR) into embedded Qdrant "
+                  f"({layout}) in {elapsed:.2f} s ({len(documents) / elapsed:,.0f} docs/s)")
+            print(f"search: limit {args.limit}, {index.coarse.dim}-dim prefetch of "
+                  f"{prefetch_limits(len(index.stages), args.limit, index.prefetch_limit, index.prefetch_factor)[0]}"
+                  f" candidates, rescoring with {index.full.dim} dims (median of {repeats} runs per query)\n")
+            overlaps = []
+            totals = {"two-stage": [], "single-stage": []}
+            for query in args.queries or DEMO_QUERIES:
+                runs = {}
+                for label, two_stage in (("two-stage", True), ("single-stage", False)):
+                    timings = []
+                    for _ in range(repeats):
+                        hits = index.search(query, limit=args.limit, two_stage=two_stage)
+                        timings.append(dict(index.last_timings))
+                    steps = {step: statistics.median(t[step] for t in timings) for step in timings[0]}
+                    total = statistics.median(sum(t.values()) for t in timings)
+                    runs[label] = (hits, steps, total)
+                    totals[label].append(total)
+                print(f"query: {query}")
+                for label, (hits, steps, total) in runs.items():
+                    parts = " | ".join(f"{step} {seconds * 1000:.2f} ms" for step, seconds in steps.items())
+                    print(f"  {label:<12} {total * 1000:6.2f} ms  ({parts})")
+                hits = runs["two-stage"][0]
+                for rank, hit in enumerate(hits[: args.show], start=1):
+                    print(f"    {rank}. {hit.score:.3f}  {hit.payload[ID_KEY]:<14} {_snippet(hit.payload[TEXT_KEY])}")
+                single_ids = {hit.id for hit in runs["single-stage"][0]}
+                overlap = len({hit.id for hit in hits} & single_ids)
+                overlaps.append(overlap / max(1, len(single_ids)))
+                print(f"    top-{args.limit} shared with single-stage: {overlap}/{len(single_ids)}\n")
+            two, one = (statistics.median(totals[k]) for k in ("two-stage", "single-stage"))
+            print(f"median per query: two-stage {two * 1000:.2f} ms, single-stage {one * 1000:.2f} ms; "
+                  f"mean top-{args.limit} overlap {statistics.mean(overlaps):.2f}")
+            print("(a corpus this small fits in one numpy product either way; benchmarks/two_stage.py "
+                  "measures 50,000+ texts, see docs/benchmarks.md)")
+        finally:
+            client.close()
+    return 0

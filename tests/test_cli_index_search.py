@@ -1,0 +1,162 @@
+"""`sse-integrations index / search / demo` on embedded Qdrant storage, including resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from sse_integrations.cli import main
+from sse_integrations.qdrant import MatryoshkaIndex, read_documents
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sse_integrations" / "assets" / "sample_corpus" / "corpus.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def stored_doc_ids(path: Path, collection: str) -> list:
+    client = QdrantClient(path=str(path))
+    try:
+        records, _ = client.scroll(collection, limit=100_000, with_payload=True)
+        return [record.payload["doc_id"] for record in records]
+    finally:
+        client.close()
+
+
+@pytest.fixture()
+def jsonl(tmp_path) -> Path:
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:60]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_index_then_search_prints_ranked_hits(jsonl, tmp_path, tiny_model_path, tiny_encoder, capsys):
+    storage = tmp_path / "qdrant"
+    base = ["--collection", "docs", "--qdrant-path", str(storage), "--model", str(tiny_model_path)]
+    assert main(["index", str(jsonl), *base, "--batch-size", "16", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 60 documents into 'docs'" in out and "the collection holds 60 points" in out
+
+    assert main(["search", "猫が好きです", "雨の日", *base, "--limit", "5", "--json"]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["query"] for r in results] == ["猫が好きです", "雨の日"]
+    client = QdrantClient(path=str(storage))
+    try:
+        expected = MatryoshkaIndex(client, "docs", tiny_encoder).search("猫が好きです", limit=5)
+    finally:
+        client.close()
+    assert [h["id"] for h in results[0]["hits"]] == [p.payload["doc_id"] for p in expected]
+    assert [h["rank"] for h in results[0]["hits"]] == [1, 2, 3, 4, 5]
+    assert [h["score"] for h in results[0]["hits"]] == sorted((h["score"] for h in results[0]["hits"]), reverse=True)
+
+    assert main(["search", "猫が好きです", *base, "--limit", "3", "--where", "theme=cats"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("query: 猫が好きです")
+    hit_lines = [line for line in text.splitlines()[1:] if line.strip()]
+    assert len(hit_lines) == 3 and all("cats-" in line for line in hit_lines)
+
+
+def test_index_keeps_payload_fields_and_reads_text_folders(tmp_path, tiny_model_path, capsys):
+    folder = tmp_path / "notes"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("猫が寝ている。\n犬が走る。\n", encoding="utf-8")
+    (folder / "sub" / "b.md").write_text("# 見出し\n雨が降っている。\n", encoding="utf-8")
+    (folder / "skip.bin").write_bytes(b"\x00")
+    storage = tmp_path / "qdrant"
+    base = ["--qdrant-path", str(storage), "--model", str(tiny_model_path), "--no-progress"]
+    assert main(["index", str(folder), "--collection", "files", *base]) == 0
+    assert sorted(stored_doc_ids(storage, "files")) == ["a.txt", "sub/b.md"]
+    assert main(["index", str(folder / "a.txt"), "--lines", "--collection", "lines", *base]) == 0
+    expected_ids = [f"{folder / 'a.txt'}:1", f"{folder / 'a.txt'}:2"]
+    assert sorted(stored_doc_ids(storage, "lines")) == expected_ids
+    docs = read_documents([SAMPLE_CORPUS])
+    assert docs[0].payload == {"theme": "cats", "title": "猫", "tatoeba_ids": docs[0].payload["tatoeba_ids"]}
+
+
+def test_bad_inputs_exit_with_a_message(tmp_path, tiny_model_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "猫"}\n{"id": "b", "body": "犬"}\n', encoding="utf-8")
+    base = ["--collection", "docs", "--qdrant-path", str(tmp_path / "q"), "--model", str(tiny_model_path)]
+    assert main(["index", str(bad), *base]) == 2
+    assert "bad.jsonl:2: expected an object with a string 'text' field" in capsys.readouterr().err
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('{"id": "a", "text": "猫"}\n{"id": "a", "text": "犬"}\n', encoding="utf-8")
+    assert main(["index", str(twice), *base]) == 2
+    assert "'a' appears twice" in capsys.readouterr().err
+    assert main(["index", str(tmp_path / "missing.jsonl"), *base]) == 2
+    assert main(["search", "猫", *base]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["search", "猫", *base[:-2], "--where", "novalue", "--model", str(tiny_model_path)]) == 2
+
+
+def test_interrupted_index_resumes_to_one_point_per_document(jsonl, tmp_path, tiny_model_path, monkeypatch, capsys):
+    storage = tmp_path / "qdrant"
+    args = ["index", str(jsonl), "--collection", "docs", "--qdrant-path", str(storage),
+            "--model", str(tiny_model_path), "--batch-size", "8", "--no-progress"]
+    original = QdrantClient.upsert
+    calls = {"n": 0}
+
+    def interrupted(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the run
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(QdrantClient, "upsert", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    monkeypatch.setattr(QdrantClient, "upsert", original)
+    assert len(stored_doc_ids(storage, "docs")) == 24  # three batches of 8 made it
+    assert main(args) == 0
+    ids = stored_doc_ids(storage, "docs")
+    assert len(ids) == 60 and sorted(ids) == sorted(d.id for d in read_documents([jsonl]))
+
+
+def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_path):
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:200]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    storage = tmp_path / "qdrant"
+    command = [sys.executable, "-m", "sse_integrations.cli", "index", str(source), "--collection", "docs",
+               "--qdrant-path", str(storage), "--model", str(tiny_model_path), "--batch-size", "10"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    # Embedded storage commits every point, so a few batches take a noticeable time: wait for
+    # the progress bar to report written documents, then kill the process without warning.
+    seen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        chunk = process.stderr.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+        if b"| 20/200" in seen or b"| 30/200" in seen:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, seen.decode(errors="replace")[-500:]
+    partial = stored_doc_ids(storage, "docs")
+    assert 0 < len(partial) < 200 and len(set(partial)) == len(partial)
+
+    rerun = subprocess.run([*command, "--skip-existing", "--no-progress"], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(partial)} of 200 documents already indexed; adding {200 - len(partial)}" in rerun.stderr
+    ids = stored_doc_ids(storage, "docs")
+    assert len(ids) == 200 and sorted(ids) == sorted(json.loads(line)["id"] for line in lines)
+
+
+def test_demo_indexes_the_sample_corpus_and_times_both_searches(tiny_model_path, capsys):
+    assert main(["demo", "--model", str(tiny_model_path), "--repeats", "1", "猫を飼っています", "雨の日"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 308 Japanese documents" in out and "coarse 64 + full 512" in out
+    assert out.count("\nquery: ") == 2
+    assert out.count("  two-stage ") == 2 and out.count("  single-stage ") == 2
+    assert "coarse" in out and "rescore" in out and "median per query" in out
