@@ -1,0 +1,228 @@
+"""LlamaIndex adapters: :class:`SSEEmbedding` and a two-stage Qdrant retriever.
+
+``SSEEmbedding`` is a ``BaseEmbedding`` backed by an :class:`SSEEncoder` (set it as
+``Settings.embed_model``); ``MatryoshkaQdrantRetriever`` is a ``BaseRetriever`` over a
+:class:`sse_integrations.qdrant.MatryoshkaIndex` (coarse Matryoshka prefix, then full-width
+rescoring) that a ``RetrieverQueryEngine`` can use as is.
+
+Example:
+    >>> from llama_index.core import Settings
+    >>> from sse_integrations.llama_index import SSEEmbedding
+    >>> Settings.embed_model = SSEEmbedding(truncate_dim=256)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+try:
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'sse_integrations.llama_index needs llama-index-core: pip install "sse-integrations[llamaindex]"'
+    ) from error
+from pydantic import Field, PrivateAttr
+
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, _as_text_list
+from .matryoshka import validate_dim
+
+__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding"]
+
+
+def _check_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
+    return text
+
+
+class SSEEmbedding(BaseEmbedding):
+    """LlamaIndex embeddings from a Stable Static Embedding model.
+
+    Queries and documents are embedded the same way (the model is symmetric). Each batch of
+    ``embed_batch_size`` texts is one encoder call.
+
+    Args:
+        model_name: model folder or hub id; None loads the bundled default model.
+        encoder: an already loaded :class:`SSEEncoder` to share between adapters (instead of
+            ``model_name``).
+        truncate_dim: Matryoshka prefix to return (None = the encoder's default width).
+        normalize: L2-normalise after truncation.
+        embed_batch_size: texts per encoder call (a static model is cheap per text, so
+            larger batches than LlamaIndex's default of 10 mostly save call overhead).
+    """
+
+    model_name: Optional[str] = Field(default=None, description="Model folder or hub id; None = bundled default.")
+    truncate_dim: Optional[int] = Field(default=None, description="Matryoshka prefix (None = full width).")
+    normalize: bool = Field(default=True, description="L2-normalise after truncation.")
+    embed_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0, le=2048)
+
+    _encoder: SSEEncoder = PrivateAttr()
+
+    def __init__(
+        self,
+        model_name: str | os.PathLike | None = None,
+        *,
+        encoder: SSEEncoder | None = None,
+        truncate_dim: int | None = None,
+        normalize: bool = True,
+        embed_batch_size: int = DEFAULT_BATCH_SIZE,
+        callback_manager: CallbackManager | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = os.fspath(model_name) if model_name is not None else None
+        if encoder is None:
+            encoder = SSEEncoder.from_pretrained(name)
+        elif not isinstance(encoder, SSEEncoder):
+            raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
+        elif name is None:
+            # Name the shared model so to_dict() can rebuild this embedding elsewhere.
+            name = encoder.source
+        elif name != encoder.source:
+            raise ValueError(f"got both a model ({name!r}) and an encoder loaded from {encoder.source!r}; pass one")
+        if truncate_dim is not None:
+            validate_dim(truncate_dim, encoder.full_dim)
+        super().__init__(
+            model_name=name, truncate_dim=truncate_dim, normalize=normalize,
+            embed_batch_size=embed_batch_size, callback_manager=callback_manager, **kwargs,
+        )
+        self._encoder = encoder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SSEEmbedding"
+
+    @property
+    def encoder(self) -> SSEEncoder:
+        """The shared :class:`SSEEncoder`."""
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        """Width of the returned vectors."""
+        return self.truncate_dim or self._encoder.dim
+
+    def _encode(self, texts: list[str]) -> list[Embedding]:
+        vectors = self._encoder.encode(
+            texts, truncate_dim=self.truncate_dim, normalize=self.normalize, batch_size=self.embed_batch_size,
+        )
+        return vectors.tolist()
+
+    # BaseEmbedding splits the list before our code sees it, so a bad item would be reported
+    # by its index within one batch: check the whole list first to name its real position.
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
+        return super().get_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        return await super().aget_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._encode([_check_text(query)])[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._encode([_check_text(text)])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._encode(texts)
+
+    # Encoding is CPU-bound: run it in a worker thread so the event loop keeps serving.
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, _check_text(query))
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, _check_text(text))
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+
+class MatryoshkaQdrantRetriever(BaseRetriever):
+    """Two-stage Matryoshka search over a Qdrant collection, as a LlamaIndex retriever.
+
+    Wraps a :class:`sse_integrations.qdrant.MatryoshkaIndex` (sync and async retrieval) or an
+    ``AsyncMatryoshkaIndex`` (``aretrieve`` only). Hits come back in the index's order as
+    ``NodeWithScore``s: the node's id is the caller's document id, its text the stored text,
+    its metadata the rest of the payload.
+
+    Args:
+        index: the index to search.
+        similarity_top_k: nodes to return.
+        prefetch_limit: first-stage candidates (None = the index's default).
+        filter: a ``qdrant_client.models.Filter``; only matching points are candidates.
+        search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
+            ``two_stage`` or, where the index supports it, ``mode``).
+    """
+
+    def __init__(
+        self,
+        index: Any,
+        similarity_top_k: int = 4,
+        *,
+        prefetch_limit: Union[int, Sequence[int], None] = None,
+        filter: Any = None,
+        search_kwargs: dict[str, Any] | None = None,
+        callback_manager: CallbackManager | None = None,
+        verbose: bool = False,
+    ) -> None:
+        for attribute in ("search", "text_key", "id_key"):
+            if not hasattr(index, attribute):
+                raise TypeError(
+                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
+                    f"got {type(index).__name__} (no {attribute!r})"
+                )
+        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
+            raise ValueError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        search_kwargs = dict(search_kwargs or {})
+        reserved = {"query", "limit"} & search_kwargs.keys()
+        if reserved:
+            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query and similarity_top_k")
+        self.index = index
+        self.similarity_top_k = similarity_top_k
+        self.prefetch_limit = prefetch_limit
+        self.filter = filter
+        self.search_kwargs = search_kwargs
+        super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @property
+    def _is_async_index(self) -> bool:
+        return inspect.iscoroutinefunction(self.index.search)
+
+    def _search_arguments(self) -> dict[str, Any]:
+        return {**self.search_kwargs, "limit": self.similarity_top_k,
+                "prefetch_limit": self.prefetch_limit, "filter": self.filter}
+
+    def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
+        text_key, id_key = self.index.text_key, self.index.id_key
+        nodes = []
+        for point in points:
+            metadata = dict(point.payload or {})
+            text = metadata.pop(text_key, "")
+            doc_id = metadata.get(id_key, point.id)
+            node = TextNode(id_=str(doc_id), text=text, metadata=metadata)
+            nodes.append(NodeWithScore(node=node, score=point.score))
+        return nodes
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        if self._is_async_index:
+            raise TypeError(
+                "this retriever wraps an AsyncMatryoshkaIndex: call aretrieve() (or an async query "
+                "engine), or build it on a sync MatryoshkaIndex"
+            )
+        return self._to_nodes(self.index.search(query_bundle.query_str, **self._search_arguments()))
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        arguments = self._search_arguments()
+        if self._is_async_index:
+            points = await self.index.search(query_bundle.query_str, **arguments)
+        else:
+            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
+            points = await asyncio.to_thread(self.index.search, query_bundle.query_str, **arguments)
+        return self._to_nodes(points)
