@@ -15,6 +15,8 @@ The config names the model by something JSON-safe (a local folder as an absolute
 hub id with its revision, or None for the bundled default model) and carries a fingerprint
 of the weights and tokenizer: a model folder may move (same fingerprint, accepted), but a
 collection is never queried or extended with vectors from a different model or width.
+To store new settings on an existing collection (say another ``batch_size``) use
+:func:`update_embedding_function`, which validates before it writes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder
 from .formats import looks_like_hub_id
 from .matryoshka import validate_dim
 
-__all__ = ["CONFIG_KEYS", "SSEEmbeddingFunction", "model_fingerprint"]
+__all__ = ["CONFIG_KEYS", "SSEEmbeddingFunction", "model_fingerprint", "update_embedding_function"]
 
 #: Keys of :meth:`SSEEmbeddingFunction.get_config`, all JSON scalars.
 CONFIG_KEYS = ("model_name_or_path", "revision", "truncate_dim", "normalize", "batch_size", "model_fingerprint")
@@ -293,3 +295,21 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
 
 
 register_embedding_function(SSEEmbeddingFunction)
+
+
+def update_embedding_function(collection: Any, embedding_function: SSEEmbeddingFunction) -> None:
+    """Persist a new SSE config on ``collection`` (e.g. another ``batch_size``), validating it first.
+
+    ``collection.modify(configuration={"embedding_function": ...})`` in chromadb 1.5 stores the
+    new config on the server and only then runs ``validate_config_update``: a refused change
+    (another model or width) raises, but is already persisted. This checks before writing.
+    """
+    stored = collection.configuration_json.get("embedding_function") or {}
+    if stored.get("type") == "known":
+        if stored.get("name") != embedding_function.name():
+            raise ValueError(
+                f"collection {collection.name!r} was embedded with {stored.get('name')!r}, not "
+                f"{embedding_function.name()!r}; re-embed the documents into a new collection"
+            )
+        embedding_function.validate_config_update(stored.get("config") or {}, embedding_function.get_config())
+    collection.modify(configuration={"embedding_function": embedding_function})
