@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import runpy
 import threading
 from pathlib import Path
 
@@ -317,3 +318,16 @@ class TestRetrieverStandard(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "猫が窓のそばで眠っている。"
+
+
+def test_example_runs(tiny_model_path, monkeypatch, capsys):
+    """examples/langchain_rag.py end to end (on the fixture model; the bundled one once it ships)."""
+    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
+    monkeypatch.setattr("sys.argv", [str(example), "--model", str(tiny_model_path)])
+    runpy.run_path(str(example), run_name="__main__")
+    output = capsys.readouterr().out
+    assert "MatryoshkaQdrantRetriever" in output
+    # The filtered query may only return the two food documents.
+    assert "おいしい日本料理 [topic=food]: " in output
+    filtered = output.split("おいしい日本料理 [topic=food]: ")[1].splitlines()[0]
+    assert sorted(filtered.split(", ")) == ["ramen", "sushi"]

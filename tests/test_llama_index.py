@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import runpy
 import math
 import threading
 from pathlib import Path
@@ -297,3 +298,20 @@ async def test_retriever_query_engine_async(index):
     query = query_texts(3)[2]
     response = await engine.aquery(query)
     assert [node.node.node_id for node in response.source_nodes] == ids_of(index.search(query, limit=2))
+
+
+def test_example_runs(tiny_model_path, monkeypatch, capsys):
+    """examples/llamaindex_rag.py end to end (on the fixture model; the bundled one once it ships)."""
+    example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
+    monkeypatch.setattr("sys.argv", [str(example), "--model", str(tiny_model_path)])
+    saved = (Settings._embed_model, Settings._llm)
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        Settings._embed_model, Settings._llm = saved
+    output = capsys.readouterr().out
+    filtered = output.split("おいしい日本料理 [topic=food]: ")[1].splitlines()[0]
+    assert sorted(filtered.split(", ")) == ["ramen", "sushi"]
+    # Both retrieval paths embed the same texts the same way, so they print the same ranking.
+    vector_part, qdrant_part = output.split("VectorStoreIndex + SSEEmbedding")[1].split("MatryoshkaQdrantRetriever")
+    assert vector_part.strip().splitlines()[:3] == qdrant_part.split("\n", 1)[1].strip().splitlines()[:3]
