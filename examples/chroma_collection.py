@@ -22,7 +22,7 @@ import chromadb
 from chromadb.config import Settings
 
 import sse_integrations
-from sse_integrations.chroma import SSEEmbeddingFunction
+from sse_integrations.chroma import SSEEmbeddingFunction, get_or_create_collection
 
 # The demo corpus ships inside the package (308 Japanese Tatoeba documents, CC-BY 2.0 FR).
 CORPUS = Path(sse_integrations.__file__).resolve().parent / "assets" / "sample_corpus" / "corpus.jsonl"
@@ -43,7 +43,8 @@ def build(path: Path, model: str | None, dim: int | None) -> None:
     documents = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
     function = SSEEmbeddingFunction(model, truncate_dim=dim)
     client = chromadb.PersistentClient(path=str(path), settings=SETTINGS)
-    collection = client.get_or_create_collection(COLLECTION, embedding_function=function)
+    # Unlike client.get_or_create_collection, this refuses an existing collection of another model or width.
+    collection = get_or_create_collection(client, COLLECTION, function)
     # upsert keeps re-runs on the same --path idempotent.
     collection.upsert(
         ids=[doc["id"] for doc in documents],

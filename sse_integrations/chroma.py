@@ -14,9 +14,10 @@ the collection is opened again without one, rebuilds it through the registry tha
 The config names the model by something JSON-safe (a local folder as an absolute path, a
 hub id with its revision, or None for the bundled default model) and carries a fingerprint
 of the weights and tokenizer: a model folder may move (same fingerprint, accepted), but a
-collection is never queried or extended with vectors from a different model or width.
-To store new settings on an existing collection (say another ``batch_size``) use
-:func:`update_embedding_function`, which validates before it writes.
+collection rebuilt from its config never embeds with a different model or width.
+Chroma itself compares only the function's name when a collection is opened with an explicit
+function, and stores a modified config before validating it; :func:`get_or_create_collection`
+and :func:`update_embedding_function` check the stored config first.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder
 from .formats import looks_like_hub_id
 from .matryoshka import validate_dim
 
-__all__ = ["CONFIG_KEYS", "SSEEmbeddingFunction", "model_fingerprint", "update_embedding_function"]
+__all__ = [
+    "CONFIG_KEYS",
+    "SSEEmbeddingFunction",
+    "get_or_create_collection",
+    "model_fingerprint",
+    "update_embedding_function",
+]
 
 #: Keys of :meth:`SSEEmbeddingFunction.get_config`, all JSON scalars.
 CONFIG_KEYS = ("model_name_or_path", "revision", "truncate_dim", "normalize", "batch_size", "model_fingerprint")
@@ -297,19 +304,37 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
 register_embedding_function(SSEEmbeddingFunction)
 
 
+def _check_stored_config(collection: Any, embedding_function: SSEEmbeddingFunction) -> None:
+    """Raise unless ``embedding_function`` may write to and query ``collection`` as it is stored."""
+    stored = collection.configuration_json.get("embedding_function") or {}
+    if stored.get("type") != "known":
+        return
+    if stored.get("name") != embedding_function.name():
+        raise ValueError(
+            f"collection {collection.name!r} was embedded with {stored.get('name')!r}, not "
+            f"{embedding_function.name()!r}; re-embed the documents into a new collection"
+        )
+    embedding_function.validate_config_update(stored.get("config") or {}, embedding_function.get_config())
+
+
+def get_or_create_collection(client: Any, name: str, embedding_function: SSEEmbeddingFunction, **kwargs: Any) -> Any:
+    """``client.get_or_create_collection`` that refuses an existing collection of another SSE model or width.
+
+    Chroma compares only the function's name with the stored one, so opening a collection with
+    an explicit function of another model or width would otherwise go unnoticed (until a
+    dimension error, or never when the widths agree). ``kwargs`` go to Chroma unchanged.
+    """
+    collection = client.get_or_create_collection(name, embedding_function=embedding_function, **kwargs)
+    _check_stored_config(collection, embedding_function)
+    return collection
+
+
 def update_embedding_function(collection: Any, embedding_function: SSEEmbeddingFunction) -> None:
     """Persist a new SSE config on ``collection`` (e.g. another ``batch_size``), validating it first.
 
     ``collection.modify(configuration={"embedding_function": ...})`` in chromadb 1.5 stores the
-    new config on the server and only then runs ``validate_config_update``: a refused change
-    (another model or width) raises, but is already persisted. This checks before writing.
+    new config and only then runs ``validate_config_update``: a refused change (another model
+    or width) raises, but is already persisted. This checks before writing.
     """
-    stored = collection.configuration_json.get("embedding_function") or {}
-    if stored.get("type") == "known":
-        if stored.get("name") != embedding_function.name():
-            raise ValueError(
-                f"collection {collection.name!r} was embedded with {stored.get('name')!r}, not "
-                f"{embedding_function.name()!r}; re-embed the documents into a new collection"
-            )
-        embedding_function.validate_config_update(stored.get("config") or {}, embedding_function.get_config())
+    _check_stored_config(collection, embedding_function)
     collection.modify(configuration={"embedding_function": embedding_function})

@@ -24,7 +24,13 @@ from chromadb.config import Settings
 from chromadb.utils.embedding_functions import known_embedding_functions
 
 from sse_integrations import SSEEncoder
-from sse_integrations.chroma import CONFIG_KEYS, SSEEmbeddingFunction, model_fingerprint, update_embedding_function
+from sse_integrations.chroma import (
+    CONFIG_KEYS,
+    SSEEmbeddingFunction,
+    get_or_create_collection,
+    model_fingerprint,
+    update_embedding_function,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(anonymized_telemetry=False)
@@ -311,6 +317,22 @@ def test_modify_refuses_a_width_change(function, tiny_model_path, tmp_path):
     # Chroma's own modify() runs the same check (it raises, though it has already stored the change).
     with pytest.raises(ValueError, match="cannot change truncate_dim"):
         collection.modify(configuration={"embedding_function": wider})
+
+
+def test_get_or_create_collection_checks_the_stored_model(function, fixture_models, tiny_model_path, tmp_path):
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"), settings=SETTINGS)
+    created = get_or_create_collection(client, "docs", function)
+    created.add(ids=IDS[:2], documents=DOCS[:2])
+    # Same settings (another batch size is fine): the existing collection comes back.
+    again = get_or_create_collection(client, "docs", SSEEmbeddingFunction(tiny_model_path, truncate_dim=64, batch_size=2))
+    assert again.id == created.id and again.count() == 2
+    # Another model of the same width would mix vectors silently in plain Chroma; here it is refused.
+    other = SSEEmbeddingFunction(fixture_models["fp32"]["path"], truncate_dim=64)
+    with pytest.raises(ValueError, match="cannot change the SSE model"):
+        get_or_create_collection(client, "docs", other)
+    with pytest.raises(ValueError, match="truncate_dim of an existing collection from 64 to 32"):
+        get_or_create_collection(client, "docs", SSEEmbeddingFunction(tiny_model_path, truncate_dim=32))
+    assert client.get_collection("docs").count() == 2
 
 
 # --- a real Chroma server --------------------------------------------------------------------
