@@ -236,6 +236,9 @@ def plot(path: Path, recalls, latency, default_limit) -> None:
     right.set(xscale="log", xlabel="prefetch limit", ylabel="median ms / query", title="Latency, qdrant-client local mode",
               ylim=(0, None))
     right.legend(fontsize=8)
+    for axis in (left, right):
+        axis.set_xticks(PREFETCH_LIMITS, [str(p) for p in PREFETCH_LIMITS])
+        axis.minorticks_off()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 

@@ -386,6 +386,13 @@ def is_local_client(client: Any) -> bool:
     return isinstance(inner, (QdrantLocal, AsyncQdrantLocal))
 
 
+def _stack(rows: list[list[float]], dim: int) -> np.ndarray:
+    """float32 matrix from lists of floats (one flat fromiter beats np.array on nested lists)."""
+    from itertools import chain
+
+    return np.fromiter(chain.from_iterable(rows), dtype=np.float32, count=len(rows) * dim).reshape(len(rows), dim)
+
+
 def _rescore(
     query: np.ndarray, candidates: np.ndarray, keep: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -741,38 +748,51 @@ class _IndexCore:
         started = time.perf_counter()
         records = []
         if unique_ids:
+            # Vectors only: payloads are fetched for the final hits alone, not for every candidate.
             records = yield ("retrieve", {
                 "collection_name": self.collection_name, "ids": unique_ids,
-                "with_payload": with_payload, "with_vectors": fetch_vectors,
+                "with_payload": False, "with_vectors": fetch_vectors,
             })
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         by_id = {record.id: record for record in records}
-        stage_matrices = {}
         # A point deleted between the two calls is simply not a candidate any more.
         present = [point_id for point_id in unique_ids if point_id in by_id]
         row_of = {point_id: row for row, point_id in enumerate(present)}
-        for name in later:
-            matrix = np.array([by_id[point_id].vector[name] for point_id in present], dtype=np.float32)
-            stage_matrices[name] = matrix.reshape(len(present), -1)
-        results = []
+        stage_matrices = {
+            name: _stack([by_id[point_id].vector[name] for point_id in present], stage.dim)
+            for name, stage in zip(later, self.stages[1:])
+        }
+        ranked = []
         for row, candidates in enumerate(candidate_lists):
             rows = np.array([row_of[point_id] for point_id in candidates if point_id in row_of], dtype=np.int64)
             scores = np.zeros(0, dtype=np.float32)
             for name, keep in zip(later, [*limits[1:], limit]):
                 order, scores = _rescore(vectors[name][row], stage_matrices[name][rows], keep)
                 rows = rows[order]
-            hits = []
-            for position, score in zip(rows, scores):
-                record = by_id[present[position]]
-                hits.append(models.ScoredPoint(
-                    id=record.id, version=0, score=float(score),
-                    payload=record.payload if with_payload is not False else None,
-                    vector=self._select_vectors(record.vector, with_vectors),
-                ))
-            results.append(hits)
+            ranked.append([(present[position], float(score)) for position, score in zip(rows, scores)])
         timings["rescore"] = time.perf_counter() - started
-        return results
+        payloads: dict[Any, Any] = {}
+        if with_payload is not False:
+            started = time.perf_counter()
+            final_ids = list(dict.fromkeys(point_id for hits in ranked for point_id, _ in hits))
+            if final_ids:
+                payload_records = yield ("retrieve", {
+                    "collection_name": self.collection_name, "ids": final_ids,
+                    "with_payload": with_payload, "with_vectors": False,
+                })
+                payloads = {record.id: record.payload for record in payload_records}
+            timings["payload"] = time.perf_counter() - started
+        return [
+            [
+                models.ScoredPoint(
+                    id=point_id, version=0, score=score, payload=payloads.get(point_id),
+                    vector=self._select_vectors(by_id[point_id].vector, with_vectors),
+                )
+                for point_id, score in hits
+            ]
+            for hits in ranked
+        ]
 
     @staticmethod
     def _select_vectors(vector: Any, with_vectors: bool | Sequence[str]) -> Any:

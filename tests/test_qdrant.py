@@ -285,7 +285,7 @@ def test_payload_and_vector_selection(filled, queries):
 
 def test_timings_of_each_stage(filled, queries):
     filled.search(queries[0])
-    assert set(filled.last_timings) == {"encode", "coarse", "retrieve", "rescore"}
+    assert set(filled.last_timings) == {"encode", "coarse", "retrieve", "rescore", "payload"}
     filled.search(queries[0], two_stage=False)
     assert set(filled.last_timings) == {"encode", "query"}
 
