@@ -129,6 +129,35 @@ def test_config_round_trips_through_json(tiny_model_path, fixture_texts, options
     assert not function.is_legacy()
 
 
+def test_hub_model_is_pinned_to_its_commit(fixture_models, fixture_texts, tmp_path):
+    """A hub-loaded encoder records the commit it came from; a new process rebuilds exactly that one."""
+    repo_id, old, new = "someone/sse-model", "a" * 40, "b" * 40
+    repo = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(fixture_models["q4"]["path"], repo / "snapshots" / old)
+    shutil.copytree(fixture_models["fp32"]["path"], repo / "snapshots" / new)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(old)
+    encoder = SSEEncoder.from_pretrained(repo_id, cache_dir=tmp_path / "hub", local_files_only=True)
+    config = SSEEmbeddingFunction(encoder, truncate_dim=32).get_config()
+    assert (config["model_name_or_path"], config["revision"]) == (repo_id, old)
+
+    (repo / "refs" / "main").write_text(new)  # the branch moves on; the collection must not
+    code = (
+        "import json, sys; from sse_integrations.chroma import SSEEmbeddingFunction; "
+        "f = SSEEmbeddingFunction.build_from_config(json.loads(sys.argv[1])); "
+        "print(json.dumps([[float(x) for x in v] for v in f(json.loads(sys.argv[2]))]))"
+    )
+    env = dict(_subprocess_env(), HF_HUB_CACHE=str(tmp_path / "hub"))
+    completed = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config), json.dumps(fixture_texts[:3])],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert completed.returncode == 0, completed.stderr
+    np.testing.assert_allclose(
+        json.loads(completed.stdout), encoder.encode(fixture_texts[:3], truncate_dim=32), atol=1e-6, rtol=0
+    )
+
+
 def test_relative_model_path_is_stored_absolute(tiny_model_path, monkeypatch):
     monkeypatch.chdir(Path(tiny_model_path).parent)
     function = SSEEmbeddingFunction(Path(tiny_model_path).name)
