@@ -158,6 +158,23 @@ def test_hub_model_is_pinned_to_its_commit(fixture_models, fixture_texts, tmp_pa
     )
 
 
+def test_bundled_model_is_stored_as_null(tiny_model_path, fixture_texts, monkeypatch):
+    """The bundled model lives inside site-packages; its config says null, not that path."""
+    import sse_integrations.chroma as chroma_module
+    import sse_integrations.encoder as encoder_module
+
+    bundled = Path(tiny_model_path).resolve()
+    monkeypatch.setattr(encoder_module, "DEFAULT_MODEL_DIR", bundled)
+    monkeypatch.setattr(chroma_module, "DEFAULT_MODEL_DIR", bundled)
+    monkeypatch.setattr(chroma_module, "_ENCODERS", {})
+    by_default = SSEEmbeddingFunction(truncate_dim=64)
+    from_encoder = SSEEmbeddingFunction(SSEEncoder.from_pretrained(), truncate_dim=64)
+    assert by_default.get_config()["model_name_or_path"] is None
+    assert from_encoder.get_config() == by_default.get_config()
+    rebuilt = SSEEmbeddingFunction.build_from_config(json.loads(json.dumps(by_default.get_config())))
+    np.testing.assert_allclose(_stack(rebuilt(fixture_texts)), _stack(by_default(fixture_texts)), atol=1e-6, rtol=0)
+
+
 def test_relative_model_path_is_stored_absolute(tiny_model_path, monkeypatch):
     monkeypatch.chdir(Path(tiny_model_path).parent)
     function = SSEEmbeddingFunction(Path(tiny_model_path).name)
