@@ -20,6 +20,7 @@ from pathlib import Path
 import chromadb
 import numpy as np
 import pytest
+from chromadb.api.types import validate_embedding_function
 from chromadb.config import Settings
 from chromadb.utils.embedding_functions import known_embedding_functions
 
@@ -76,9 +77,11 @@ def function(tiny_model_path) -> SSEEmbeddingFunction:
 # --- the function on its own -------------------------------------------------------------
 
 
-def test_registered_under_sse():
+def test_registered_under_sse(function):
     assert SSEEmbeddingFunction.name() == "sse"
     assert known_embedding_functions["sse"] is SSEEmbeddingFunction
+    validate_embedding_function(function)  # Chroma's own signature check
+    assert not function.is_legacy()
 
 
 @pytest.mark.parametrize("dim", [32, 64, 128, 256, 512, None])
