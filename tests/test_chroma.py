@@ -350,6 +350,18 @@ def test_reopens_in_a_new_process(function, tiny_encoder, tmp_path):
     assert output["torch"] is False  # the numpy encode path; torch is not needed to serve a collection
 
 
+def test_missing_model_folder_is_named_on_reopen(tiny_model_path, tmp_path):
+    model = shutil.copytree(tiny_model_path, tmp_path / "model")
+    client = chromadb.PersistentClient(path=str(tmp_path / "db"), settings=SETTINGS)
+    collection = client.create_collection("docs", embedding_function=SSEEmbeddingFunction(model, truncate_dim=64))
+    collection.add(ids=IDS, documents=DOCS, metadatas=METADATAS)
+    del client, collection
+    shutil.rmtree(model)
+    completed = _reopen_in_new_process(tmp_path / "db", "import sse_integrations.chroma")
+    assert completed.returncode != 0
+    assert "Could not build embedding function sse" in completed.stderr and str(model) in completed.stderr
+
+
 def test_modify_refuses_a_width_change(function, tiny_model_path, tmp_path):
     client = chromadb.PersistentClient(path=str(tmp_path / "db"), settings=SETTINGS)
     collection = client.create_collection("docs", embedding_function=function)
