@@ -24,6 +24,7 @@ try:
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         'sse_integrations.llama_index needs llama-index-core: pip install "sse-integrations[llamaindex]"'
@@ -33,13 +34,76 @@ from pydantic import Field, PrivateAttr
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, _as_text_list
 from .matryoshka import validate_dim
 
-__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding"]
+__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
 
 
 def _check_text(text: Any) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
     return text
+
+
+def metadata_filters_to_qdrant(filters: MetadataFilters) -> Any:
+    """A LlamaIndex ``MetadataFilters`` as a Qdrant ``models.Filter`` over the payload keys.
+
+    Follows LlamaIndex's own in-memory semantics: a missing key satisfies ``!=`` and ``nin``
+    only; ``not`` matches when none of the filters do; ``contains``/``any``/``all`` test list
+    values. ``text_match`` becomes Qdrant's ``MatchText`` (whole tokens, not substrings);
+    ``text_match_insensitive`` has no Qdrant equivalent and raises ``ValueError``.
+    """
+    from qdrant_client import models
+
+    conditions = [
+        metadata_filters_to_qdrant(item) if isinstance(item, MetadataFilters) else _condition(item, models)
+        for item in filters.filters
+    ]
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.AND:
+        return models.Filter(must=conditions)
+    if condition == FilterCondition.OR:
+        return models.Filter(should=conditions)
+    if condition == FilterCondition.NOT:
+        return models.Filter(must_not=conditions)
+    raise ValueError(f"unsupported filter condition {condition!r}")
+
+
+def _condition(item: MetadataFilter, models: Any) -> Any:
+    key, value, operator = item.key, item.value, item.operator
+
+    def match(value: Any) -> Any:
+        # MatchValue takes str/int/bool only; a float equality is the one-point range.
+        if isinstance(value, float):
+            return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
+        return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+    def values() -> list[Any]:
+        if not isinstance(value, list):
+            raise ValueError(f"filter {key!r} {operator.value!r} needs a list value, got {value!r}")
+        return value
+
+    if operator in (FilterOperator.EQ, FilterOperator.CONTAINS):
+        return match(value)
+    if operator == FilterOperator.NE:
+        return models.Filter(must_not=[match(value)])
+    bounds = {FilterOperator.GT: "gt", FilterOperator.GTE: "gte", FilterOperator.LT: "lt", FilterOperator.LTE: "lte"}
+    if operator in bounds:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"filter {key!r} {operator.value!r} needs a number, got {value!r}")
+        return models.FieldCondition(key=key, range=models.Range(**{bounds[operator]: value}))
+    if operator in (FilterOperator.IN, FilterOperator.ANY):
+        if not values():
+            # Qdrant ignores an empty `should`; "in []" must match nothing, as in LlamaIndex.
+            return models.HasIdCondition(has_id=[])
+        return models.Filter(should=[match(option) for option in values()])
+    if operator == FilterOperator.NIN:
+        return models.Filter(must_not=[match(option) for option in values()])
+    if operator == FilterOperator.ALL:
+        return models.Filter(must=[match(option) for option in values()])
+    if operator == FilterOperator.IS_EMPTY:
+        return models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
+    if operator == FilterOperator.TEXT_MATCH:
+        return models.FieldCondition(key=key, match=models.MatchText(text=value))
+    raise ValueError(f"filter operator {operator.value!r} has no Qdrant equivalent (filter on {key!r})")
 
 
 class SSEEmbedding(BaseEmbedding):
@@ -156,7 +220,9 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         index: the index to search.
         similarity_top_k: nodes to return.
         prefetch_limit: first-stage candidates (None = the index's default).
-        filter: a ``qdrant_client.models.Filter``; only matching points are candidates.
+        filters: LlamaIndex ``MetadataFilters`` on the payload (see :func:`metadata_filters_to_qdrant`).
+        filter: a ``qdrant_client.models.Filter``; only matching points are candidates (both
+            ``filters`` and ``filter`` given: a point must match both).
         search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
             ``two_stage`` or, where the index supports it, ``mode``).
     """
@@ -167,6 +233,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         similarity_top_k: int = 4,
         *,
         prefetch_limit: Union[int, Sequence[int], None] = None,
+        filters: MetadataFilters | None = None,
         filter: Any = None,
         search_kwargs: dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
@@ -187,7 +254,12 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         self.index = index
         self.similarity_top_k = similarity_top_k
         self.prefetch_limit = prefetch_limit
+        self.filters = filters
         self.filter = filter
+        if filters is not None:
+            converted = metadata_filters_to_qdrant(filters)  # converted once; bad operators fail here
+            filter = converted if filter is None else type(converted)(must=[converted, filter])
+        self._qdrant_filter = filter
         self.search_kwargs = search_kwargs
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
@@ -197,7 +269,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     def _search_arguments(self) -> dict[str, Any]:
         return {**self.search_kwargs, "limit": self.similarity_top_k,
-                "prefetch_limit": self.prefetch_limit, "filter": self.filter}
+                "prefetch_limit": self.prefetch_limit, "filter": self._qdrant_filter}
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
         text_key, id_key = self.index.text_key, self.index.id_key

@@ -20,9 +20,10 @@ from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
-from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding
+from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding, metadata_filters_to_qdrant
 from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
 
 CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
@@ -315,3 +316,86 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
     # Both retrieval paths embed the same texts the same way, so they print the same ranking.
     vector_part, qdrant_part = output.split("VectorStoreIndex + SSEEmbedding")[1].split("MatryoshkaQdrantRetriever")
     assert vector_part.strip().splitlines()[:3] == qdrant_part.split("\n", 1)[1].strip().splitlines()[:3]
+
+
+# --- MetadataFilters -> Qdrant filter -------------------------------------------------------
+
+
+def _metadata(position: int) -> dict:
+    """Varied payloads: ints, floats, strings, lists, and keys missing on some documents."""
+    metadata = {"group": position % 3, "weight": round(position * 0.25, 2), "tags": [f"t{position % 4}", f"t{position % 5}"]}
+    if position % 7:
+        metadata["lang"] = "ja" if position % 2 else "en"
+    if position % 11 == 0:
+        metadata["tags"] = []
+    return metadata
+
+
+@pytest.fixture(scope="module")
+def filter_index(tiny_encoder, corpus):
+    ids, texts = corpus
+    built = MatryoshkaIndex(QdrantClient(":memory:"), "li_filters", tiny_encoder)
+    built.add_texts(texts, ids=ids, payloads=[_metadata(position) for position in range(len(ids))])
+    return built, {doc_id: _metadata(position) for position, doc_id in enumerate(ids)}
+
+
+def F(key, value, operator="=="):  # noqa: N802 - reads like the filter it builds
+    return MetadataFilter(key=key, value=value, operator=operator)
+
+
+FILTER_CASES = {
+    "eq int": MetadataFilters(filters=[F("group", 1)]),
+    "eq float": MetadataFilters(filters=[F("weight", 2.5)]),
+    "ne (missing key passes)": MetadataFilters(filters=[F("lang", "ja", "!=")]),
+    "range and": MetadataFilters(filters=[F("weight", 10, ">"), F("weight", 30.5, "<="), F("group", 2, "!=")]),
+    "gte lt": MetadataFilters(filters=[F("weight", 5, ">="), F("weight", 6, "<")]),
+    "in": MetadataFilters(filters=[F("lang", ["ja"], "in")]),
+    "in empty": MetadataFilters(filters=[F("group", [], "in")]),
+    "nin": MetadataFilters(filters=[F("group", [0, 2], "nin")]),
+    "contains": MetadataFilters(filters=[F("tags", "t3", "contains")]),
+    "any": MetadataFilters(filters=[F("tags", ["t0", "t4"], "any")]),
+    "all": MetadataFilters(filters=[F("tags", ["t1", "t2"], "all")]),
+    "is_empty": MetadataFilters(filters=[F("lang", None, "is_empty")]),
+    "or": MetadataFilters(filters=[F("group", 0), F("lang", "en")], condition="or"),
+    "not": MetadataFilters(filters=[F("group", 0), F("lang", "en")], condition="not"),
+}
+
+
+@pytest.mark.parametrize("name", list(FILTER_CASES))
+def test_metadata_filters_match_llama_index_semantics(filter_index, name):
+    """The retriever's filtered hits are exactly the documents LlamaIndex's own filter accepts."""
+    from llama_index.core.vector_stores.utils import build_metadata_filter_fn
+
+    index, metadata = filter_index
+    filters = FILTER_CASES[name]
+    accepts = build_metadata_filter_fn(lambda doc_id: metadata[doc_id], filters)
+    expected = {doc_id for doc_id in metadata if accepts(doc_id)}
+    hits = MatryoshkaQdrantRetriever(index, len(metadata), prefetch_limit=len(metadata), filters=filters).retrieve("猫")
+    assert {hit.node.node_id for hit in hits} == expected
+    assert index.count(metadata_filters_to_qdrant(filters)) == len(expected)
+
+
+def test_nested_filters_and_both_filter_kinds(filter_index):
+    index, metadata = filter_index
+    nested = MetadataFilters(filters=[
+        F("weight", 20, "<"),
+        MetadataFilters(filters=[F("group", 1), F("lang", "ja")], condition="or"),
+    ])
+    expected = {d for d, m in metadata.items() if m["weight"] < 20 and (m["group"] == 1 or m.get("lang") == "ja")}
+    assert index.count(metadata_filters_to_qdrant(nested)) == len(expected)
+    # `filters` and a native Qdrant `filter` together: both must hold; the order is the index's.
+    both = MatryoshkaQdrantRetriever(index, 10, filters=nested, filter=GROUP_1)
+    query = query_texts(1)[0]
+    combined = models.Filter(must=[metadata_filters_to_qdrant(nested), GROUP_1])
+    assert [hit.node.node_id for hit in both.retrieve(query)] == ids_of(index.search(query, limit=10, filter=combined))
+    assert all(metadata[hit.node.node_id]["group"] == 1 for hit in both.retrieve(query))
+
+
+def test_unsupported_filters_fail_when_the_retriever_is_built(filter_index):
+    index, _ = filter_index
+    with pytest.raises(ValueError, match="no Qdrant equivalent"):
+        MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("lang", "JA", "text_match_insensitive")]))
+    with pytest.raises(ValueError, match="needs a number"):
+        MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("lang", "ja", ">")]))
+    with pytest.raises(ValueError, match="needs a list"):
+        MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("group", 1, "in")]))
