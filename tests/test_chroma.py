@@ -84,6 +84,18 @@ def test_registered_under_sse(function):
     assert not function.is_legacy()
 
 
+def test_missing_chromadb_names_the_extra():
+    code = (
+        "import sys; sys.modules['chromadb'] = None\n"
+        "import sse_integrations\n"
+        "assert 'chromadb' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+        "import sse_integrations.chroma"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_subprocess_env())
+    assert completed.returncode != 0
+    assert 'ImportError: sse_integrations.chroma needs chromadb: pip install "sse-integrations[chroma]"' in completed.stderr
+
+
 @pytest.mark.parametrize("dim", [32, 64, 128, 256, 512, None])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_vectors_equal_encode(tiny_model_path, tiny_encoder, fixture_texts, dim, normalize):
@@ -470,3 +482,16 @@ def test_http_server_round_trip(chroma_server, tiny_model_path, tiny_encoder):
     with pytest.raises(ValueError, match="Expected document to be a str"):
         reopened.add(ids=["bad"], documents=[3])
     assert reopened.count() == len(DOCS)
+
+
+async def test_async_http_client(chroma_server, tiny_model_path, tiny_encoder):
+    host, port = chroma_server
+    client = await chromadb.AsyncHttpClient(host=host, port=port, settings=SETTINGS)
+    function = SSEEmbeddingFunction(tiny_model_path, truncate_dim=32)
+    collection = await client.create_collection("async_docs", embedding_function=function)
+    await collection.add(ids=IDS, documents=DOCS, metadatas=METADATAS)
+    reopened = await client.get_collection("async_docs")
+    expected_ids, expected_distances = _brute_force(tiny_encoder, 32, QUERY, list(range(len(DOCS))))
+    result = await reopened.query(query_texts=[QUERY], n_results=len(DOCS))
+    assert result["ids"][0] == expected_ids
+    np.testing.assert_allclose(result["distances"][0], expected_distances, atol=1e-5)
