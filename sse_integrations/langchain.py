@@ -20,6 +20,7 @@ import asyncio
 import inspect
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Optional, Union
 
 try:
@@ -33,7 +34,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
@@ -45,13 +46,25 @@ def _check_query(text: Any) -> str:
     return text
 
 
+def _model_reference(source: str | os.PathLike | None) -> str | None:
+    """How to name a model so it can be loaded again: None for the bundled default model,
+    an absolute path for a folder (valid from any working directory), a hub id as is."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if path.exists():
+        resolved = path.resolve()
+        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
+    return str(source)
+
+
 def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
     """The shared encoder, or one loaded from ``name_or_path`` (None = the bundled default)."""
     if encoder is None:
         return SSEEncoder.from_pretrained(name_or_path)
     if not isinstance(encoder, SSEEncoder):
         raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-    if name_or_path is not None and str(name_or_path) != encoder.source:
+    if name_or_path is not None and _model_reference(name_or_path) != _model_reference(encoder.source):
         # Two different models named at once: refuse rather than guess which one embeds.
         raise ValueError(
             f"got both a model ({str(name_or_path)!r}) and an encoder loaded from {encoder.source!r}; pass one"
@@ -67,8 +80,11 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     Args:
         model_name_or_path: model folder or hub id; None loads the bundled default model.
+            After loading it names the model as ``model_dump()`` should: None for the bundled
+            model, an absolute folder path, or the hub id.
         encoder: an already loaded :class:`SSEEncoder` to share between adapters (instead of
-            ``model_name_or_path``).
+            ``model_name_or_path``). An encoder built in memory (``source`` None) cannot be
+            named, so ``model_dump()`` then refers to the bundled model.
         truncate_dim: Matryoshka prefix to return (None = the encoder's default width).
         normalize: L2-normalise after truncation (cosine = dot product).
         batch_size: texts tokenised per step.
@@ -94,15 +110,13 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _load(self) -> SSEEmbeddings:
-        shared = self.encoder is not None
         encoder = _resolve_encoder(self.encoder, self.model_name_or_path)
         if self.truncate_dim is not None:
             validate_dim(self.truncate_dim, encoder.full_dim)
         # Plain attribute writes: validate_assignment is off, so validators do not re-run.
         self.encoder = encoder
-        if shared and self.model_name_or_path is None:
-            # Name the shared model so model_dump() can rebuild these embeddings elsewhere.
-            self.model_name_or_path = encoder.source
+        # Name the model (also a shared one) so model_dump() can rebuild these embeddings.
+        self.model_name_or_path = _model_reference(encoder.source)
         return self
 
     @property

@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Optional, Union
 
 try:
@@ -31,10 +32,22 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import Field, PrivateAttr
 
-from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, _as_text_list
+from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder, _as_text_list
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
+
+
+def _model_reference(source: str | os.PathLike | None) -> str | None:
+    """How to name a model so it can be loaded again: None for the bundled default model,
+    an absolute path for a folder (valid from any working directory), a hub id as is."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    if path.exists():
+        resolved = path.resolve()
+        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
+    return str(source)
 
 
 def _check_text(text: Any) -> str:
@@ -113,9 +126,12 @@ class SSEEmbedding(BaseEmbedding):
     ``embed_batch_size`` texts is one encoder call.
 
     Args:
-        model_name: model folder or hub id; None loads the bundled default model.
+        model_name: model folder or hub id; None loads the bundled default model. Stored as
+            ``to_dict()`` should name it: None for the bundled model, an absolute folder path,
+            or the hub id.
         encoder: an already loaded :class:`SSEEncoder` to share between adapters (instead of
-            ``model_name``).
+            ``model_name``). An encoder built in memory (``source`` None) cannot be named, so
+            ``to_dict()`` then refers to the bundled model.
         truncate_dim: Matryoshka prefix to return (None = the encoder's default width).
         normalize: L2-normalise after truncation.
         embed_batch_size: texts per encoder call (a static model is cheap per text, so
@@ -140,16 +156,16 @@ class SSEEmbedding(BaseEmbedding):
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
-        name = os.fspath(model_name) if model_name is not None else None
         if encoder is None:
-            encoder = SSEEncoder.from_pretrained(name)
+            encoder = SSEEncoder.from_pretrained(model_name)
         elif not isinstance(encoder, SSEEncoder):
             raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-        elif name is None:
-            # Name the shared model so to_dict() can rebuild this embedding elsewhere.
-            name = encoder.source
-        elif name != encoder.source:
-            raise ValueError(f"got both a model ({name!r}) and an encoder loaded from {encoder.source!r}; pass one")
+        elif model_name is not None and _model_reference(model_name) != _model_reference(encoder.source):
+            raise ValueError(
+                f"got both a model ({str(model_name)!r}) and an encoder loaded from {encoder.source!r}; pass one"
+            )
+        # Name the model (also a shared one) so to_dict() can rebuild this embedding elsewhere.
+        name = _model_reference(encoder.source)
         if truncate_dim is not None:
             validate_dim(truncate_dim, encoder.full_dim)
         super().__init__(

@@ -121,6 +121,15 @@ def test_shares_the_encoder_and_loads_from_path(tiny_encoder, tiny_model_path):
     assert SSEEmbeddings(model_name_or_path=tiny_model_path).model_name_or_path == str(tiny_model_path)
 
 
+def test_model_is_named_by_absolute_path(tiny_encoder, tiny_model_path, monkeypatch):
+    """A relative folder is dumped as an absolute path, so the dump loads from any directory."""
+    monkeypatch.chdir(tiny_model_path.parent)
+    relative = SSEEmbeddings(model_name_or_path=tiny_model_path.name)
+    assert relative.model_name_or_path == str(tiny_model_path.resolve())
+    # The same folder named two ways is one model, not a conflict.
+    assert SSEEmbeddings(encoder=tiny_encoder, model_name_or_path=tiny_model_path.name).encoder is tiny_encoder
+
+
 def test_bad_configuration(tiny_encoder, tiny_model_path, tmp_path):
     with pytest.raises(ValueError, match="not a Matryoshka prefix"):
         SSEEmbeddings(encoder=tiny_encoder, truncate_dim=100)

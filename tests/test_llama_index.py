@@ -163,6 +163,11 @@ def test_configuration(tiny_encoder, tiny_model_path, tmp_path):
     assert SSEEmbedding.class_name() == "SSEEmbedding"
     loaded = SSEEmbedding(tiny_model_path, truncate_dim=64)
     assert loaded.model_name == str(tiny_model_path) and loaded.encoder is not tiny_encoder
+    # A relative folder is stored as an absolute path: to_dict() then loads from any directory.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tiny_model_path.parent)
+        assert SSEEmbedding(tiny_model_path.name).model_name == str(tiny_model_path.resolve())
+        assert SSEEmbedding(tiny_model_path.name, encoder=tiny_encoder).encoder is tiny_encoder
     with pytest.raises(ValueError, match="not a Matryoshka prefix"):
         SSEEmbedding(encoder=tiny_encoder, truncate_dim=100)
     with pytest.raises(ValueError, match="pass one"):
