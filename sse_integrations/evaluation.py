@@ -563,47 +563,53 @@ def evaluate_encoder(
     return results
 
 
+#: First-stage candidates of a two-stage evaluation: what a default ``search(limit=10)`` of
+#: :class:`sse_integrations.qdrant.MatryoshkaIndex` rescans (prefetch factor 10 x limit 10).
+DEFAULT_EVAL_PREFETCH = 100
+
+
 def evaluate_two_stage(
     encoder: SSEEncoder,
     dataset: BEIRDataset,
     *,
     coarse_dim: int = 64,
-    prefetch_limit: int | None = None,
+    prefetch_limit: int = DEFAULT_EVAL_PREFETCH,
     client: Any = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
 ) -> EvalResult:
-    """Evaluate the two-stage Qdrant pipeline of :mod:`sse_integrations.qdrant`.
+    """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
 
-    The coarse ``coarse_dim`` prefix retrieves ``prefetch_limit`` candidates, which the full
-    vector rescores; the top :data:`MAX_K` are scored with the same metrics as the exact path.
+    The ``coarse_dim`` prefix retrieves ``prefetch_limit`` candidates per query and the full
+    vector rescores them; the top :data:`MAX_K` are scored like the exact path. With the
+    default 100 candidates the top 10 are exactly what a default ``search(limit=10)`` returns
+    (so every @1..@10 metric describes it), and MAP@100 sees the whole candidate list.
     Without ``client`` an in-memory Qdrant is used (needs ``sse-integrations[qdrant]``).
     """
-    from .qdrant import MatryoshkaIndex
+    from .qdrant import MatryoshkaIndex  # raises an ImportError naming the extra
 
     if client is None:
-        try:
-            from qdrant_client import QdrantClient
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "two-stage evaluation needs qdrant-client: pip install 'sse-integrations[qdrant]'"
-            ) from exc
+        from qdrant_client import QdrantClient
+
         client = QdrantClient(":memory:")
     start = time.perf_counter()
     name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}"
-    index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim)
-    index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids, batch_size=batch_size)
+    index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim, batch_size=batch_size, show_progress=False)
+    index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
     qids, query_texts, relevant = _eval_queries(dataset)
-    hits_per_query = index.search_batch(query_texts, limit=MAX_K, prefetch_limit=prefetch_limit)
+    # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
+    hits_per_query = index.search_batch(
+        query_texts, limit=min(MAX_K, prefetch_limit), prefetch_limit=prefetch_limit, with_payload=[index.id_key]
+    )
     rankings = {}
     for qid, hits in zip(qids, hits_per_query):
-        scored = {index.document_id(hit): float(hit.score) for hit in hits}
-        # Same tie rule as the exact path: Qdrant orders equal scores by its internal point id.
+        # Qdrant orders equal scores by point id (a uuid of the document id); re-sorting the
+        # returned hits applies the exact path's tie rule (ascending document id) instead.
+        scored = {str(hit.payload[index.id_key]): float(hit.score) for hit in hits}
         rankings[qid] = rankings_from_scores({qid: scored})[qid]
-    full = _full_dim(encoder)
     return EvalResult(
         dataset=dataset.name,
-        variant=f"two-stage {coarse_dim}->{full}",
+        variant=f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
         metrics=evaluate_rankings(rankings, relevant),
         n_queries=len(qids),
         n_corpus=len(dataset.corpus_ids),
@@ -698,7 +704,7 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
                     encoder,
                     dataset,
                     coarse_dim=args.coarse_dim,
-                    prefetch_limit=args.prefetch_limit,
+                    prefetch_limit=args.prefetch_limit or DEFAULT_EVAL_PREFETCH,
                     batch_size=args.batch_size,
                 )
                 by_variant.setdefault(result.variant, []).append(result)

@@ -361,3 +361,45 @@ def test_no_warnings_on_clean_dev_set():
         warnings.simplefilter("error")
         ds = load_beir(DEV_SET)
     assert ds.problems() == dict.fromkeys(ds.problems(), 0)
+
+
+# --- two-stage Qdrant pipeline ----------------------------------------------------------------
+
+
+def test_two_stage_with_every_document_as_candidate_equals_exact_full_width(tiny_encoder):
+    pytest.importorskip("qdrant_client")
+    from sse_integrations.evaluation import evaluate_two_stage
+
+    dataset = load_beir(DEV_SET)
+    full = tiny_encoder.full_dim
+    exact = evaluate_encoder(tiny_encoder, dataset, [full])[full]
+    # every document passes the coarse stage, so the rescoring ranks the whole corpus at full width
+    two_stage = evaluate_two_stage(tiny_encoder, dataset, coarse_dim=64, prefetch_limit=len(dataset.corpus_ids))
+    assert two_stage.variant == f"two-stage 64->{full} (prefetch {len(dataset.corpus_ids)})"
+    for name in METRIC_NAMES:
+        assert abs(two_stage.metrics[name] - exact.metrics[name]) < 1e-9, name
+
+
+def test_two_stage_results_are_capped_by_the_candidates(tiny_encoder):
+    pytest.importorskip("qdrant_client")
+    from sse_integrations.evaluation import evaluate_two_stage
+
+    dataset = load_beir(DEV_SET)
+    few = evaluate_two_stage(tiny_encoder, dataset, coarse_dim=32, prefetch_limit=3).metrics
+    # only 3 candidates per query come back: nothing can be found at ranks 4..10
+    assert few["cosine_recall@10"] == few["cosine_recall@5"] == few["cosine_recall@3"]
+    assert few["cosine_accuracy@10"] == few["cosine_accuracy@3"]
+    assert few["cosine_precision@10"] == pytest.approx(few["cosine_precision@3"] * 3 / 10)
+    assert few["cosine_recall@3"] > 0
+
+
+def test_cli_eval_two_stage(tmp_path, tiny_model_path, capsys):
+    pytest.importorskip("qdrant_client")
+    from sse_integrations.cli import main
+
+    out_json = tmp_path / "out.json"
+    argv = ["eval", str(DEV_SET), "--model", str(tiny_model_path), "--dims", "512", "--two-stage", "--no-progress"]
+    assert main([*argv, "--json", str(out_json)]) == 0
+    assert "## two-stage 64->512 (prefetch 100)" in capsys.readouterr().out
+    variants = [r["variant"] for r in json.loads(out_json.read_text())["results"]]
+    assert variants == ["dim=512", "two-stage 64->512 (prefetch 100)"]
