@@ -167,11 +167,18 @@ def _run_search(args: argparse.Namespace) -> int:
 # --- eval --------------------------------------------------------------------------------
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _add_eval(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="retrieval metrics of the model cards on BEIR folders, per Matryoshka dim")
     parser.add_argument("data", nargs="+", metavar="DATA", help="BEIR folder(s): corpus.jsonl, queries.jsonl, qrels/")
     _add_model_option(parser)
-    parser.add_argument("--dims", type=lambda s: [int(d) for d in s.split(",") if d.strip()], default=None,
+    parser.add_argument("--dims", type=_int_list, default=None,
                         help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)")
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")

@@ -187,7 +187,7 @@ def _synthetic_dataset(tmp_path: Path, rng: np.random.Generator) -> tuple[BEIRDa
         n_rel = 130 if i == 0 else int(rng.integers(1, 8))  # q0 has more relevant docs than MAP@100 sees
         for d in rng.choice(n_docs, size=n_rel, replace=False):
             qrels.append(f"q{i}\td{d}\t{int(rng.integers(1, 3))}")
-    qrels += ["q3\tnot-in-corpus\t1", "q4\td1\t0", "q-without-text\td2\t1"]
+    qrels += ["q3\tnot-in-corpus\t1", "q4\td1\t0", "q-without-text\td2\t1", "q1\td11\t1"]
     with pytest.warns(UserWarning, match="missing from"):
         dataset = load_beir(_write_beir(tmp_path / "synthetic", corpus, queries, qrels))
     corpus_vectors = rng.normal(size=(n_docs, width)).astype(np.float32)
@@ -198,6 +198,9 @@ def _synthetic_dataset(tmp_path: Path, rng: np.random.Generator) -> tuple[BEIRDa
     position = {cid: i for i, cid in enumerate(dataset.corpus_ids)}
     for row, docs in zip(query_vectors, dataset.relevant_docs.values()):
         row += 0.8 * corpus_vectors[position[min(d for d in docs if d in position)]]
+    # q1 sits exactly on three identical documents d11, d12, d300; only d11 is relevant, so the
+    # tie rule decides whether it is found at rank 1 (ascending ids) or rank 3
+    query_vectors[list(dataset.relevant_docs).index("q1")] = corpus_vectors[300]
     return dataset, query_vectors, corpus_vectors
 
 
