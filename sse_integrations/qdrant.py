@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
 import os
 import sys
@@ -31,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Union
 
 import numpy as np
@@ -287,14 +289,18 @@ def encode_stages(
 def build_points(
     doc_ids: Sequence[DocId],
     texts: Sequence[str],
-    vectors: Mapping[str, np.ndarray],
+    vectors: Mapping[str, np.ndarray | Sequence[Any]],
     payloads: Sequence[Mapping[str, Any] | None] | None = None,
     *,
     text_key: str = TEXT_KEY,
     id_key: str = ID_KEY,
     namespace: uuid.UUID = ID_NAMESPACE,
 ) -> list[models.PointStruct]:
-    """``PointStruct``s with every named vector; the payload is the caller's plus the text and the document id."""
+    """``PointStruct``s with every named vector; the payload is the caller's plus the text and the document id.
+
+    ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, or to a
+    sequence with one ready-made vector per document (e.g. ``models.SparseVector``).
+    """
     points = []
     for row, (doc_id, text) in enumerate(zip(doc_ids, texts)):
         payload = dict(payloads[row] or {}) if payloads is not None else {}
@@ -303,7 +309,10 @@ def build_points(
         points.append(
             models.PointStruct(
                 id=to_point_id(doc_id, namespace),
-                vector={name: matrix[row].tolist() for name, matrix in vectors.items()},
+                vector={
+                    name: rows[row].tolist() if isinstance(rows, np.ndarray) else rows[row]
+                    for name, rows in vectors.items()
+                },
                 payload=payload,
             )
         )
@@ -542,7 +551,8 @@ class _IndexCore:
         else:
             if isinstance(ids, (str, bytes)):
                 raise TypeError("ids must be a list, got a bare string")
-            doc_ids = list(ids)
+            # numpy ints (ids from an array) would not serialise into the payload.
+            doc_ids = [int(i) if isinstance(i, np.integer) else i for i in ids]
             if len(doc_ids) != len(texts):
                 raise ValueError(f"got {len(texts)} texts but {len(doc_ids)} ids")
             seen: dict[int | str, int] = {}
@@ -1034,8 +1044,6 @@ def read_documents(
     document per non-empty line (``"<file>:<line>"``). Ids are stable, so re-indexing the same
     files updates points instead of duplicating them.
     """
-    from pathlib import Path
-
     documents: list[Document] = []
     for given in paths:
         root = Path(given)
@@ -1072,8 +1080,6 @@ def _text_documents(path, name: str, lines: bool) -> list[Document]:
 
 
 def _jsonl_documents(path, text_field: str, id_field: str | None) -> list[Document]:
-    import json
-
     documents = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -1147,8 +1153,6 @@ def cli_index(args: Any, encoder: SSEEncoder) -> int:
 
 
 def _parse_where(conditions: Sequence[str]) -> models.Filter | None:
-    import json
-
     must = []
     for condition in conditions or ():
         key, sep, raw = condition.partition("=")
@@ -1164,8 +1168,6 @@ def _parse_where(conditions: Sequence[str]) -> models.Filter | None:
 
 def cli_search(args: Any, encoder: SSEEncoder) -> int:
     """``sse-integrations search``: ranked hits with scores, two-stage unless ``--single-stage``."""
-    import json
-
     client = open_client(args.qdrant_path, args.qdrant_url, args.api_key)
     try:
         if not client.collection_exists(args.collection):
@@ -1208,7 +1210,6 @@ def cli_demo(args: Any, encoder: SSEEncoder) -> int:
     """``sse-integrations demo``: index the bundled corpus into embedded Qdrant, compare two-stage and single-stage."""
     import statistics
     import tempfile
-    from pathlib import Path
 
     corpus = Path(__file__).resolve().parent / "assets" / "sample_corpus" / "corpus.jsonl"
     documents = read_documents([corpus])

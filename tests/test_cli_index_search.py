@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from sse_integrations.qdrant import MatryoshkaIndex, read_documents
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sse_integrations" / "assets" / "sample_corpus" / "corpus.jsonl"
 REPO = Path(__file__).resolve().parent.parent
+DEV_CORPUS = REPO / "tests" / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
 
 
 def stored_doc_ids(path: Path, collection: str) -> list:
@@ -120,7 +122,8 @@ def test_interrupted_index_resumes_to_one_point_per_document(jsonl, tmp_path, ti
 
 
 def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_path):
-    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:200]
+    total = 500
+    lines = DEV_CORPUS.read_text(encoding="utf-8").splitlines()[:total]
     source = tmp_path / "docs.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     storage = tmp_path / "qdrant"
@@ -128,8 +131,7 @@ def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_pa
                "--qdrant-path", str(storage), "--model", str(tiny_model_path), "--batch-size", "10"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path)
-    # Embedded storage commits every point, so a few batches take a noticeable time: wait for
-    # the progress bar to report written documents, then kill the process without warning.
+    # Wait until the progress bar reports written documents, then kill without warning.
     seen = b""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -137,20 +139,21 @@ def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_pa
         if not chunk:
             break
         seen += chunk
-        if b"| 20/200" in seen or b"| 30/200" in seen:
+        done = [int(n) for n in re.findall(rb"\| *(\d+)/%d" % total, seen)]
+        if any(0 < n < total for n in done):
             process.send_signal(signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, seen.decode(errors="replace")[-500:]
     partial = stored_doc_ids(storage, "docs")
-    assert 0 < len(partial) < 200 and len(set(partial)) == len(partial)
+    assert 0 < len(partial) < total and len(set(partial)) == len(partial)
 
     rerun = subprocess.run([*command, "--skip-existing", "--no-progress"], capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(partial)} of 200 documents already indexed; adding {200 - len(partial)}" in rerun.stderr
+    assert f"{len(partial)} of {total} documents already indexed; adding {total - len(partial)}" in rerun.stderr
     ids = stored_doc_ids(storage, "docs")
-    assert len(ids) == 200 and sorted(ids) == sorted(json.loads(line)["id"] for line in lines)
+    assert len(ids) == total and sorted(ids) == sorted(json.loads(line)["_id"] for line in lines)
 
 
 def test_demo_indexes_the_sample_corpus_and_times_both_searches(tiny_model_path, capsys):

@@ -181,6 +181,20 @@ def test_low_level_helpers_build_points_and_query(tiny_encoder):
     assert nested["prefetch"].filter is None
 
 
+def test_build_points_takes_ready_made_vectors_for_other_kinds(tiny_encoder):
+    # Hybrid search adds a sparse vector per document next to the dense prefixes.
+    vectors = dict(encode_stages(tiny_encoder, ["猫"], make_stages(512)))
+    vectors["sparse"] = [models.SparseVector(indices=[3, 9], values=[0.5, 1.0])]
+    point = build_points(["a"], ["猫"], vectors)[0]
+    assert point.vector["sparse"].indices == [3, 9] and len(point.vector["full"]) == 512
+
+
+def test_numpy_integer_ids(tiny_encoder):
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder)
+    assert index.add_texts(["一", "二"], ids=np.arange(5, 7)) == [5, 6]
+    assert index.client.retrieve("docs", [6])[0].payload["doc_id"] == 6
+
+
 def test_prefetch_limits():
     assert prefetch_limits(2, 10) == [100]
     assert prefetch_limits(2, 10, 5) == [10]  # never fewer candidates than hits
