@@ -371,8 +371,10 @@ def rank_by_cosine(
             # shape, and the rounding absorbs that, so scores (and exact ties between identical
             # documents) do not change with the chunk sizes.
             block = (q_block @ corpus[c0 : c0 + corpus_chunk_size].T.astype(np.float64)).astype(np.float32)
+            # broadcast views, not (queries x chunk) copies
             cols = np.broadcast_to(np.arange(c0, c0 + block.shape[1], dtype=np.int64), block.shape)
-            chunk_cols, chunk_scores = _select_top(block, id_ranks[cols], cols, top_k)
+            keys = np.broadcast_to(id_ranks[c0 : c0 + block.shape[1]], block.shape)
+            chunk_cols, chunk_scores = _select_top(block, keys, cols, top_k)
             merged_cols = np.concatenate([best_cols, chunk_cols], axis=1)
             merged_scores = np.concatenate([best_scores, chunk_scores], axis=1)
             best_cols, best_scores = _select_top(merged_scores, id_ranks[merged_cols], merged_cols, top_k)
