@@ -241,6 +241,28 @@ def test_both_execution_paths_rank_identically(filled, tiny_encoder, queries):
         assert [p.payload for p in left] == [p.payload for p in right]
 
 
+def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, queries):
+    """A server client is never reached here: its calls are forwarded to the local engine,
+    which executes the very requests a server would receive."""
+    remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
+    calls = []
+    for name in ("collection_exists", "get_collection", "query_batch_points", "retrieve"):
+        def forward(*args, _name=name, **kwargs):
+            calls.append((_name, kwargs))
+            return getattr(filled.client, _name)(*args, **kwargs)
+        setattr(remote, name, forward)
+    index = MatryoshkaIndex(remote, "docs", tiny_encoder)
+    assert index._uses_prefetch()
+    flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=2))])
+    hits = index.search(queries[2], limit=5, filter=flt)
+    searches = [kwargs for name, kwargs in calls if name in ("query_batch_points", "retrieve")]
+    assert len(searches) == 1 and set(index.last_timings) == {"encode", "query"}
+    request = searches[0]["requests"][0]
+    assert (request.using, request.limit, request.filter) == ("full", 5, None)
+    assert (request.prefetch.using, request.prefetch.limit, request.prefetch.filter) == ("coarse", 50, flt)
+    assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
+
+
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
     ids, texts = corpus
     client = QdrantClient(":memory:")
