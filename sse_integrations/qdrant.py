@@ -30,7 +30,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -38,7 +38,7 @@ from typing import Any, Literal, Union
 import numpy as np
 
 try:
-    from qdrant_client import AsyncQdrantClient, QdrantClient, models
+    from qdrant_client import QdrantClient, models
     from qdrant_client.local.async_qdrant_local import AsyncQdrantLocal
     from qdrant_client.local.qdrant_local import QdrantLocal
 except ImportError as error:  # pragma: no cover - exercised only without the extra
@@ -60,6 +60,7 @@ __all__ = [
     "AsyncMatryoshkaIndex",
     "CollectionMismatchError",
     "DenseStage",
+    "Document",
     "IndexingError",
     "MatryoshkaIndex",
     "build_points",
@@ -68,6 +69,8 @@ __all__ = [
     "layout_differences",
     "make_stages",
     "prefetch_limits",
+    "read_documents",
+    "stages_from_collection",
     "to_point_id",
     "two_stage_query",
     "vectors_config",
