@@ -282,6 +282,14 @@ async def test_retriever_async_on_sync_and_async_indexes(tiny_encoder, corpus, i
         async_retriever.invoke(query_texts(1)[0])
 
 
+async def test_concurrent_ainvoke_on_a_sync_index(index):
+    """Several ainvoke() calls share one sync client from worker threads: same results as one by one."""
+    retriever = MatryoshkaQdrantRetriever(index=index, k=5)
+    queries = query_texts(8)
+    together = await asyncio.gather(*(retriever.ainvoke(query) for query in queries))
+    assert [[d.id for d in docs] for docs in together] == [ids_of(index.search(q, limit=5)) for q in queries]
+
+
 def test_retriever_in_an_lcel_chain(index):
     """Retriever -> formatted context -> prompt -> (fake) LLM -> string, with batch()."""
     retriever = MatryoshkaQdrantRetriever(index=index, k=2)
