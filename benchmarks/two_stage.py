@@ -194,8 +194,10 @@ def markdown(args, encoder, n_docs, n_queries, recalls, latency, default_limit, 
     lines += [
         "",
         f"Steps of the default two-stage search (medians): {steps}. Local mode scans every point "
-        "in numpy, so the coarse stage is a smaller scan, not an HNSW search; on a Qdrant server "
-        "the index sends one `query_points` call with a nested `prefetch` instead.",
+        "in numpy, so the coarse stage is a smaller scan, not an HNSW search; the candidates' "
+        "512-dim vectors are read from the local storage and rescored in numpy. The Query API "
+        "row is the same search as one `query_points` call with a nested `prefetch`: what the "
+        "index sends to a Qdrant server, which runs it natively, but slow in local mode.",
         "",
         "Memory per point (vector storage; a Qdrant server keeps quantized vectors in RAM and can "
         "leave the float originals on disk):",
