@@ -16,6 +16,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from sse_integrations.matryoshka import truncate_and_normalize
 from sse_integrations.qdrant import (
+    DEFAULT_PREFETCH_FACTOR,
     ID_NAMESPACE,
     AsyncMatryoshkaIndex,
     CollectionMismatchError,
@@ -196,7 +197,8 @@ def test_numpy_integer_ids(tiny_encoder):
 
 
 def test_prefetch_limits():
-    assert prefetch_limits(2, 10) == [100]
+    assert prefetch_limits(2, 10) == [DEFAULT_PREFETCH_FACTOR * 10]
+    assert prefetch_limits(2, 10, prefetch_factor=10) == [100]
     assert prefetch_limits(2, 10, 5) == [10]  # never fewer candidates than hits
     assert prefetch_limits(3, 10, 1000) == [1000, 100]
     assert prefetch_limits(3, 10, [300, 50]) == [300, 50]
@@ -260,7 +262,8 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     assert len(searches) == 1 and set(index.last_timings) == {"encode", "query"}
     request = searches[0]["requests"][0]
     assert (request.using, request.limit, request.filter) == ("full", 5, None)
-    assert (request.prefetch.using, request.prefetch.limit, request.prefetch.filter) == ("coarse", 50, flt)
+    assert (request.prefetch.using, request.prefetch.limit, request.prefetch.filter) == (
+        "coarse", DEFAULT_PREFETCH_FACTOR * 5, flt)
     assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
 
 
