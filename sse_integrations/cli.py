@@ -183,7 +183,7 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
     parser.add_argument("--prefetch-limit", type=int, default=None,
-                        help="first-stage candidates for --two-stage (default 100: what search(limit=10) rescans)")
+                        help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)")
     parser.add_argument("--split", default="test", help="qrels/<split>.tsv to use (default: test)")
     parser.add_argument("--strict", action="store_true", help="fail on qrels that point at unknown ids")
     parser.add_argument("--batch-size", type=int, default=1024)

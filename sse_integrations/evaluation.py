@@ -565,9 +565,9 @@ def evaluate_encoder(
     return results
 
 
-#: First-stage candidates of a two-stage evaluation: what a default ``search(limit=10)`` of
-#: :class:`sse_integrations.qdrant.MatryoshkaIndex` rescans (prefetch factor 10 x limit 10).
-DEFAULT_EVAL_PREFETCH = 100
+#: Final hits of a default ``MatryoshkaIndex.search``: the two-stage evaluation's default
+#: candidate count is what such a search rescans (the index's prefetch factor x 10).
+DEFAULT_SEARCH_LIMIT = 10
 
 
 def evaluate_two_stage(
@@ -575,7 +575,7 @@ def evaluate_two_stage(
     dataset: BEIRDataset,
     *,
     coarse_dim: int = 64,
-    prefetch_limit: int = DEFAULT_EVAL_PREFETCH,
+    prefetch_limit: int | None = None,
     client: Any = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
@@ -583,12 +583,16 @@ def evaluate_two_stage(
     """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
 
     The ``coarse_dim`` prefix retrieves ``prefetch_limit`` candidates per query and the full
-    vector rescores them; the top :data:`MAX_K` are scored like the exact path. With the
-    default 100 candidates the top 10 are exactly what a default ``search(limit=10)`` returns
-    (so every @1..@10 metric describes it), and MAP@100 sees the whole candidate list.
+    vector rescores them; the top :data:`MAX_K` are scored like the exact path. The default
+    candidate count is what a default ``search(limit=10)`` rescans, so the top 10 (every
+    @1..@10 metric) are exactly what that search returns; a ``prefetch_limit`` below
+    :data:`MAX_K` also caps the ranked list.
     Without ``client`` an in-memory Qdrant is used (needs ``sse-integrations[qdrant]``).
     """
-    from .qdrant import MatryoshkaIndex  # raises an ImportError naming the extra
+    from .qdrant import DEFAULT_PREFETCH_FACTOR, MatryoshkaIndex  # ImportError names the extra
+
+    if prefetch_limit is None:
+        prefetch_limit = DEFAULT_PREFETCH_FACTOR * DEFAULT_SEARCH_LIMIT
 
     if client is None:
         from qdrant_client import QdrantClient
@@ -706,7 +710,7 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
                     encoder,
                     dataset,
                     coarse_dim=args.coarse_dim,
-                    prefetch_limit=args.prefetch_limit or DEFAULT_EVAL_PREFETCH,
+                    prefetch_limit=args.prefetch_limit,
                     batch_size=args.batch_size,
                 )
                 by_variant.setdefault(result.variant, []).append(result)

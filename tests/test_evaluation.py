@@ -403,6 +403,9 @@ def test_cli_eval_two_stage(tmp_path, tiny_model_path, capsys):
     out_json = tmp_path / "out.json"
     argv = ["eval", str(DEV_SET), "--model", str(tiny_model_path), "--dims", "512", "--two-stage", "--no-progress"]
     assert main([*argv, "--json", str(out_json)]) == 0
-    assert "## two-stage 64->512 (prefetch 100)" in capsys.readouterr().out
+    from sse_integrations.qdrant import DEFAULT_PREFETCH_FACTOR
+
+    two_stage = f"two-stage 64->512 (prefetch {DEFAULT_PREFETCH_FACTOR * 10})"
+    assert f"## {two_stage}" in capsys.readouterr().out
     variants = [r["variant"] for r in json.loads(out_json.read_text())["results"]]
-    assert variants == ["dim=512", "two-stage 64->512 (prefetch 100)"]
+    assert variants == ["dim=512", two_stage]
