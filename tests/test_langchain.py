@@ -348,3 +348,13 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
     assert "おいしい日本料理 [topic=food]: " in output
     filtered = output.split("おいしい日本料理 [topic=food]: ")[1].splitlines()[0]
     assert sorted(filtered.split(", ")) == ["ramen", "sushi"]
+
+
+def test_example_on_the_bundled_model(monkeypatch, capsys):
+    """With the real weights the example's questions find their documents first."""
+    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
+    monkeypatch.setattr("sys.argv", [str(example)])
+    runpy.run_path(str(example), run_name="__main__")
+    qdrant_part = capsys.readouterr().out.split("MatryoshkaQdrantRetriever")[1]
+    for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
+        assert qdrant_part.split(f"{question}: ")[1].startswith(f"{top} ")

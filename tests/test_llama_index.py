@@ -404,3 +404,19 @@ def test_unsupported_filters_fail_when_the_retriever_is_built(filter_index):
         MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("lang", "ja", ">")]))
     with pytest.raises(ValueError, match="needs a list"):
         MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("group", 1, "in")]))
+
+
+def test_example_on_the_bundled_model(monkeypatch, capsys):
+    """With the real weights the example's questions find their documents first."""
+    example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
+    monkeypatch.setattr("sys.argv", [str(example)])
+    saved = (Settings._embed_model, Settings._llm)
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        Settings._embed_model, Settings._llm = saved
+    output = capsys.readouterr().out
+    for part in output.split("MatryoshkaQdrantRetriever"):
+        for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
+            assert part.split(f"{question}: ")[1].startswith(f"{top} ")
+    assert "sources for '東京から大阪への移動手段': train" in output
