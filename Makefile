@@ -23,8 +23,10 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# default_model_quality.py is left out: it needs the teacher outputs of a model build (see the model card).
 bench: install
 	$(PY) benchmarks/encode_speed.py
+	$(PY) benchmarks/two_stage.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
