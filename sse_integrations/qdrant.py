@@ -49,6 +49,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from .encoder import SSEEncoder
 from .matryoshka import truncate_and_normalize, validate_dim
+from .sparse import SparseEncoder
 
 __all__ = [
     "COARSE_NAME",
@@ -94,6 +95,14 @@ ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "sse-integrations/qdrant/point-id"
 
 DocId = Union[str, int, uuid.UUID]
 Execution = Literal["auto", "prefetch", "client"]
+SearchMode = Literal["dense", "sparse", "hybrid"]
+Fusion = Literal["rrf", "dbsf"]
+SPARSE_NAME = "sparse"
+# Collection metadata key holding the sparse encoder's settings (its average document length
+# above all), so every process that opens the collection weights new documents alike.
+SPARSE_METADATA_KEY = "sse_sparse"
+# Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
+DEFAULT_FUSION_FACTOR = 5
 QuantizationOption = Union[Literal["binary", "scalar"], "models.QuantizationConfig", None]
 
 
@@ -479,6 +488,10 @@ class _IndexCore:
         batch_size: int = DEFAULT_BATCH_SIZE,
         show_progress: bool | None = None,
         collection_kwargs: Mapping[str, Any] | None = None,
+        sparse: bool | SparseEncoder = False,
+        sparse_name: str = SPARSE_NAME,
+        fusion: Fusion = "rrf",
+        fusion_factor: int = DEFAULT_FUSION_FACTOR,
     ) -> None:
         """
         Args:
@@ -500,6 +513,11 @@ class _IndexCore:
             show_progress: progress bar in ``add_texts``; None shows it for long runs on a terminal.
             collection_kwargs: passed to ``create_collection`` (shard_number, replication_factor,
                 hnsw_config, optimizers_config, ...).
+            sparse: True (or a configured ``SparseEncoder``) adds a BM25 sparse vector per point,
+                with Qdrant's IDF modifier, for ``mode="sparse"`` and ``mode="hybrid"`` searches.
+            sparse_name: the sparse vector's name.
+            fusion: how hybrid search fuses the dense and sparse lists: "rrf" or "dbsf".
+            fusion_factor: candidates each list contributes to the fusion = factor * limit.
         """
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty str, got {collection_name!r}")
@@ -531,6 +549,18 @@ class _IndexCore:
         self.show_progress = show_progress
         self.collection_kwargs = dict(collection_kwargs or {})
         self._check_collection_kwargs()
+        if fusion not in ("rrf", "dbsf"):
+            raise ValueError(f"fusion must be 'rrf' or 'dbsf', got {fusion!r}")
+        _check_positive_int(fusion_factor, "fusion_factor")
+        if isinstance(sparse, SparseEncoder):
+            self.sparse_encoder: SparseEncoder | None = sparse
+        else:
+            self.sparse_encoder = SparseEncoder(self.encoder.tokenizer) if sparse else None
+        self.sparse_name = sparse_name
+        self.fusion = fusion
+        self.fusion_factor = fusion_factor
+        if sparse_name in {stage.name for stage in self.stages}:
+            raise ValueError(f"sparse_name {sparse_name!r} is also a dense vector name")
         self.local = is_local_client(client)
         self._collection_checked = False
         #: Seconds spent in each step of the last search (encode, coarse, rescore or query).
@@ -551,8 +581,10 @@ class _IndexCore:
         return vectors_config(self.stages)
 
     def sparse_vectors_config(self) -> dict[str, models.SparseVectorParams]:
-        """Sparse vectors of the collection: none in dense-only search."""
-        return {}
+        """Sparse vectors of the collection: the BM25 vector (IDF by Qdrant) when ``sparse`` is on."""
+        if self.sparse_encoder is None:
+            return {}
+        return {self.sparse_name: models.SparseVectorParams(modifier=models.Modifier.IDF)}
 
     def _check_collection_kwargs(self) -> None:
         reserved = {"collection_name", "vectors_config", "sparse_vectors_config"}
@@ -626,7 +658,8 @@ class _IndexCore:
 
     # plans: generators that yield client calls -------------------------------------------
 
-    def _ensure_collection_plan(self, create: bool) -> Generator[_Call, Any, None]:
+    def _ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[_Call, Any, None]:
+        """Create the collection, or check an existing one; ``texts`` fit a new sparse encoder."""
         if self._collection_checked:
             return
         name = self.collection_name
@@ -634,10 +667,18 @@ class _IndexCore:
         if not exists:
             if not create:
                 raise ValueError(f"collection {name!r} does not exist: add texts first")
+            sparse_settings = {}
+            if self.sparse_encoder is not None:
+                if self.sparse_encoder.avg_doc_length is None:
+                    self.sparse_encoder.fit(texts)
+                sparse_settings = {
+                    "sparse_vectors_config": self.sparse_vectors_config(),
+                    "metadata": {SPARSE_METADATA_KEY: self.sparse_encoder.get_config()},
+                }
             yield ("create_collection", {
                 "collection_name": name,
                 "vectors_config": self.vectors_config(),
-                **({"sparse_vectors_config": self.sparse_vectors_config()} if self.sparse_vectors_config() else {}),
+                **sparse_settings,
                 **self.collection_kwargs,
             })
         else:
@@ -647,6 +688,13 @@ class _IndexCore:
                 raise CollectionMismatchError(
                     f"collection {name!r} does not match this index: " + "; ".join(problems)
                 )
+            if self.sparse_encoder is not None:
+                stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
+                if stored is None:
+                    raise CollectionMismatchError(
+                        f"collection {name!r} has no {SPARSE_METADATA_KEY!r} metadata: it was not made by a sparse index"
+                    )
+                self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
         self._collection_checked = True
 
     def _point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
@@ -654,10 +702,14 @@ class _IndexCore:
 
     def _make_points(self, texts, doc_ids, payloads) -> list[models.PointStruct]:
         vectors = encode_stages(self.encoder, texts, self.stages)
-        return build_points(
+        points = build_points(
             doc_ids, texts, vectors, payloads, text_key=self.text_key, id_key=self.id_key,
             namespace=self.id_namespace,
         )
+        if self.sparse_encoder is not None:
+            for point, sparse in zip(points, self.sparse_encoder.encode_documents(texts)):
+                point.vector[self.sparse_name] = models.SparseVector(indices=sparse.indices, values=sparse.values)
+        return points
 
     def _add_plan(self, texts, ids, payloads, batch_size, show_progress) -> Generator[_Call, Any, list[DocId]]:
         texts, doc_ids, payloads = self._check_inputs(texts, ids, payloads)
@@ -665,7 +717,7 @@ class _IndexCore:
         _check_positive_int(batch_size, "batch_size")
         if not texts:
             return []
-        yield from self._ensure_collection_plan(create=True)
+        yield from self._ensure_collection_plan(create=True, texts=texts)
         starts = range(0, len(texts), batch_size)
         if show_progress is None:
             show_progress = self.show_progress
@@ -731,8 +783,23 @@ class _IndexCore:
         with_vectors: bool | Sequence[str],
         search_params: models.SearchParams | None,
         two_stage: bool,
+        mode: SearchMode = "dense",
     ) -> Generator[_Call, Any, list[list[models.ScoredPoint]]]:
         _check_positive_int(limit, "limit")
+        if mode not in ("dense", "sparse", "hybrid"):
+            raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {mode!r}")
+        if mode != "dense" and self.sparse_encoder is None:
+            raise ValueError(
+                f"mode={mode!r} needs the sparse vector, but this index was made without sparse=True "
+                f"(collection {self.collection_name!r} has dense vectors only)"
+            )
+        if mode == "sparse":
+            yield from self._ensure_collection_plan(create=False)
+            self.last_timings = {}
+            return (yield from self._sparse_plan(queries, limit, filter, with_payload, with_vectors))
+        if mode == "hybrid":
+            return (yield from self._hybrid_plan(queries, limit, prefetch_limit, filter, with_payload,
+                                                 with_vectors, search_params))
         if prefetch_limit is None:
             prefetch_limit = self.prefetch_limit
         if prefetch_limit is None:
@@ -772,6 +839,78 @@ class _IndexCore:
             return [response.points for response in responses]
         return (yield from self._client_rescore_plan(queries, vectors, limit, limits, filter, with_payload,
                                                      with_vectors, search_params, timings))
+
+    def _sparse_plan(
+        self, queries, limit, filter, with_payload, with_vectors,
+    ) -> Generator[_Call, Any, list[list[models.ScoredPoint]]]:
+        if not queries:
+            return []
+        started = time.perf_counter()
+        requests = [
+            models.QueryRequest(query=models.SparseVector(indices=vector.indices, values=vector.values),
+                                using=self.sparse_name, limit=limit, filter=filter,
+                                with_payload=with_payload, with_vector=with_vectors)
+            for vector in self.sparse_encoder.encode_queries(queries)
+        ]
+        responses = yield ("query_batch_points", {"collection_name": self.collection_name, "requests": requests})
+        self.last_timings["sparse"] = time.perf_counter() - started
+        return [response.points for response in responses]
+
+    def _hybrid_plan(
+        self, queries, limit, prefetch_limit, filter, with_payload, with_vectors, search_params,
+    ) -> Generator[_Call, Any, list[list[models.ScoredPoint]]]:
+        """Fuse the two-stage dense list and the sparse list, each ``fusion_factor * limit`` long."""
+        candidates = self.fusion_factor * limit
+        if prefetch_limit is None:
+            prefetch_limit = self.prefetch_limit
+        if prefetch_limit is None:
+            prefetch_limit = self.prefetch_factor * limit
+        if isinstance(prefetch_limit, int):
+            prefetch_limit = max(prefetch_limit, candidates)
+        if not self._uses_prefetch():
+            # Local mode: run each branch the fast way, then fuse with qdrant-client's own fusion
+            # code (the one its Query API applies to a FusionQuery).
+            from qdrant_client.hybrid.fusion import distribution_based_score_fusion, reciprocal_rank_fusion
+
+            dense = yield from self._search_plan(queries, candidates, prefetch_limit, filter, with_payload,
+                                                 with_vectors, search_params, True)
+            timings = dict(self.last_timings)
+            sparse = yield from self._sparse_plan(queries, candidates, filter, with_payload, with_vectors)
+            timings.update(self.last_timings)
+            self.last_timings = timings
+            if self.fusion == "rrf":
+                return [reciprocal_rank_fusion([d, sp], limit=limit) for d, sp in zip(dense, sparse)]
+            return [distribution_based_score_fusion([d, sp], limit=limit) for d, sp in zip(dense, sparse)]
+        yield from self._ensure_collection_plan(create=False)
+        self.last_timings = timings = {}
+        if not queries:
+            return []
+        started = time.perf_counter()
+        vectors = self._encode_queries(queries)
+        sparse_vectors = self.sparse_encoder.encode_queries(queries)
+        timings["encode"] = time.perf_counter() - started
+        limits = prefetch_limits(len(self.stages), candidates, prefetch_limit)
+        fusion = models.Fusion.RRF if self.fusion == "rrf" else models.Fusion.DBSF
+        requests = []
+        for row, sparse in enumerate(sparse_vectors):
+            dense_query = two_stage_query({name: matrix[row] for name, matrix in vectors.items()}, self.stages,
+                                          limit=candidates, prefetch_limit=limits, filter=filter,
+                                          search_params=search_params)
+            requests.append(models.QueryRequest(
+                prefetch=[
+                    models.Prefetch(**dense_query),
+                    models.Prefetch(query=models.SparseVector(indices=sparse.indices, values=sparse.values),
+                                    using=self.sparse_name, limit=candidates, filter=filter),
+                ],
+                query=models.FusionQuery(fusion=fusion),
+                limit=limit,
+                with_payload=with_payload,
+                with_vector=with_vectors,
+            ))
+        started = time.perf_counter()
+        responses = yield ("query_batch_points", {"collection_name": self.collection_name, "requests": requests})
+        timings["query"] = time.perf_counter() - started
+        return [response.points for response in responses]
 
     def _client_rescore_plan(
         self, queries, vectors, limit, limits, filter, with_payload, with_vectors, search_params, timings,
@@ -944,6 +1083,7 @@ class MatryoshkaIndex(_IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
+        mode: SearchMode = "dense",
     ) -> list[models.ScoredPoint]:
         """Top ``limit`` documents for ``query``, best first, as Qdrant ``ScoredPoint``s.
 
@@ -955,12 +1095,14 @@ class MatryoshkaIndex(_IndexCore):
             with_payload, with_vectors: as in ``query_points``.
             search_params: Qdrant ``SearchParams`` for the coarse stage (hnsw_ef, quantization).
             two_stage: False searches the full vector alone (for comparison).
+            mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (both, fused by
+                ``fusion``); sparse and hybrid need an index made with ``sparse=True``.
         """
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         return self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
                                  with_payload=with_payload, with_vectors=with_vectors,
-                                 search_params=search_params, two_stage=two_stage)[0]
+                                 search_params=search_params, two_stage=two_stage, mode=mode)[0]
 
     def search_batch(
         self,
@@ -973,10 +1115,11 @@ class MatryoshkaIndex(_IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
+        mode: SearchMode = "dense",
     ) -> list[list[models.ScoredPoint]]:
         """:meth:`search` for many queries: one encode, one batched request per stage."""
         plan = self._search_plan(self._query_texts(queries), limit, prefetch_limit, filter, with_payload,
-                                 with_vectors, search_params, two_stage)
+                                 with_vectors, search_params, two_stage, mode)
         return _run_sync(self.client, plan)
 
     def delete(self, ids: Sequence[DocId]) -> None:
@@ -1017,13 +1160,14 @@ class AsyncMatryoshkaIndex(_IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
+        mode: SearchMode = "dense",
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search`."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         results = await self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
                                           with_payload=with_payload, with_vectors=with_vectors,
-                                          search_params=search_params, two_stage=two_stage)
+                                          search_params=search_params, two_stage=two_stage, mode=mode)
         return results[0]
 
     async def search_batch(
@@ -1037,10 +1181,11 @@ class AsyncMatryoshkaIndex(_IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
+        mode: SearchMode = "dense",
     ) -> list[list[models.ScoredPoint]]:
         """See :meth:`MatryoshkaIndex.search_batch`."""
         plan = self._search_plan(self._query_texts(queries), limit, prefetch_limit, filter, with_payload,
-                                 with_vectors, search_params, two_stage)
+                                 with_vectors, search_params, two_stage, mode)
         return await _run_async(self.client, plan)
 
     async def delete(self, ids: Sequence[DocId]) -> None:
