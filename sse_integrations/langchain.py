@@ -21,7 +21,7 @@ import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -165,8 +165,10 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         k: documents to return (``invoke(query, k=3)`` overrides it per call).
         prefetch_limit: first-stage candidates (None = the index's default).
         filter: a ``qdrant_client.models.Filter``; only matching points are candidates.
+        mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (fused); sparse and
+            hybrid need an index made with ``sparse=True`` (``invoke(query, mode=...)`` overrides it).
         search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
-            ``two_stage`` or, where the index supports it, ``mode``).
+            ``two_stage``).
         score_key: metadata key for the score (None leaves the score out).
 
     Example:
@@ -180,6 +182,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
     k: int = Field(default=4, gt=0)
     prefetch_limit: Optional[Union[int, list[int]]] = None
     filter: Optional[Any] = None
+    mode: Literal["dense", "sparse", "hybrid"] = "dense"
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
     score_key: Optional[str] = "score"
 
@@ -191,9 +194,9 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
                     f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
                     f"got {type(self.index).__name__} (no {attribute!r})"
                 )
-        reserved = {"query", "limit"} & self.search_kwargs.keys()
+        reserved = {"query", "limit", "mode"} & self.search_kwargs.keys()
         if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query and k")
+            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, k and mode")
         return self
 
     @property
@@ -204,6 +207,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         arguments = {
             **self.search_kwargs,
             "limit": self.k,
+            "mode": self.mode,
             "prefetch_limit": self.prefetch_limit,
             "filter": self.filter,
         }

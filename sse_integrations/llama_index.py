@@ -239,8 +239,10 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         filters: LlamaIndex ``MetadataFilters`` on the payload (see :func:`metadata_filters_to_qdrant`).
         filter: a ``qdrant_client.models.Filter``; only matching points are candidates (both
             ``filters`` and ``filter`` given: a point must match both).
+        mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (fused); sparse and
+            hybrid need an index made with ``sparse=True``.
         search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
-            ``two_stage`` or, where the index supports it, ``mode``).
+            ``two_stage``).
     """
 
     def __init__(
@@ -251,6 +253,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         prefetch_limit: Union[int, Sequence[int], None] = None,
         filters: MetadataFilters | None = None,
         filter: Any = None,
+        mode: str = "dense",
         search_kwargs: dict[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
@@ -264,9 +267,12 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
             raise ValueError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
         search_kwargs = dict(search_kwargs or {})
-        reserved = {"query", "limit"} & search_kwargs.keys()
+        reserved = {"query", "limit", "mode"} & search_kwargs.keys()
         if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query and similarity_top_k")
+            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, similarity_top_k and mode")
+        if mode not in ("dense", "sparse", "hybrid"):
+            raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {mode!r}")
+        self.mode = mode
         self.index = index
         self.similarity_top_k = similarity_top_k
         self.prefetch_limit = prefetch_limit
@@ -284,7 +290,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         return inspect.iscoroutinefunction(self.index.search)
 
     def _search_arguments(self) -> dict[str, Any]:
-        return {**self.search_kwargs, "limit": self.similarity_top_k,
+        return {**self.search_kwargs, "limit": self.similarity_top_k, "mode": self.mode,
                 "prefetch_limit": self.prefetch_limit, "filter": self._qdrant_filter}
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:

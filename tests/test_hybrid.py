@@ -147,3 +147,35 @@ async def test_async_client_hybrid(tiny_encoder, index):
     for query in QUERIES:
         ours = await async_index.search(query, limit=4, mode="hybrid")
         assert [hit.id for hit in ours] == [hit.id for hit in index.search(query, limit=4, mode="hybrid")]
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_langchain_retriever_mode_matches_the_index(index, mode):
+    from sse_integrations.langchain import MatryoshkaQdrantRetriever
+
+    retriever = MatryoshkaQdrantRetriever(index=index, k=3, mode=mode)
+    for query in QUERIES:
+        expected = [hit.payload["doc_id"] for hit in index.search(query, limit=3, mode=mode)]
+        assert [document.id for document in retriever.invoke(query)] == expected
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_llama_index_retriever_mode_matches_the_index(index, mode):
+    from sse_integrations.llama_index import MatryoshkaQdrantRetriever
+
+    retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=3, mode=mode)
+    for query in QUERIES:
+        expected = [hit.payload["doc_id"] for hit in index.search(query, limit=3, mode=mode)]
+        assert [node.node.id_ for node in retriever.retrieve(query)] == expected
+
+
+def test_retrievers_reject_an_unknown_mode(index):
+    from pydantic import ValidationError
+
+    from sse_integrations.langchain import MatryoshkaQdrantRetriever as LangChainRetriever
+    from sse_integrations.llama_index import MatryoshkaQdrantRetriever as LlamaIndexRetriever
+
+    with pytest.raises(ValidationError):
+        LangChainRetriever(index=index, mode="bm25")
+    with pytest.raises(ValueError, match="mode must be"):
+        LlamaIndexRetriever(index, mode="bm25")
