@@ -135,6 +135,7 @@ def _add_index(subparsers) -> None:
     parser.add_argument("--skip-existing", action="store_true",
                         help="do not re-embed documents whose ids are already in the collection")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_run_index)
 
@@ -152,6 +153,8 @@ def _add_search(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
     parser.add_argument("--single-stage", action="store_true", help="search the full vector only")
+    parser.add_argument("--mode", choices=("dense", "sparse", "hybrid"), default="dense",
+                        help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)")
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="payload filter (repeatable; VALUE parsed as JSON when it can be)")
     parser.add_argument("--json", action="store_true", help="one JSON line per query")
@@ -181,6 +184,8 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--dims", type=_int_list, default=None,
                         help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)")
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
+    parser.add_argument("--mode", dest="modes", action="append", choices=("dense", "sparse", "hybrid"), default=[],
+                        help="also evaluate this Qdrant search mode (repeatable; dense = --two-stage)")
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
     parser.add_argument("--prefetch-limit", type=int, default=None,
                         help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)")

@@ -579,6 +579,7 @@ def evaluate_two_stage(
     client: Any = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
+    mode: str = "dense",
 ) -> EvalResult:
     """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
 
@@ -588,6 +589,8 @@ def evaluate_two_stage(
     @1..@10 metric) are exactly what that search returns; a ``prefetch_limit`` below
     :data:`MAX_K` also caps the ranked list.
     Without ``client`` an in-memory Qdrant is used (needs ``sse-integrations[qdrant]``).
+    ``mode`` "sparse" or "hybrid" evaluates the BM25 sparse vector alone or fused with the
+    two-stage dense result (``MatryoshkaIndex(sparse=True)``).
     """
     from .qdrant import DEFAULT_PREFETCH_FACTOR, MatryoshkaIndex  # ImportError names the extra
 
@@ -599,13 +602,15 @@ def evaluate_two_stage(
 
         client = QdrantClient(":memory:")
     start = time.perf_counter()
-    name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}"
-    index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim, batch_size=batch_size, show_progress=False)
+    name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}-{mode}"
+    index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim, batch_size=batch_size, show_progress=False,
+                            sparse=mode != "dense")
     index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
     qids, query_texts, relevant = _eval_queries(dataset)
     # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
     hits_per_query = index.search_batch(
-        query_texts, limit=min(MAX_K, prefetch_limit), prefetch_limit=prefetch_limit, with_payload=[index.id_key]
+        query_texts, limit=min(MAX_K, prefetch_limit), prefetch_limit=prefetch_limit, with_payload=[index.id_key],
+        mode=mode,
     )
     rankings = {}
     for qid, hits in zip(qids, hits_per_query):
@@ -615,7 +620,11 @@ def evaluate_two_stage(
         rankings[qid] = rankings_from_scores({qid: scored})[qid]
     return EvalResult(
         dataset=dataset.name,
-        variant=f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
+        variant={
+            "dense": f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
+            "sparse": "sparse BM25 (Qdrant IDF)",
+            "hybrid": f"hybrid: two-stage {coarse_dim}->{_full_dim(encoder)} + BM25, {index.fusion.upper()}",
+        }[mode],
         metrics=evaluate_rankings(rankings, relevant),
         n_queries=len(qids),
         n_corpus=len(dataset.corpus_ids),
@@ -693,7 +702,8 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
 
     by_variant: dict[str, list[EvalResult]] = {}
-    steps = len(datasets) * (1 + len(dims) + (1 if args.two_stage else 0))
+    modes = list(dict.fromkeys((["dense"] if args.two_stage else []) + list(getattr(args, "modes", []) or [])))
+    steps = len(datasets) * (1 + len(dims) + len(modes))
     with tqdm(total=steps, desc="eval", unit="step", file=sys.stderr, disable=args.no_progress) as bar:
         for dataset in datasets:
             bar.set_postfix_str(f"{dataset.name} encode")
@@ -704,14 +714,15 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
 
             for result in evaluate_encoder(encoder, dataset, dims, batch_size=args.batch_size, on_step=step).values():
                 by_variant.setdefault(result.variant, []).append(result)
-            if args.two_stage:
-                bar.set_postfix_str(f"{dataset.name} two-stage")
+            for mode in modes:
+                bar.set_postfix_str(f"{dataset.name} {mode}")
                 result = evaluate_two_stage(
                     encoder,
                     dataset,
                     coarse_dim=args.coarse_dim,
                     prefetch_limit=args.prefetch_limit,
                     batch_size=args.batch_size,
+                    mode=mode,
                 )
                 by_variant.setdefault(result.variant, []).append(result)
                 bar.update()

@@ -1323,7 +1323,7 @@ def cli_index(args: Any, encoder: SSEEncoder) -> int:
         stages = [int(dim) for dim in args.stages.split(",")] if args.stages else None
         index = MatryoshkaIndex(client, args.collection, encoder, coarse_dim=args.coarse_dim, stages=stages,
                                 quantization=args.quantization, batch_size=args.batch_size,
-                                show_progress=not args.no_progress)
+                                show_progress=not args.no_progress, sparse=args.sparse)
         todo = documents
         if args.skip_existing:
             present = _existing_doc_ids(index, documents)
@@ -1365,10 +1365,15 @@ def cli_search(args: Any, encoder: SSEEncoder) -> int:
     try:
         if not client.collection_exists(args.collection):
             raise ValueError(f"collection {args.collection!r} does not exist at {args.qdrant_url or args.qdrant_path}")
-        stages = stages_from_collection(client.get_collection(args.collection))
-        index = MatryoshkaIndex(client, args.collection, encoder, stages=stages, prefetch_limit=args.prefetch_limit)
+        info = client.get_collection(args.collection)
+        stages = stages_from_collection(info)
+        has_sparse = SPARSE_NAME in (info.config.params.sparse_vectors or {})
+        if args.mode != "dense" and not has_sparse:
+            raise ValueError(f"--mode {args.mode} needs a collection indexed with --sparse; {args.collection!r} has dense vectors only")
+        index = MatryoshkaIndex(client, args.collection, encoder, stages=stages, prefetch_limit=args.prefetch_limit,
+                                sparse=has_sparse)
         results = index.search_batch(args.queries, limit=args.limit, filter=_parse_where(args.where),
-                                     two_stage=not args.single_stage)
+                                     two_stage=not args.single_stage, mode=args.mode)
         for query, hits in zip(args.queries, results):
             if args.json:
                 print(json.dumps({"query": query, "hits": [

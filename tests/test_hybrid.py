@@ -179,3 +179,44 @@ def test_retrievers_reject_an_unknown_mode(index):
         LangChainRetriever(index=index, mode="bm25")
     with pytest.raises(ValueError, match="mode must be"):
         LlamaIndexRetriever(index, mode="bm25")
+
+
+def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
+    import json
+
+    from sse_integrations.cli import main
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(IDS, CORPUS)))
+    storage = str(tmp_path / "qdrant")
+    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(tiny_model_path)]
+    assert main(["index", str(corpus), "--sparse", "--no-progress", *common]) == 0
+    capsys.readouterr()
+    for mode in ("dense", "sparse", "hybrid"):
+        assert main(["search", "東京のホテル", "--mode", mode, "--json", "--limit", "3", *common]) == 0
+        hits = json.loads(capsys.readouterr().out)["hits"]
+        assert len(hits) == 3 and all(hit["id"] in IDS for hit in hits)
+
+
+def test_cli_hybrid_on_a_dense_collection_is_refused(tmp_path, tiny_model_path, capsys):
+    from sse_integrations.cli import main
+
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n".join(CORPUS))
+    common = ["--collection", "docs", "--qdrant-path", str(tmp_path / "q"), "--model", str(tiny_model_path)]
+    assert main(["index", str(corpus), "--lines", "--no-progress", *common]) == 0
+    assert main(["search", "東京", "--mode", "hybrid", *common]) == 2
+    assert "indexed with --sparse" in capsys.readouterr().err
+
+
+def test_eval_modes_report_dense_sparse_and_hybrid(tiny_model_path, capsys):
+    from pathlib import Path
+
+    from sse_integrations.cli import main
+
+    data = Path(__file__).parent / "data" / "tatoeba_ja_dev"
+    argv = ["eval", str(data), "--model", str(tiny_model_path), "--dims", "64", "--no-progress"]
+    assert main([*argv, "--mode", "sparse", "--mode", "hybrid", "--two-stage"]) == 0
+    out = capsys.readouterr().out
+    for variant in ("two-stage 64->512", "sparse BM25 (Qdrant IDF)", "hybrid: two-stage 64->512 + BM25, RRF"):
+        assert f"## {variant}" in out
