@@ -37,8 +37,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError('sse_integrations.chroma needs chromadb: pip install "sse-integrations[chroma]"') from error
 
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder
-from .formats import looks_like_hub_id
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = [
@@ -77,20 +76,6 @@ def model_fingerprint(encoder: SSEEncoder) -> str:
     value = digest.hexdigest()
     _FINGERPRINTS[encoder] = value
     return value
-
-
-def _model_reference(name_or_path: str | os.PathLike | None) -> str | None:
-    """The JSON-safe model reference: None for the bundled model, an absolute path, or a hub id.
-
-    Relative paths are made absolute so that the collection reopens from any working directory.
-    """
-    if name_or_path is None:
-        return None
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        resolved = path.resolve()
-        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
-    return str(name_or_path)
 
 
 def _hub_revision(encoder: SSEEncoder) -> str | None:
@@ -153,10 +138,10 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
 
         if encoder is not None:
             self.encoder = encoder
-            self.model_name_or_path = _model_reference(encoder.source)
+            self.model_name_or_path = model_reference(encoder.source)
             self.revision = revision if revision is not None else _hub_revision(encoder)
         else:
-            self.model_name_or_path = _model_reference(model_name_or_path)
+            self.model_name_or_path = model_reference(model_name_or_path)
             self.revision = revision
             self.encoder = _load_encoder(self.model_name_or_path, revision)
         self.truncate_dim = validate_dim(truncate_dim, self.encoder.full_dim) if truncate_dim is not None else self.encoder.dim

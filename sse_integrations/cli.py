@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 
 def _add_model_option(parser: argparse.ArgumentParser) -> None:

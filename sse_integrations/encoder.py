@@ -48,6 +48,18 @@ def _as_text_list(texts: Any) -> list[str]:
     return items
 
 
+def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
+    """How to name a model so it loads again from any process: None for the bundled default
+    model, an absolute path for a folder (valid from any working directory), a hub id as is."""
+    if name_or_path is None:
+        return None
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        resolved = path.resolve()
+        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
+    return str(name_or_path)
+
+
 class SSEEncoder:
     """A Stable Static Embedding model: token ids -> mean of rows -> ``beta * tanh(alpha*x + bias)``.
 

@@ -20,7 +20,6 @@ import asyncio
 import inspect
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 try:
@@ -34,7 +33,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
@@ -46,25 +45,13 @@ def _check_query(text: Any) -> str:
     return text
 
 
-def _model_reference(source: str | os.PathLike | None) -> str | None:
-    """How to name a model so it can be loaded again: None for the bundled default model,
-    an absolute path for a folder (valid from any working directory), a hub id as is."""
-    if source is None:
-        return None
-    path = Path(source).expanduser()
-    if path.exists():
-        resolved = path.resolve()
-        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
-    return str(source)
-
-
 def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
     """The shared encoder, or one loaded from ``name_or_path`` (None = the bundled default)."""
     if encoder is None:
         return SSEEncoder.from_pretrained(name_or_path)
     if not isinstance(encoder, SSEEncoder):
         raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-    if name_or_path is not None and _model_reference(name_or_path) != _model_reference(encoder.source):
+    if name_or_path is not None and model_reference(name_or_path) != model_reference(encoder.source):
         # Two different models named at once: refuse rather than guess which one embeds.
         raise ValueError(
             f"got both a model ({str(name_or_path)!r}) and an encoder loaded from {encoder.source!r}; pass one"
@@ -116,7 +103,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
         # Plain attribute writes: validate_assignment is off, so validators do not re-run.
         self.encoder = encoder
         # Name the model (also a shared one) so model_dump() can rebuild these embeddings.
-        self.model_name_or_path = _model_reference(encoder.source)
+        self.model_name_or_path = model_reference(encoder.source)
         return self
 
     @property

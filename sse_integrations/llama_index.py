@@ -17,7 +17,6 @@ import asyncio
 import inspect
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Optional, Union
 
 try:
@@ -32,22 +31,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import Field, PrivateAttr
 
-from .encoder import DEFAULT_BATCH_SIZE, DEFAULT_MODEL_DIR, SSEEncoder, _as_text_list
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference, _as_text_list
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
-
-
-def _model_reference(source: str | os.PathLike | None) -> str | None:
-    """How to name a model so it can be loaded again: None for the bundled default model,
-    an absolute path for a folder (valid from any working directory), a hub id as is."""
-    if source is None:
-        return None
-    path = Path(source).expanduser()
-    if path.exists():
-        resolved = path.resolve()
-        return None if resolved == DEFAULT_MODEL_DIR else str(resolved)
-    return str(source)
 
 
 def _check_text(text: Any) -> str:
@@ -160,12 +147,12 @@ class SSEEmbedding(BaseEmbedding):
             encoder = SSEEncoder.from_pretrained(model_name)
         elif not isinstance(encoder, SSEEncoder):
             raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-        elif model_name is not None and _model_reference(model_name) != _model_reference(encoder.source):
+        elif model_name is not None and model_reference(model_name) != model_reference(encoder.source):
             raise ValueError(
                 f"got both a model ({str(model_name)!r}) and an encoder loaded from {encoder.source!r}; pass one"
             )
         # Name the model (also a shared one) so to_dict() can rebuild this embedding elsewhere.
-        name = _model_reference(encoder.source)
+        name = model_reference(encoder.source)
         if truncate_dim is not None:
             validate_dim(truncate_dim, encoder.full_dim)
         super().__init__(

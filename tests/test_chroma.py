@@ -180,7 +180,6 @@ def test_bundled_model_is_stored_as_null(tiny_model_path, fixture_texts, monkeyp
 
     bundled = Path(tiny_model_path).resolve()
     monkeypatch.setattr(encoder_module, "DEFAULT_MODEL_DIR", bundled)
-    monkeypatch.setattr(chroma_module, "DEFAULT_MODEL_DIR", bundled)
     monkeypatch.setattr(chroma_module, "_ENCODERS", {})
     by_default = SSEEmbeddingFunction(truncate_dim=64)
     from_encoder = SSEEmbeddingFunction(SSEEncoder.from_pretrained(), truncate_dim=64)
