@@ -34,10 +34,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from build_sample_corpus import DEFAULT_CACHE, fetch_sentences, read_sentences  # noqa: E402
 from qdrant_client import QdrantClient  # noqa: E402
+from report import write_section  # noqa: E402
 
 from sse_integrations import SSEEncoder  # noqa: E402
 from sse_integrations.matryoshka import truncate_and_normalize  # noqa: E402
@@ -47,7 +49,6 @@ SEED = 20261127
 K = 10
 PREFETCH_LIMITS = (20, 30, 50, 100, 200, 300, 500, 1000)
 COARSE_DIMS = (32, 64, 128)
-START, END = "<!-- two_stage:start -->", "<!-- two_stage:end -->"
 
 
 def load_texts(docs: int, queries: int, cache_dir: Path, sentences: Path | None) -> tuple[list[str], list[str]]:
@@ -159,7 +160,6 @@ def check_engine_parity(index: MatryoshkaIndex, docs: np.ndarray, queries: np.nd
 
 def markdown(args, encoder, n_docs, n_queries, recalls, latency, default_limit, parity, seconds) -> str:
     lines = [
-        START,
         "## Two-stage Matryoshka search (Qdrant)",
         "",
         f"`python benchmarks/two_stage.py` on {args.model or 'the bundled default model'} "
@@ -215,20 +215,8 @@ def markdown(args, encoder, n_docs, n_queries, recalls, latency, default_limit, 
         f"recall@{K} {recalls[('float', 64, default_limit)]:.3f} with a 64-dim float coarse vector.",
         "",
         "![recall and latency of two-stage search](two_stage.png)",
-        END,
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def plot(path: Path, recalls, latency, default_limit) -> None:
@@ -294,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     print(section)
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_section(args.out, section)
+        write_section("two_stage", section, args.out)
         plot(args.out.parent / "two_stage.png", recalls, latency, default_limit)
         print(f"wrote {args.out} and {args.out.parent / 'two_stage.png'}", file=sys.stderr)
     return 0
