@@ -773,6 +773,12 @@ class _IndexCore:
     def _encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
         return encode_stages(self.encoder, queries, self.stages)
 
+    def _prefetch_limit_for(self, limit: int, prefetch_limit: int | Sequence[int] | None) -> int | Sequence[int]:
+        """The call's prefetch limit, else the index's, else ``prefetch_factor * limit``."""
+        if prefetch_limit is None:
+            prefetch_limit = self.prefetch_limit
+        return self.prefetch_factor * limit if prefetch_limit is None else prefetch_limit
+
     def _search_plan(
         self,
         queries: list[str],
@@ -800,10 +806,7 @@ class _IndexCore:
         if mode == "hybrid":
             return (yield from self._hybrid_plan(queries, limit, prefetch_limit, filter, with_payload,
                                                  with_vectors, search_params))
-        if prefetch_limit is None:
-            prefetch_limit = self.prefetch_limit
-        if prefetch_limit is None:
-            prefetch_limit = self.prefetch_factor * limit
+        prefetch_limit = self._prefetch_limit_for(limit, prefetch_limit)
         limits = prefetch_limits(len(self.stages), limit, prefetch_limit)
         yield from self._ensure_collection_plan(create=False)
         timings: dict[str, float] = {}
@@ -861,10 +864,7 @@ class _IndexCore:
     ) -> Generator[_Call, Any, list[list[models.ScoredPoint]]]:
         """Fuse the two-stage dense list and the sparse list, each ``fusion_factor * limit`` long."""
         candidates = self.fusion_factor * limit
-        if prefetch_limit is None:
-            prefetch_limit = self.prefetch_limit
-        if prefetch_limit is None:
-            prefetch_limit = self.prefetch_factor * limit
+        prefetch_limit = self._prefetch_limit_for(limit, prefetch_limit)
         if isinstance(prefetch_limit, int):
             prefetch_limit = max(prefetch_limit, candidates)
         if not self._uses_prefetch():
