@@ -145,6 +145,23 @@ def _run_index(args: argparse.Namespace) -> int:
     return cli_index(args, _load_encoder(args))
 
 
+def _fusion_weights(text: str) -> tuple[float, float]:
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 2:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated weights DENSE,SPARSE, got {text!r}")
+    return weights  # type: ignore[return-value]
+
+
+def _add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fusion", choices=("rrf", "dbsf"), default="rrf", help="how --mode hybrid fuses the lists")
+    parser.add_argument("--fusion-weights", type=_fusion_weights, default=None, metavar="DENSE,SPARSE",
+                        help="weighted RRF, e.g. 1,0.3 (default: equal weights)")
+    parser.add_argument("--rrf-k", type=int, default=None, help="RRF rank constant (default: Qdrant's, 2)")
+
+
 def _add_search(subparsers) -> None:
     parser = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
     parser.add_argument("queries", nargs="+", metavar="QUERY")
@@ -154,6 +171,7 @@ def _add_search(subparsers) -> None:
     parser.add_argument("--single-stage", action="store_true", help="search the full vector only")
     parser.add_argument("--mode", choices=("dense", "sparse", "hybrid"), default="dense",
                         help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)")
+    _add_fusion_options(parser)
     parser.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                         help="payload filter (repeatable; VALUE parsed as JSON when it can be)")
     parser.add_argument("--json", action="store_true", help="one JSON line per query")
@@ -185,6 +203,7 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
     parser.add_argument("--mode", dest="modes", action="append", choices=("dense", "sparse", "hybrid"), default=[],
                         help="also evaluate this Qdrant search mode (repeatable; dense = --two-stage)")
+    _add_fusion_options(parser)
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
     parser.add_argument("--prefetch-limit", type=int, default=None,
                         help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)")

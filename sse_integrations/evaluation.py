@@ -570,6 +570,15 @@ def evaluate_encoder(
 DEFAULT_SEARCH_LIMIT = 10
 
 
+def _fusion_label(index: Any) -> str:
+    label = index.fusion.upper()
+    if index.fusion_weights is not None:
+        label += " weights " + "/".join(f"{weight:g}" for weight in index.fusion_weights)
+    if index.rrf_k is not None:
+        label += f" k={index.rrf_k}"
+    return label
+
+
 def evaluate_two_stage(
     encoder: SSEEncoder,
     dataset: BEIRDataset,
@@ -580,6 +589,7 @@ def evaluate_two_stage(
     collection_name: str | None = None,
     batch_size: int = 1024,
     mode: str = "dense",
+    index_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
 
@@ -590,7 +600,8 @@ def evaluate_two_stage(
     :data:`MAX_K` also caps the ranked list.
     Without ``client`` an in-memory Qdrant is used (needs ``sse-integrations[qdrant]``).
     ``mode`` "sparse" or "hybrid" evaluates the BM25 sparse vector alone or fused with the
-    two-stage dense result (``MatryoshkaIndex(sparse=True)``).
+    two-stage dense result (``MatryoshkaIndex(sparse=True)``); ``index_options`` go to the
+    index (``fusion``, ``fusion_weights``, ``rrf_k``, ``fusion_factor``, ...).
     """
     from .qdrant import DEFAULT_PREFETCH_FACTOR, MatryoshkaIndex  # ImportError names the extra
 
@@ -604,7 +615,7 @@ def evaluate_two_stage(
     start = time.perf_counter()
     name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}-{mode}"
     index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim, batch_size=batch_size, show_progress=False,
-                            sparse=mode != "dense")
+                            sparse=mode != "dense", **(index_options or {}))
     index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
     qids, query_texts, relevant = _eval_queries(dataset)
     # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
@@ -623,7 +634,7 @@ def evaluate_two_stage(
         variant={
             "dense": f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
             "sparse": "sparse BM25 (Qdrant IDF)",
-            "hybrid": f"hybrid: two-stage {coarse_dim}->{_full_dim(encoder)} + BM25, {index.fusion.upper()}",
+            "hybrid": f"hybrid: two-stage {coarse_dim}->{_full_dim(encoder)} + BM25, {_fusion_label(index)}",
         }[mode],
         metrics=evaluate_rankings(rankings, relevant),
         n_queries=len(qids),
@@ -704,6 +715,11 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
     by_variant: dict[str, list[EvalResult]] = {}
     modes = list(dict.fromkeys((["dense"] if args.two_stage else []) + list(getattr(args, "modes", []) or [])))
     steps = len(datasets) * (1 + len(dims) + len(modes))
+    hybrid_options = None
+    if "hybrid" in modes:
+        from .qdrant import fusion_options
+
+        hybrid_options = fusion_options(args)
     with tqdm(total=steps, desc="eval", unit="step", file=sys.stderr, disable=args.no_progress) as bar:
         for dataset in datasets:
             bar.set_postfix_str(f"{dataset.name} encode")
@@ -723,6 +739,7 @@ def run_cli(args: argparse.Namespace, encoder: SSEEncoder) -> int:
                     prefetch_limit=args.prefetch_limit,
                     batch_size=args.batch_size,
                     mode=mode,
+                    index_options=hybrid_options if mode == "hybrid" else None,
                 )
                 by_variant.setdefault(result.variant, []).append(result)
                 bar.update()

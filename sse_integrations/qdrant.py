@@ -492,6 +492,8 @@ class _IndexCore:
         sparse_name: str = SPARSE_NAME,
         fusion: Fusion = "rrf",
         fusion_factor: int = DEFAULT_FUSION_FACTOR,
+        fusion_weights: tuple[float, float] | None = None,
+        rrf_k: int | None = None,
     ) -> None:
         """
         Args:
@@ -518,6 +520,9 @@ class _IndexCore:
             sparse_name: the sparse vector's name.
             fusion: how hybrid search fuses the dense and sparse lists: "rrf" or "dbsf".
             fusion_factor: candidates each list contributes to the fusion = factor * limit.
+            fusion_weights: RRF weights of the (dense, sparse) lists; None weighs them equally.
+                A weight w turns rank r into 1 / (r / w + k - 1), Qdrant's weighted RRF.
+            rrf_k: RRF's rank constant k; None keeps Qdrant's default (2).
         """
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty str, got {collection_name!r}")
@@ -552,6 +557,18 @@ class _IndexCore:
         if fusion not in ("rrf", "dbsf"):
             raise ValueError(f"fusion must be 'rrf' or 'dbsf', got {fusion!r}")
         _check_positive_int(fusion_factor, "fusion_factor")
+        if fusion == "dbsf" and (fusion_weights is not None or rrf_k is not None):
+            raise ValueError("fusion_weights and rrf_k apply to fusion='rrf' only (Qdrant's DBSF takes neither)")
+        if fusion_weights is not None:
+            fusion_weights = tuple(fusion_weights)  # type: ignore[assignment]
+            if len(fusion_weights) != 2 or not all(
+                isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in fusion_weights
+            ) or not any(fusion_weights):
+                raise ValueError(
+                    f"fusion_weights must be two finite weights >= 0 (dense, sparse), not both 0; got {fusion_weights!r}"
+                )
+        if rrf_k is not None:
+            _check_positive_int(rrf_k, "rrf_k")
         if isinstance(sparse, SparseEncoder):
             self.sparse_encoder: SparseEncoder | None = sparse
         else:
@@ -559,6 +576,8 @@ class _IndexCore:
         self.sparse_name = sparse_name
         self.fusion = fusion
         self.fusion_factor = fusion_factor
+        self.fusion_weights = fusion_weights
+        self.rrf_k = rrf_k
         if sparse_name in {stage.name for stage in self.stages}:
             raise ValueError(f"sparse_name {sparse_name!r} is also a dense vector name")
         self.local = is_local_client(client)
@@ -879,7 +898,9 @@ class _IndexCore:
             timings.update(self.last_timings)
             self.last_timings = timings
             if self.fusion == "rrf":
-                return [reciprocal_rank_fusion([d, sp], limit=limit) for d, sp in zip(dense, sparse)]
+                weights = list(self.fusion_weights) if self.fusion_weights is not None else None
+                return [reciprocal_rank_fusion([d, sp], limit=limit, ranking_constant_k=self.rrf_k, weights=weights)
+                        for d, sp in zip(dense, sparse)]
             return [distribution_based_score_fusion([d, sp], limit=limit) for d, sp in zip(dense, sparse)]
         yield from self._ensure_collection_plan(create=False)
         self.last_timings = timings = {}
@@ -890,7 +911,7 @@ class _IndexCore:
         sparse_vectors = self.sparse_encoder.encode_queries(queries)
         timings["encode"] = time.perf_counter() - started
         limits = prefetch_limits(len(self.stages), candidates, prefetch_limit)
-        fusion = models.Fusion.RRF if self.fusion == "rrf" else models.Fusion.DBSF
+        fusion_query = self._fusion_query()
         requests = []
         for row, sparse in enumerate(sparse_vectors):
             dense_query = two_stage_query({name: matrix[row] for name, matrix in vectors.items()}, self.stages,
@@ -902,7 +923,7 @@ class _IndexCore:
                     models.Prefetch(query=models.SparseVector(indices=sparse.indices, values=sparse.values),
                                     using=self.sparse_name, limit=candidates, filter=filter),
                 ],
-                query=models.FusionQuery(fusion=fusion),
+                query=fusion_query,
                 limit=limit,
                 with_payload=with_payload,
                 with_vector=with_vectors,
@@ -911,6 +932,15 @@ class _IndexCore:
         responses = yield ("query_batch_points", {"collection_name": self.collection_name, "requests": requests})
         timings["query"] = time.perf_counter() - started
         return [response.points for response in responses]
+
+    def _fusion_query(self) -> models.FusionQuery | models.RrfQuery:
+        if self.fusion == "dbsf":
+            return models.FusionQuery(fusion=models.Fusion.DBSF)
+        if self.fusion_weights is None and self.rrf_k is None:
+            # The plain form also works on servers older than parameterised RRF.
+            return models.FusionQuery(fusion=models.Fusion.RRF)
+        weights = list(self.fusion_weights) if self.fusion_weights is not None else None
+        return models.RrfQuery(rrf=models.Rrf(k=self.rrf_k, weights=weights))
 
     def _client_rescore_plan(
         self, queries, vectors, limit, limits, filter, with_payload, with_vectors, search_params, timings,
@@ -1359,6 +1389,11 @@ def _parse_where(conditions: Sequence[str]) -> models.Filter | None:
     return models.Filter(must=must) if must else None
 
 
+def fusion_options(args: Any) -> dict[str, Any]:
+    """``MatryoshkaIndex`` fusion keywords from the CLI's ``--fusion``/``--fusion-weights``/``--rrf-k``."""
+    return {key: getattr(args, key, default) for key, default in (("fusion", "rrf"), ("fusion_weights", None), ("rrf_k", None))}
+
+
 def cli_search(args: Any, encoder: SSEEncoder) -> int:
     """``sse-integrations search``: ranked hits with scores, two-stage unless ``--single-stage``."""
     client = open_client(args.qdrant_path, args.qdrant_url, args.api_key)
@@ -1371,7 +1406,7 @@ def cli_search(args: Any, encoder: SSEEncoder) -> int:
         if args.mode != "dense" and not has_sparse:
             raise ValueError(f"--mode {args.mode} needs a collection indexed with --sparse; {args.collection!r} has dense vectors only")
         index = MatryoshkaIndex(client, args.collection, encoder, stages=stages, prefetch_limit=args.prefetch_limit,
-                                sparse=has_sparse)
+                                sparse=has_sparse, **fusion_options(args))
         results = index.search_batch(args.queries, limit=args.limit, filter=_parse_where(args.where),
                                      two_stage=not args.single_stage, mode=args.mode)
         for query, hits in zip(args.queries, results):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -83,17 +84,55 @@ def test_hybrid_is_the_rrf_of_the_two_candidate_lists(index):
             assert fused[hit.payload["doc_id"]] == pytest.approx(hit.score)
 
 
-@pytest.mark.parametrize("fusion", ["rrf", "dbsf"])
-def test_client_fusion_equals_the_query_api(tiny_encoder, fusion):
+@pytest.mark.parametrize(("weights", "k"), [((1.0, 0.3), None), ((0.5, 1.0), 10), (None, 60)])
+def test_weighted_rrf_is_qdrants_formula_over_the_two_lists(tiny_encoder, weights, k):
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "w", tiny_encoder, sparse=True, fusion_factor=2,
+                            fusion_weights=weights, rrf_k=k)
+    index.add_texts(CORPUS, ids=IDS)
+    limit, constant = 4, k if k is not None else DEFAULT_RANKING_CONSTANT_K
+    for query in QUERIES:
+        fused: dict[str, float] = {}
+        for mode, weight in zip(("dense", "sparse"), weights or (1.0, 1.0)):
+            ranking = [hit.payload["doc_id"] for hit in index.search(query, limit=2 * limit, mode=mode)]
+            for position, doc_id in enumerate(ranking):
+                fused[doc_id] = fused.get(doc_id, 0.0) + 1 / ((position + 1) / weight + constant - 1)
+        hits = index.search(query, limit=limit, mode="hybrid")
+        assert [hit.score for hit in hits] == pytest.approx(sorted(fused.values(), reverse=True)[:limit])
+        for hit in hits:
+            assert fused[hit.payload["doc_id"]] == pytest.approx(hit.score)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"fusion": "rrf"}, {"fusion": "dbsf"}, {"fusion_weights": (1.0, 0.3)}, {"fusion_weights": (0.2, 1.0), "rrf_k": 10}],
+)
+def test_client_fusion_equals_the_query_api(tiny_encoder, options):
     client = QdrantClient(":memory:")
-    local = MatryoshkaIndex(client, "h", tiny_encoder, sparse=True, fusion=fusion, execution="client")
+    local = MatryoshkaIndex(client, "h", tiny_encoder, sparse=True, execution="client", **options)
     local.add_texts(CORPUS, ids=IDS)
-    server_style = MatryoshkaIndex(client, "h", tiny_encoder, sparse=True, fusion=fusion, execution="prefetch")
+    server_style = MatryoshkaIndex(client, "h", tiny_encoder, sparse=True, execution="prefetch", **options)
     for query in QUERIES:
         ours = local.search(query, limit=5, mode="hybrid")
         theirs = server_style.search(query, limit=5, mode="hybrid")
         assert [hit.score for hit in ours] == pytest.approx([hit.score for hit in theirs], abs=1e-6)
         assert {hit.id for hit in ours} == {hit.id for hit in theirs}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fusion": "dbsf", "fusion_weights": (1.0, 0.5)}, "rrf' only"),
+        ({"fusion": "dbsf", "rrf_k": 10}, "rrf' only"),
+        ({"fusion_weights": (1.0,)}, "two finite weights"),
+        ({"fusion_weights": (1.0, -0.5)}, "two finite weights"),
+        ({"fusion_weights": (0, 0)}, "not both 0"),
+        ({"fusion_weights": (1.0, float("nan"))}, "two finite weights"),
+        ({"rrf_k": 0}, "rrf_k"),
+    ],
+)
+def test_bad_fusion_options_are_refused_before_any_search(tiny_encoder, options, message):
+    with pytest.raises(ValueError, match=message):
+        MatryoshkaIndex(QdrantClient(":memory:"), "bad", tiny_encoder, sparse=True, **options)
 
 
 def test_filters_apply_to_both_branches(index):
@@ -182,7 +221,6 @@ def test_retrievers_reject_an_unknown_mode(index):
 
 
 def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
-    import json
 
     from sse_integrations.cli import main
 
@@ -220,3 +258,42 @@ def test_eval_modes_report_dense_sparse_and_hybrid(tiny_model_path, capsys):
     out = capsys.readouterr().out
     for variant in ("two-stage 64->512", "sparse BM25 (Qdrant IDF)", "hybrid: two-stage 64->512 + BM25, RRF"):
         assert f"## {variant}" in out
+
+
+def test_cli_fusion_options_reach_the_index(tmp_path, tiny_model_path, tiny_encoder, capsys):
+    from sse_integrations.cli import main
+
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(IDS, CORPUS)))
+    storage = str(tmp_path / "qdrant")
+    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(tiny_model_path)]
+    assert main(["index", str(corpus), "--sparse", "--no-progress", *common]) == 0
+    capsys.readouterr()
+    weighted = ["--mode", "hybrid", "--fusion-weights", "0.2,1", "--rrf-k", "10", "--json", "--limit", "5"]
+    assert main(["search", QUERIES[0], *weighted, *common]) == 0
+    cli_hits = json.loads(capsys.readouterr().out)["hits"]
+    client = QdrantClient(path=storage)
+    try:
+        index = MatryoshkaIndex(client, "docs", tiny_encoder, sparse=True, fusion_weights=(0.2, 1.0), rrf_k=10)
+        expected = index.search(QUERIES[0], limit=5, mode="hybrid")
+    finally:
+        client.close()
+    assert [hit["id"] for hit in cli_hits] == [hit.payload["doc_id"] for hit in expected]
+    assert [hit["score"] for hit in cli_hits] == pytest.approx([hit.score for hit in expected], abs=1e-6)  # printed rounded
+
+    with pytest.raises(SystemExit):
+        main(["search", QUERIES[0], "--fusion-weights", "1", *common])
+    assert "DENSE,SPARSE" in capsys.readouterr().err
+
+
+def test_eval_labels_weighted_hybrid(tiny_model_path, capsys):
+    from pathlib import Path
+
+    from sse_integrations.cli import main
+
+    data = Path(__file__).parent / "data" / "tatoeba_ja_dev"
+    argv = ["eval", str(data), "--model", str(tiny_model_path), "--dims", "64", "--no-progress", "--mode", "hybrid"]
+    assert main([*argv, "--fusion-weights", "1,0.3", "--rrf-k", "10"]) == 0
+    assert "## hybrid: two-stage 64->512 + BM25, RRF weights 1/0.3 k=10" in capsys.readouterr().out
+    assert main([*argv, "--fusion", "dbsf", "--fusion-weights", "1,0.3"]) == 2
+    assert "rrf' only" in capsys.readouterr().err
