@@ -221,7 +221,6 @@ def test_retrievers_reject_an_unknown_mode(index):
 
 
 def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
-
     from sse_integrations.cli import main
 
     corpus = tmp_path / "docs.jsonl"
