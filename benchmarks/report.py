@@ -33,6 +33,12 @@ def write_section(name: str, markdown: str, page: Path = DOCS / "benchmarks.md")
     return page
 
 
+def data_spec(text: str) -> tuple[Path, str]:
+    """``PATH[:SPLIT]`` -> (BEIR folder, qrels split); the split defaults to "test"."""
+    folder, _, split = text.rpartition(":") if ":" in Path(text).name else (text, "", "")
+    return Path(folder), split or "test"
+
+
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -12,7 +12,7 @@ import pytest
 from sse_integrations.evaluation import load_beir
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_keyword_dev_set.py"
-DOCUMENTS = [  # each at least MIN_QUERY_SOURCE_CHARS long, so each becomes a query source
+DOCUMENTS = [  # each with 3+ terms, so each becomes a query source
     "エディターでミニマップを表示するかどうかを制御します。既定では右端に表示されます。",
     "ターミナルのフォント サイズをピクセル単位で指定します。既定値はエディターと同じです。",
     "フォルダーを開くと、ワークスペースの設定ファイルが読み込まれます。変更は即座に反映されます。",
@@ -59,7 +59,7 @@ def test_synonyms_skip_latin_forms_and_restricted_ones(builder, tmp_path):
 
 
 def test_queries_come_from_their_document_and_the_build_is_seeded(builder, tmp_path):
-    assert all(len(text) >= builder.MIN_QUERY_SOURCE_CHARS for text in DOCUMENTS)
+    assert all(len(builder.document_terms(text)) >= 3 for text in DOCUMENTS)
     synonyms = builder.read_synonyms(write_synonym_package(tmp_path / "syn"))
     first = builder.build(DOCUMENTS, synonyms, random.Random(7))
     assert first == builder.build(DOCUMENTS, synonyms, random.Random(7))
