@@ -560,13 +560,15 @@ class _IndexCore:
         if fusion == "dbsf" and (fusion_weights is not None or rrf_k is not None):
             raise ValueError("fusion_weights and rrf_k apply to fusion='rrf' only (Qdrant's DBSF takes neither)")
         if fusion_weights is not None:
-            fusion_weights = tuple(fusion_weights)  # type: ignore[assignment]
-            if len(fusion_weights) != 2 or not all(
-                isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in fusion_weights
-            ) or not any(fusion_weights):
+            try:
+                weights = tuple(float(weight) for weight in fusion_weights)
+            except (TypeError, ValueError):
+                weights = ()
+            if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
                 raise ValueError(
                     f"fusion_weights must be two finite weights >= 0 (dense, sparse), not both 0; got {fusion_weights!r}"
                 )
+            fusion_weights = weights  # type: ignore[assignment]
         if rrf_k is not None:
             _check_positive_int(rrf_k, "rrf_k")
         if isinstance(sparse, SparseEncoder):

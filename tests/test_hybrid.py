@@ -127,6 +127,8 @@ def test_client_fusion_equals_the_query_api(tiny_encoder, options):
         ({"fusion_weights": (1.0, -0.5)}, "two finite weights"),
         ({"fusion_weights": (0, 0)}, "not both 0"),
         ({"fusion_weights": (1.0, float("nan"))}, "two finite weights"),
+        ({"fusion_weights": ("dense", 1.0)}, "two finite weights"),
+        ({"fusion_weights": 0.5}, "two finite weights"),
         ({"rrf_k": 0}, "rrf_k"),
     ],
 )
@@ -220,15 +222,23 @@ def test_retrievers_reject_an_unknown_mode(index):
         LlamaIndexRetriever(index, mode="bm25")
 
 
-def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
+def index_with_the_cli(tmp_path, model_path, capsys) -> tuple[str, list[str]]:
+    """``index --sparse`` the test corpus into on-disk storage; returns it and the shared CLI options."""
     from sse_integrations.cli import main
 
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(IDS, CORPUS)))
     storage = str(tmp_path / "qdrant")
-    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(tiny_model_path)]
+    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(model_path)]
     assert main(["index", str(corpus), "--sparse", "--no-progress", *common]) == 0
     capsys.readouterr()
+    return storage, common
+
+
+def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
+    from sse_integrations.cli import main
+
+    _, common = index_with_the_cli(tmp_path, tiny_model_path, capsys)
     for mode in ("dense", "sparse", "hybrid"):
         assert main(["search", "東京のホテル", "--mode", mode, "--json", "--limit", "3", *common]) == 0
         hits = json.loads(capsys.readouterr().out)["hits"]
@@ -262,12 +272,7 @@ def test_eval_modes_report_dense_sparse_and_hybrid(tiny_model_path, capsys):
 def test_cli_fusion_options_reach_the_index(tmp_path, tiny_model_path, tiny_encoder, capsys):
     from sse_integrations.cli import main
 
-    corpus = tmp_path / "docs.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(IDS, CORPUS)))
-    storage = str(tmp_path / "qdrant")
-    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(tiny_model_path)]
-    assert main(["index", str(corpus), "--sparse", "--no-progress", *common]) == 0
-    capsys.readouterr()
+    storage, common = index_with_the_cli(tmp_path, tiny_model_path, capsys)
     weighted = ["--mode", "hybrid", "--fusion-weights", "0.2,1", "--rrf-k", "10", "--json", "--limit", "5"]
     assert main(["search", QUERIES[0], *weighted, *common]) == 0
     cli_hits = json.loads(capsys.readouterr().out)["hits"]
