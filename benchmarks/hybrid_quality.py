@@ -22,6 +22,7 @@ docs/hybrid.md (section "hybrid_quality"). About 5 minutes for the two default s
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from default_model_quality import batched, cached  # noqa: E402
 from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
 
 from sse_integrations import SSEEncoder  # noqa: E402
@@ -71,17 +73,10 @@ def teacher_vectors(dataset, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | 
 
     queries = dataset.evaluated_queries()[1]
     key = hashlib.sha256("\n".join(dataset.corpus_texts + ["\0"] + queries).encode()).hexdigest()[:16]
-    cache = work_dir / f"hybrid_teacher_{dataset.name}_{key}.npz"
-    if cache.exists():
-        arrays = np.load(cache)
-        query_vectors, corpus_vectors = arrays["queries"], arrays["corpus"]
-    else:
-        e5 = E5()
-        query_vectors = e5.query(queries)
-        corpus_vectors = np.concatenate([e5.passage(dataset.corpus_texts[i:i + 500])
-                                         for i in range(0, len(dataset.corpus_texts), 500)])
-        np.savez(cache, queries=query_vectors, corpus=corpus_vectors)
-    return query_vectors, corpus_vectors
+    cache = f"hybrid_teacher_{dataset.name}_{key}"
+    e5 = functools.cache(E5)  # loaded only when a cache file is missing
+    return (cached(work_dir / f"{cache}_queries.npy", lambda: batched(e5().query, queries)),
+            cached(work_dir / f"{cache}_corpus.npy", lambda: batched(e5().passage, dataset.corpus_texts)))
 
 
 def teacher_hybrid_ndcg(dataset, encoder, query_vectors: np.ndarray, corpus_vectors: np.ndarray) -> float:
