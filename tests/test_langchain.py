@@ -337,12 +337,17 @@ class TestRetrieverStandard(RetrieversIntegrationTests):
         return "猫が窓のそばで眠っている。"
 
 
+def run_example(arguments: list[str], monkeypatch, capsys) -> str:
+    """Run examples/langchain_rag.py as a script; returns its output."""
+    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
+    monkeypatch.setattr("sys.argv", [str(example), *arguments])
+    runpy.run_path(str(example), run_name="__main__")
+    return capsys.readouterr().out
+
+
 def test_example_runs(tiny_model_path, monkeypatch, capsys):
     """examples/langchain_rag.py end to end (on the fixture model; the bundled one once it ships)."""
-    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example), "--model", str(tiny_model_path)])
-    runpy.run_path(str(example), run_name="__main__")
-    output = capsys.readouterr().out
+    output = run_example(["--model", str(tiny_model_path)], monkeypatch, capsys)
     assert "MatryoshkaQdrantRetriever" in output
     # The filtered query may only return the two food documents.
     assert "おいしい日本料理 [topic=food]: " in output
@@ -352,9 +357,6 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
 
 def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
-    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example)])
-    runpy.run_path(str(example), run_name="__main__")
-    qdrant_part = capsys.readouterr().out.split("MatryoshkaQdrantRetriever")[1]
+    qdrant_part = run_example([], monkeypatch, capsys).split("MatryoshkaQdrantRetriever")[1]
     for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
         assert qdrant_part.split(f"{question}: ")[1].startswith(f"{top} ")

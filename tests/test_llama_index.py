@@ -306,16 +306,21 @@ async def test_retriever_query_engine_async(index):
     assert [node.node.node_id for node in response.source_nodes] == ids_of(index.search(query, limit=2))
 
 
-def test_example_runs(tiny_model_path, monkeypatch, capsys):
-    """examples/llamaindex_rag.py end to end (on the fixture model; the bundled one once it ships)."""
+def run_example(arguments: list[str], monkeypatch, capsys) -> str:
+    """Run examples/llamaindex_rag.py as a script; returns its output. The global Settings it sets are restored."""
     example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example), "--model", str(tiny_model_path)])
+    monkeypatch.setattr("sys.argv", [str(example), *arguments])
     saved = (Settings._embed_model, Settings._llm)
     try:
         runpy.run_path(str(example), run_name="__main__")
     finally:
         Settings._embed_model, Settings._llm = saved
-    output = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_example_runs(tiny_model_path, monkeypatch, capsys):
+    """examples/llamaindex_rag.py end to end (on the fixture model; the bundled one once it ships)."""
+    output = run_example(["--model", str(tiny_model_path)], monkeypatch, capsys)
     filtered = output.split("おいしい日本料理 [topic=food]: ")[1].splitlines()[0]
     assert sorted(filtered.split(", ")) == ["ramen", "sushi"]
     # Both retrieval paths embed the same texts the same way, so they print the same ranking.
@@ -408,14 +413,7 @@ def test_unsupported_filters_fail_when_the_retriever_is_built(filter_index):
 
 def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
-    example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example)])
-    saved = (Settings._embed_model, Settings._llm)
-    try:
-        runpy.run_path(str(example), run_name="__main__")
-    finally:
-        Settings._embed_model, Settings._llm = saved
-    output = capsys.readouterr().out
+    output = run_example([], monkeypatch, capsys)
     for part in output.split("MatryoshkaQdrantRetriever"):
         for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
             assert part.split(f"{question}: ")[1].startswith(f"{top} ")
