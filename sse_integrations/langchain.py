@@ -33,16 +33,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._checks import check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
-
-
-def _check_query(text: Any) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
-    return text
 
 
 def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
@@ -124,7 +119,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
-        return self._encode([_check_query(text)], False)[0]
+        return self._encode([check_text(text)], False)[0]
 
     # Encoding is CPU-bound numpy + tokenizers work: run it in a worker thread so the event
     # loop keeps serving other tasks (the default base implementation does the same via an
@@ -135,7 +130,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query` (runs in a worker thread)."""
-        _check_query(text)
+        check_text(text)
         return await asyncio.to_thread(self.embed_query, text)
 
 

@@ -31,16 +31,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import Field, PrivateAttr
 
-from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference, _as_text_list
+from ._checks import as_text_list, check_positive_int, check_text
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
-
-
-def _check_text(text: Any) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
-    return text
 
 
 def metadata_filters_to_qdrant(filters: MetadataFilters) -> Any:
@@ -184,28 +179,28 @@ class SSEEmbedding(BaseEmbedding):
     # BaseEmbedding splits the list before our code sees it, so a bad item would be reported
     # by its index within one batch: check the whole list first to name its real position.
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
-        return super().get_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+        return super().get_text_embedding_batch(as_text_list(texts), show_progress=show_progress, **kwargs)
 
     async def aget_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
-        return await super().aget_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+        return await super().aget_text_embedding_batch(as_text_list(texts), show_progress=show_progress, **kwargs)
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._encode([_check_text(query)])[0]
+        return self._encode([check_text(query)])[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._encode([_check_text(text)])[0]
+        return self._encode([check_text(text)])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._encode(texts)
 
     # Encoding is CPU-bound: run it in a worker thread so the event loop keeps serving.
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await asyncio.to_thread(self._get_query_embedding, _check_text(query))
+        return await asyncio.to_thread(self._get_query_embedding, check_text(query))
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await asyncio.to_thread(self._get_text_embedding, _check_text(text))
+        return await asyncio.to_thread(self._get_text_embedding, check_text(text))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
@@ -251,8 +246,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
                     f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
                     f"got {type(index).__name__} (no {attribute!r})"
                 )
-        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
-            raise ValueError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        check_positive_int(similarity_top_k, "similarity_top_k")
         search_kwargs = dict(search_kwargs or {})
         reserved = {"query", "limit", "mode"} & search_kwargs.keys()
         if reserved:

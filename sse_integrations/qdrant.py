@@ -47,6 +47,8 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         'sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"'
     ) from error
 
+from ._checks import as_text_list, check_positive_int, check_text
+from .documents import ID_KEY, TEXT_KEY, Document, read_documents
 from .encoder import SSEEncoder
 from .matryoshka import truncate_and_normalize, validate_dim
 from .sparse import SparseEncoder
@@ -81,8 +83,6 @@ __all__ = [
 DEFAULT_COARSE_DIM = 64
 COARSE_NAME = "coarse"
 FULL_NAME = "full"
-TEXT_KEY = "text"
-ID_KEY = "doc_id"
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
 # benchmarks/two_stage.py (docs/benchmarks.md), bundled model, 50,000 Tatoeba sentences:
 # recall@10 against the exact 512-dim ranking with a 64-dim coarse stage was 0.947 at 100
@@ -345,7 +345,7 @@ def prefetch_limits(
     An int is the first stage's limit; stages in between shrink geometrically towards
     ``limit``. None means ``prefetch_factor * limit``. A sequence gives every stage's limit.
     """
-    _check_positive_int(limit, "limit")
+    check_positive_int(limit, "limit")
     if prefetch_limit is None:
         prefetch_limit = prefetch_factor * limit
     if isinstance(prefetch_limit, Sequence):
@@ -353,19 +353,14 @@ def prefetch_limits(
         if len(limits) != stage_count - 1:
             raise ValueError(f"prefetch_limit needs {stage_count - 1} values (one per stage but the last), got {limits}")
         for value in limits:
-            _check_positive_int(value, "prefetch_limit")
+            check_positive_int(value, "prefetch_limit")
         if any(later > earlier for earlier, later in zip(limits, limits[1:])):
             raise ValueError(f"prefetch limits must not grow from coarse to fine stages, got {limits}")
         return [max(value, limit) for value in limits]
-    _check_positive_int(prefetch_limit, "prefetch_limit")
+    check_positive_int(prefetch_limit, "prefetch_limit")
     first = max(int(prefetch_limit), limit)
     steps = stage_count - 1
     return [max(limit, math.ceil(first * (limit / first) ** (index / steps))) for index in range(steps)]
-
-
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def two_stage_query(
@@ -530,8 +525,8 @@ class _IndexCore:
             raise ValueError(f"execution must be 'auto', 'prefetch' or 'client', got {execution!r}")
         if text_key == id_key:
             raise ValueError(f"text_key and id_key must differ, both are {text_key!r}")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(prefetch_factor, "prefetch_factor")
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(prefetch_factor, "prefetch_factor")
         if inspect.iscoroutinefunction(getattr(client, "upsert", None)) != self._is_async:
             wanted, other = ("AsyncMatryoshkaIndex", "an async") if not self._is_async else ("MatryoshkaIndex", "a sync")
             raise TypeError(f"{type(client).__name__} is {other} client: use {wanted} with it")
@@ -556,7 +551,7 @@ class _IndexCore:
         self._check_collection_kwargs()
         if fusion not in ("rrf", "dbsf"):
             raise ValueError(f"fusion must be 'rrf' or 'dbsf', got {fusion!r}")
-        _check_positive_int(fusion_factor, "fusion_factor")
+        check_positive_int(fusion_factor, "fusion_factor")
         if fusion == "dbsf" and (fusion_weights is not None or rrf_k is not None):
             raise ValueError("fusion_weights and rrf_k apply to fusion='rrf' only (Qdrant's DBSF takes neither)")
         if fusion_weights is not None:
@@ -570,7 +565,7 @@ class _IndexCore:
                 )
             fusion_weights = weights  # type: ignore[assignment]
         if rrf_k is not None:
-            _check_positive_int(rrf_k, "rrf_k")
+            check_positive_int(rrf_k, "rrf_k")
         if isinstance(sparse, SparseEncoder):
             self.sparse_encoder: SparseEncoder | None = sparse
         else:
@@ -630,12 +625,7 @@ class _IndexCore:
     def _check_inputs(
         self, texts: Sequence[str], ids: Sequence[DocId] | None, payloads: Sequence[Mapping[str, Any] | None] | None
     ) -> tuple[list[str], list[DocId], list[Mapping[str, Any] | None] | None]:
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be a list of strings, got a bare string; wrap it: add_texts([text])")
-        texts = list(texts)
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{index}] must be a str, got {type(text).__name__}")
+        texts = as_text_list(texts, hint="wrap it: add_texts([text])")
         if ids is None:
             doc_ids: list[DocId] = [str(uuid.uuid4()) for _ in texts]
         else:
@@ -669,13 +659,7 @@ class _IndexCore:
         return texts, doc_ids, payloads
 
     def _query_texts(self, queries: Sequence[str]) -> list[str]:
-        if isinstance(queries, (str, bytes)):
-            raise TypeError("queries must be a list of strings, got a bare string; use search(query)")
-        queries = list(queries)
-        for index, query in enumerate(queries):
-            if not isinstance(query, str):
-                raise TypeError(f"queries[{index}] must be a str, got {type(query).__name__}")
-        return queries
+        return as_text_list(queries, name="queries", hint="use search(query)")
 
     # plans: generators that yield client calls -------------------------------------------
 
@@ -735,7 +719,7 @@ class _IndexCore:
     def _add_plan(self, texts, ids, payloads, batch_size, show_progress) -> Generator[_Call, Any, list[DocId]]:
         texts, doc_ids, payloads = self._check_inputs(texts, ids, payloads)
         batch_size = batch_size or self.batch_size
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         if not texts:
             return []
         yield from self._ensure_collection_plan(create=True, texts=texts)
@@ -812,7 +796,7 @@ class _IndexCore:
         two_stage: bool,
         mode: SearchMode = "dense",
     ) -> Generator[_Call, Any, list[list[models.ScoredPoint]]]:
-        _check_positive_int(limit, "limit")
+        check_positive_int(limit, "limit")
         if mode not in ("dense", "sparse", "hybrid"):
             raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {mode!r}")
         if mode != "dense" and self.sparse_encoder is None:
@@ -1130,8 +1114,7 @@ class MatryoshkaIndex(_IndexCore):
             mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (both, fused by
                 ``fusion``); sparse and hybrid need an index made with ``sparse=True``.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        check_text(query, "query")
         return self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
                                  with_payload=with_payload, with_vectors=with_vectors,
                                  search_params=search_params, two_stage=two_stage, mode=mode)[0]
@@ -1195,8 +1178,7 @@ class AsyncMatryoshkaIndex(_IndexCore):
         mode: SearchMode = "dense",
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search`."""
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        check_text(query, "query")
         results = await self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
                                           with_payload=with_payload, with_vectors=with_vectors,
                                           search_params=search_params, two_stage=two_stage, mode=mode)
@@ -1240,89 +1222,6 @@ def stages_from_collection(info: models.CollectionInfo) -> tuple[DenseStage, ...
             "the collection has no Matryoshka layout (at least two named dense vectors of different sizes)"
         )
     return tuple(DenseStage(name, params.size) for name, params in sorted(vectors.items(), key=lambda kv: kv[1].size))
-
-
-@dataclass(frozen=True)
-class Document:
-    """One document read by :func:`read_documents`."""
-
-    id: str
-    text: str
-    payload: dict[str, Any]
-
-
-TEXT_SUFFIXES = (".txt", ".md")
-
-
-def read_documents(
-    paths: Sequence[str | os.PathLike],
-    *,
-    text_field: str = "text",
-    id_field: str | None = None,
-    lines: bool = False,
-) -> list[Document]:
-    """Documents from JSONL files, .txt/.md files, and folders of .txt/.md (searched recursively).
-
-    JSONL: one object per line with ``text_field``; its id is ``id_field`` (default: "id" or
-    "_id"), else ``"<file>:<line>"``; the other fields become the payload. A .txt/.md file is one
-    document whose id is its path (relative to the folder given), or with ``lines=True`` one
-    document per non-empty line (``"<file>:<line>"``). Ids are stable, so re-indexing the same
-    files updates points instead of duplicating them.
-    """
-    documents: list[Document] = []
-    for given in paths:
-        root = Path(given)
-        if root.is_dir():
-            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-            if not files:
-                raise FileNotFoundError(f"{root} holds no .txt or .md files")
-            for file in files:
-                documents.extend(_text_documents(file, file.relative_to(root).as_posix(), lines))
-        elif root.is_file():
-            if root.suffix.lower() in (".jsonl", ".ndjson"):
-                documents.extend(_jsonl_documents(root, text_field, id_field))
-            else:
-                documents.extend(_text_documents(root, str(given), lines))
-        else:
-            raise FileNotFoundError(f"no such file or folder: {root}")
-    seen: dict[str, str] = {}
-    for document in documents:
-        if document.id in seen:
-            raise ValueError(f"document id {document.id!r} appears twice ({seen[document.id]} and again)")
-        seen[document.id] = document.payload.get("source", "")
-    return documents
-
-
-def _text_documents(path, name: str, lines: bool) -> list[Document]:
-    text = path.read_text(encoding="utf-8")
-    if not lines:
-        return [Document(name, text, {"source": name})]
-    return [
-        Document(f"{name}:{number}", line.strip(), {"source": name, "line": number})
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip()
-    ]
-
-
-def _jsonl_documents(path, text_field: str, id_field: str | None) -> list[Document]:
-    documents = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-                raise ValueError(f"{path}:{number}: expected an object with a string {text_field!r} field")
-            key = id_field or next((k for k in ("id", "_id") if k in row), None)
-            if key is not None and key not in row:
-                raise ValueError(f"{path}:{number}: no {key!r} field")
-            doc_id = str(row[key]) if key is not None else f"{path}:{number}"
-            payload = {k: v for k, v in row.items() if k not in (text_field, key, TEXT_KEY, ID_KEY)}
-            documents.append(Document(doc_id, row[text_field], payload))
-    return documents
 
 
 # --- command-line bodies (argument parsing lives in sse_integrations/cli.py) --------------
