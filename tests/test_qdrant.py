@@ -362,7 +362,7 @@ def test_generated_ids_and_int_ids(tiny_encoder):
 
 
 def test_local_vector_reader_matches_retrieve_and_refuses_what_it_cannot_read(filled, corpus):
-    from sse_integrations.qdrant import _local_vectors
+    from sse_integrations.qdrant._local import local_vectors as _local_vectors
 
     ids, _ = corpus
     point_ids = [to_point_id(doc_id) for doc_id in ids[:5]]

@@ -57,7 +57,7 @@ class QdrantOptions(CommandOptions):
 
 
 @dataclass(frozen=True)
-class IndexOptions(QdrantOptions):
+class IndexCommandOptions(QdrantOptions):
     inputs: list[str]
     coarse_dim: int
     stages: str | None
@@ -135,7 +135,7 @@ def add_parsers(subparsers: Any) -> None:
     index.add_argument("--batch-size", type=int, default=256)
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    index.set_defaults(run=run_index, options=IndexOptions)
+    index.set_defaults(run=run_index, options=IndexCommandOptions)
 
     search = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
     search.add_argument("queries", nargs="+", metavar="QUERY")
@@ -169,7 +169,7 @@ def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chu
     return present
 
 
-def run_index(options: IndexOptions) -> int:
+def run_index(options: IndexCommandOptions) -> int:
     """Read documents and upsert them; re-running resumes (ids are deterministic)."""
     from ..documents import read_documents
     from ..qdrant import IndexingError, MatryoshkaIndex
