@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional, Union
@@ -33,6 +32,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from . import _retrievers
 from ._checks import check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
@@ -170,20 +170,9 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     @model_validator(mode="after")
     def _check_index(self) -> MatryoshkaQdrantRetriever:
-        for attribute in ("search", "text_key", "id_key"):
-            if not hasattr(self.index, attribute):
-                raise TypeError(
-                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
-                    f"got {type(self.index).__name__} (no {attribute!r})"
-                )
-        reserved = {"query", "limit", "mode"} & self.search_kwargs.keys()
-        if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, k and mode")
+        _retrievers.check_index(self.index)
+        _retrievers.check_search_kwargs(self.search_kwargs, "k")
         return self
-
-    @property
-    def _is_async_index(self) -> bool:
-        return inspect.iscoroutinefunction(self.index.search)
 
     def _search_arguments(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         arguments = {
@@ -200,34 +189,20 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         return arguments
 
     def _to_documents(self, points: Sequence[Any]) -> list[Document]:
-        text_key, id_key = self.index.text_key, self.index.id_key
         documents = []
-        for point in points:
-            metadata = dict(point.payload or {})
-            text = metadata.pop(text_key, "")
+        for hit in _retrievers.stored_hits(self.index, points):
             if self.score_key is not None:
-                metadata[self.score_key] = point.score
-            doc_id = metadata.get(id_key, point.id)
-            documents.append(Document(page_content=text, metadata=metadata, id=str(doc_id)))
+                hit.metadata[self.score_key] = hit.score
+            documents.append(Document(page_content=hit.text, metadata=hit.metadata, id=hit.id))
         return documents
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        if self._is_async_index:
-            raise TypeError(
-                "this retriever wraps an AsyncMatryoshkaIndex: call ainvoke()/abatch(), "
-                "or build it on a sync MatryoshkaIndex"
-            )
-        return self._to_documents(self.index.search(query, **self._search_arguments(kwargs)))
+        points = _retrievers.search(self.index, query, self._search_arguments(kwargs), "ainvoke()/abatch()")
+        return self._to_documents(points)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        arguments = self._search_arguments(kwargs)
-        if self._is_async_index:
-            points = await self.index.search(query, **arguments)
-        else:
-            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
-            points = await asyncio.to_thread(self.index.search, query, **arguments)
-        return self._to_documents(points)
+        return self._to_documents(await _retrievers.asearch(self.index, query, self._search_arguments(kwargs)))

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 from collections.abc import Sequence
 from typing import Any, Optional, Union
@@ -31,6 +30,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import Field, PrivateAttr
 
+from . import _retrievers
 from ._checks import as_text_list, check_positive_int, check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
@@ -240,19 +240,11 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
-        for attribute in ("search", "text_key", "id_key"):
-            if not hasattr(index, attribute):
-                raise TypeError(
-                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
-                    f"got {type(index).__name__} (no {attribute!r})"
-                )
+        _retrievers.check_index(index)
         check_positive_int(similarity_top_k, "similarity_top_k")
         search_kwargs = dict(search_kwargs or {})
-        reserved = {"query", "limit", "mode"} & search_kwargs.keys()
-        if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, similarity_top_k and mode")
-        if mode not in ("dense", "sparse", "hybrid"):
-            raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {mode!r}")
+        _retrievers.check_search_kwargs(search_kwargs, "similarity_top_k")
+        _retrievers.check_mode(mode)
         self.mode = mode
         self.index = index
         self.similarity_top_k = similarity_top_k
@@ -266,38 +258,19 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         self.search_kwargs = search_kwargs
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
-    @property
-    def _is_async_index(self) -> bool:
-        return inspect.iscoroutinefunction(self.index.search)
-
     def _search_arguments(self) -> dict[str, Any]:
         return {**self.search_kwargs, "limit": self.similarity_top_k, "mode": self.mode,
                 "prefetch_limit": self.prefetch_limit, "filter": self._qdrant_filter}
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
-        text_key, id_key = self.index.text_key, self.index.id_key
-        nodes = []
-        for point in points:
-            metadata = dict(point.payload or {})
-            text = metadata.pop(text_key, "")
-            doc_id = metadata.get(id_key, point.id)
-            node = TextNode(id_=str(doc_id), text=text, metadata=metadata)
-            nodes.append(NodeWithScore(node=node, score=point.score))
-        return nodes
+        return [
+            NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=hit.metadata), score=hit.score)
+            for hit in _retrievers.stored_hits(self.index, points)
+        ]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        if self._is_async_index:
-            raise TypeError(
-                "this retriever wraps an AsyncMatryoshkaIndex: call aretrieve() (or an async query "
-                "engine), or build it on a sync MatryoshkaIndex"
-            )
-        return self._to_nodes(self.index.search(query_bundle.query_str, **self._search_arguments()))
+        async_calls = "aretrieve() (or an async query engine)"
+        return self._to_nodes(_retrievers.search(self.index, query_bundle.query_str, self._search_arguments(), async_calls))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        arguments = self._search_arguments()
-        if self._is_async_index:
-            points = await self.index.search(query_bundle.query_str, **arguments)
-        else:
-            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
-            points = await asyncio.to_thread(self.index.search, query_bundle.query_str, **arguments)
-        return self._to_nodes(points)
+        return self._to_nodes(await _retrievers.asearch(self.index, query_bundle.query_str, self._search_arguments()))
