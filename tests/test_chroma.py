@@ -454,6 +454,7 @@ def chroma_server(tmp_path_factory):
         log.close()
 
 
+@pytest.mark.integration
 def test_http_server_round_trip(chroma_server, tiny_model_path, tiny_encoder):
     host, port = chroma_server
     function = SSEEmbeddingFunction(tiny_model_path, truncate_dim=128)
@@ -483,6 +484,7 @@ def test_http_server_round_trip(chroma_server, tiny_model_path, tiny_encoder):
     assert reopened.count() == len(DOCS)
 
 
+@pytest.mark.integration
 async def test_async_http_client(chroma_server, tiny_model_path, tiny_encoder):
     host, port = chroma_server
     client = await chromadb.AsyncHttpClient(host=host, port=port, settings=SETTINGS)

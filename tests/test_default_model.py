@@ -18,6 +18,9 @@ DEV_SUBSET = Path(__file__).parent / "data" / "tatoeba_ja_dev"
 WEIGHT_FILES = ("embedding.q4_k_m.bin", "model_rest.safetensors")
 MAX_WEIGHT_BYTES = 9_000_000
 
+# Every test here loads the real bundled weights.
+pytestmark = pytest.mark.integration
+
 # (anchor, paraphrase, unrelated): written for this test, not taken from Tatoeba.
 PARAPHRASE_TRIPLES = [
     ("猫がソファの上で寝ている。", "ソファで猫が眠っています。", "明日の会議は午後三時から始まります。"),

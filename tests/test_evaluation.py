@@ -415,6 +415,7 @@ def test_cli_eval_two_stage(tmp_path, tiny_model_path, capsys):
     assert variants == ["dim=512", two_stage]
 
 
+@pytest.mark.integration
 def test_cli_eval_bundled_model_on_the_dev_set(tmp_path, capsys):
     from sse_integrations.cli import main
     from sse_integrations.encoder import DEFAULT_MODEL_DIR

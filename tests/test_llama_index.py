@@ -8,8 +8,6 @@ The fixture model has random weights, so nothing here asserts semantics.
 from __future__ import annotations
 
 import asyncio
-import json
-import runpy
 import math
 import threading
 from pathlib import Path
@@ -25,29 +23,11 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding, metadata_filters_to_qdrant
 from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+from tests.helpers import distinct_corpus, query_texts
+from tests.helpers import hit_ids as ids_of
+from tests.helpers import run_example as run_example_script
 
-CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
-QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
 TEXTS = ["猫が窓のそばで眠っている。", "明日は雨が降るでしょう。", "", "改行を\n含む\tテキスト  "]
-
-
-def distinct_corpus(encoder, count: int) -> tuple[list[str], list[str]]:
-    """``count`` documents whose fixture embeddings differ (exact ties would let tie-breaking decide)."""
-    with open(CORPUS_FILE, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
-    ids, texts, seen = [], [], set()
-    for row, vector in zip(rows, np.round(encoder.encode([row["text"] for row in rows]), 4)):
-        if vector.tobytes() not in seen:
-            seen.add(vector.tobytes())
-            ids.append(row["_id"])
-            texts.append(row["text"])
-    assert len(texts) >= count, f"fewer than {count} distinct documents"
-    return ids[:count], texts[:count]
-
-
-def query_texts(count: int) -> list[str]:
-    with open(QUERIES_FILE, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle][:count]
 
 
 class CountingEncoder:
@@ -230,8 +210,9 @@ GROUP_1 = models.Filter(must=[models.FieldCondition(key="group", match=models.Ma
 
 
 @pytest.fixture(scope="module")
-def corpus(tiny_encoder):
-    return distinct_corpus(tiny_encoder, 200)
+def corpus(dev_corpus):
+    ids, texts = dev_corpus
+    return ids[:200], texts[:200]
 
 
 @pytest.fixture(scope="module")
@@ -240,10 +221,6 @@ def index(tiny_encoder, corpus):
     built = MatryoshkaIndex(QdrantClient(":memory:"), "li_docs", tiny_encoder)
     built.add_texts(texts, ids=ids, payloads=[{"group": position % 3} for position in range(len(ids))])
     return built
-
-
-def ids_of(points) -> list[str]:
-    return [point.payload["doc_id"] for point in points]
 
 
 @pytest.mark.parametrize("query", query_texts(8))
@@ -308,14 +285,11 @@ async def test_retriever_query_engine_async(index):
 
 def run_example(arguments: list[str], monkeypatch, capsys) -> str:
     """Run examples/llamaindex_rag.py as a script; returns its output. The global Settings it sets are restored."""
-    example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example), *arguments])
     saved = (Settings._embed_model, Settings._llm)
     try:
-        runpy.run_path(str(example), run_name="__main__")
+        return run_example_script("llamaindex_rag.py", arguments, monkeypatch, capsys)
     finally:
         Settings._embed_model, Settings._llm = saved
-    return capsys.readouterr().out
 
 
 def test_example_runs(tiny_model_path, monkeypatch, capsys):
@@ -411,6 +385,7 @@ def test_unsupported_filters_fail_when_the_retriever_is_built(filter_index):
         MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("group", 1, "in")]))
 
 
+@pytest.mark.integration
 def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
     output = run_example([], monkeypatch, capsys)

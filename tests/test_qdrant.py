@@ -6,9 +6,7 @@ a numpy brute force over the same vectors, and both execution paths agree with e
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,49 +30,17 @@ from sse_integrations.qdrant import (
     two_stage_query,
     vectors_config,
 )
-
-CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
-QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
-
-
-def _distinct_texts(path: Path, count: int) -> tuple[list[str], list[str]]:
-    ids, texts, seen = [], [], set()
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["text"] in seen:
-                continue
-            seen.add(row["text"])
-            ids.append(row["_id"])
-            texts.append(row["text"])
-            if len(texts) == count:
-                break
-    return ids, texts
-
+from tests.helpers import hit_ids, query_texts
 
 @pytest.fixture(scope="module")
-def corpus(tiny_encoder) -> tuple[list[str], list[str]]:
-    """400 documents with distinct embeddings.
-
-    The fixture's 229-piece vocabulary maps some different sentences to the same token bag;
-    exact score ties would make the two engines' tie-breaking, not the ranking, decide.
-    """
-    ids, texts = _distinct_texts(CORPUS_FILE, 600)
-    vectors = tiny_encoder.encode(texts)
-    keep, seen = [], set()
-    for position, vector in enumerate(np.round(vectors, 4)):
-        key = vector.tobytes()
-        if key not in seen:
-            seen.add(key)
-            keep.append(position)
-    keep = keep[:400]
-    assert len(keep) == 400
-    return [ids[p] for p in keep], [texts[p] for p in keep]
+def corpus(dev_corpus) -> tuple[list[str], list[str]]:
+    """400 documents with distinct embeddings (see tests.helpers.distinct_corpus)."""
+    return dev_corpus
 
 
 @pytest.fixture(scope="module")
 def queries() -> list[str]:
-    return _distinct_texts(QUERIES_FILE, 12)[1]
+    return query_texts(12)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +66,6 @@ def brute_force(encoder, texts, query, coarse_dim, prefetch, limit, allowed=None
     full_scores = docs[candidates] @ q
     order = np.argsort(-full_scores, kind="stable")[:limit]
     return [int(c) for c in candidates[order]], full_scores[order]
-
-
-def hit_ids(points) -> list[str]:
-    return [point.payload["doc_id"] for point in points]
 
 
 # --- layout and helpers ---------------------------------------------------------------------
