@@ -23,9 +23,9 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -194,8 +194,8 @@ def main() -> None:
     )
     teacher_rows = {}
     for label, dim, key, encode in teacher_specs:
-        q = cached(work_dir / f"dev_{key}_queries.npy", lambda: batched(encode, queries))
-        c = cached(work_dir / f"dev_{key}_corpus.npy", lambda: batched(encode, corpus))
+        q = cached(work_dir / f"dev_{key}_queries.npy", lambda encode=encode: batched(encode, queries))
+        c = cached(work_dir / f"dev_{key}_corpus.npy", lambda encode=encode: batched(encode, corpus))
         teacher_rows[key] = Row(label, dim, evaluate_embeddings(dataset, q, c).metrics, throughput(encode, sample))
         rows.append(teacher_rows[key])
 

@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_line, markdown_table, write_section  # noqa: E402
+from report import machine_line, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_CORPUS = ROOT / "tests" / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
@@ -113,8 +112,8 @@ def main() -> None:
         rows, rates = [], {}
         for name, run in paths.items():
             rates[name] = (
-                median_rate(lambda: run(short), len(short), args.repeats),
-                median_rate(lambda: run(docs), len(docs), args.repeats),
+                median_rate(lambda run=run: run(short), len(short), args.repeats),
+                median_rate(lambda run=run: run(docs), len(docs), args.repeats),
             )
             print(f"{name}: {rates[name][0]:,.0f} sentences/s, {rates[name][1]:,.0f} docs/s", flush=True)
         ours = rates["SSEEncoder.encode"]

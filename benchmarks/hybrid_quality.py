@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from default_model_quality import batched, cached  # noqa: E402
-from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
+from default_model_quality import batched, cached
+from report import DOCS, data_spec, machine_line, markdown_table, write_section
 
-from sse_integrations import SSEEncoder  # noqa: E402
-from sse_integrations.evaluation import (  # noqa: E402
+from sse_integrations import SSEEncoder
+from sse_integrations.evaluation import (
     evaluate_embeddings,
     evaluate_rankings,
     evaluate_two_stage,

@@ -11,18 +11,17 @@ Writes the table to docs/hybrid.md (section "sparse_features").
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
+from report import DOCS, data_spec, machine_line, markdown_table, write_section
 
-from sse_integrations import SSEEncoder  # noqa: E402
-from sse_integrations.evaluation import evaluate_rankings, load_beir  # noqa: E402
-from sse_integrations.sparse import FEATURES, SparseEncoder  # noqa: E402
+from sse_integrations import SSEEncoder
+from sse_integrations.evaluation import evaluate_rankings, load_beir
+from sse_integrations.sparse import FEATURES, SparseEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = [(1.2, 0.75), (1.5, 0.5), (0.9, 0.4)]

@@ -37,14 +37,14 @@ import os
 import random
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
-import tarfile
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm

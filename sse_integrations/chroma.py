@@ -73,7 +73,7 @@ def model_fingerprint(encoder: SSEEncoder) -> str:
             continue
         array = np.ascontiguousarray(tensor, dtype=np.float32)
         digest.update(repr(array.shape).encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     value = digest.hexdigest()
     _FINGERPRINTS[encoder] = value
     return value

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -75,9 +75,9 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
 
-    model_name_or_path: Optional[str] = None
-    encoder: Optional[SSEEncoder] = Field(default=None, exclude=True, repr=False)
-    truncate_dim: Optional[int] = None
+    model_name_or_path: str | None = None
+    encoder: SSEEncoder | None = Field(default=None, exclude=True, repr=False)
+    truncate_dim: int | None = None
     normalize: bool = True
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0)
     show_progress: bool = False
@@ -104,10 +104,16 @@ class SSEEmbeddings(BaseModel, Embeddings):
     @property
     def dim(self) -> int:
         """Width of the returned vectors."""
-        return self.truncate_dim or self.encoder.dim
+        return self.truncate_dim or self._loaded_encoder.dim
+
+    @property
+    def _loaded_encoder(self) -> SSEEncoder:
+        # Optional only as a constructor argument: _load always sets it.
+        assert self.encoder is not None
+        return self.encoder
 
     def _encode(self, texts: Any, show_progress: bool) -> list[list[float]]:
-        vectors = self.encoder.encode(
+        vectors = self._loaded_encoder.encode(
             texts, truncate_dim=self.truncate_dim, normalize=self.normalize,
             batch_size=self.batch_size, show_progress=show_progress,
         )
@@ -162,11 +168,11 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     index: Any
     k: int = Field(default=4, gt=0)
-    prefetch_limit: Optional[Union[int, list[int]]] = None
-    filter: Optional[Any] = None
+    prefetch_limit: int | list[int] | None = None
+    filter: Any | None = None
     mode: Literal["dense", "sparse", "hybrid"] = "dense"
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
-    score_key: Optional[str] = "score"
+    score_key: str | None = "score"
 
     @model_validator(mode="after")
     def _check_index(self) -> MatryoshkaQdrantRetriever:

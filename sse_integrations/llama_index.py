@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
@@ -120,8 +120,11 @@ class SSEEmbedding(BaseEmbedding):
             larger batches than LlamaIndex's default of 10 mostly save call overhead).
     """
 
-    model_name: Optional[str] = Field(default=None, description="Model folder or hub id; None = bundled default.")
-    truncate_dim: Optional[int] = Field(default=None, description="Matryoshka prefix (None = full width).")
+    # None names the bundled model, which LlamaIndex's base class (typed str) has no word for.
+    model_name: str | None = Field(  # type: ignore[assignment]
+        default=None, description="Model folder or hub id; None = bundled default."
+    )
+    truncate_dim: int | None = Field(default=None, description="Matryoshka prefix (None = full width).")
     normalize: bool = Field(default=True, description="L2-normalise after truncation.")
     embed_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0, le=2048)
 
@@ -232,7 +235,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         index: Any,
         similarity_top_k: int = 4,
         *,
-        prefetch_limit: Union[int, Sequence[int], None] = None,
+        prefetch_limit: int | Sequence[int] | None = None,
         filters: MetadataFilters | None = None,
         filter: Any = None,
         mode: str = "dense",

@@ -148,7 +148,7 @@ def test_eight_threads_match_one_thread(tiny_encoder, fixture_texts):
             barrier.wait()
             for _ in range(5):
                 results[worker] = tiny_encoder.encode(texts, batch_size=16)
-        except BaseException as error:  # noqa: BLE001 - surfaced below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]

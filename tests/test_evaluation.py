@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sse_integrations.matryoshka import truncate_and_normalize
 from sse_integrations.evaluation import (
     METRIC_NAMES,
     BEIRDataset,
@@ -25,6 +24,7 @@ from sse_integrations.evaluation import (
     rank_by_cosine,
     rankings_from_scores,
 )
+from sse_integrations.matryoshka import truncate_and_normalize
 
 DEV_SET = Path(__file__).parent / "data" / "tatoeba_ja_dev"
 

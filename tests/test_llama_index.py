@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,7 +322,7 @@ def filter_index(tiny_encoder, corpus):
     return built, {doc_id: _metadata(position) for position, doc_id in enumerate(ids)}
 
 
-def F(key, value, operator="=="):  # noqa: N802 - reads like the filter it builds
+def F(key, value, operator="=="):
     return MetadataFilter(key=key, value=value, operator=operator)
 
 

@@ -32,6 +32,7 @@ from sse_integrations.qdrant import (
 )
 from tests.helpers import hit_ids, query_texts
 
+
 @pytest.fixture(scope="module")
 def corpus(dev_corpus) -> tuple[list[str], list[str]]:
     """400 documents with distinct embeddings (see tests.helpers.distinct_corpus)."""

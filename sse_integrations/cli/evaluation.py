@@ -15,6 +15,7 @@ from ._options import CommandOptions, FusionChoice, add_fusion_options, add_mode
 if TYPE_CHECKING:
     from ..encoder import SSEEncoder
     from ..evaluation import BEIRDataset, EvalResult
+    from ..qdrant import SearchMode
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class EvalOptions(FusionChoice, CommandOptions):
     data: list[str]
     dims: list[int] | None
     two_stage: bool
-    modes: list[str]
+    modes: list[SearchMode]
     coarse_dim: int
     prefetch_limit: int | None
     split: str
@@ -32,9 +33,10 @@ class EvalOptions(FusionChoice, CommandOptions):
     no_progress: bool
 
     @property
-    def search_modes(self) -> list[str]:
+    def search_modes(self) -> list[SearchMode]:
         """Qdrant modes to evaluate, in order, once each (``--two-stage`` is ``--mode dense``)."""
-        return list(dict.fromkeys((["dense"] if self.two_stage else []) + self.modes))
+        dense: list[SearchMode] = ["dense"] if self.two_stage else []
+        return list(dict.fromkeys(dense + self.modes))
 
 
 def _int_list(text: str) -> list[int]:

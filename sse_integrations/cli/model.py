@@ -42,7 +42,7 @@ def add_parsers(subparsers: Any) -> None:
 def run_info(options: InfoOptions) -> int:
     encoder = options.load_encoder()
     weight_bytes = sum(path.stat().st_size for path in encoder.weight_files)
-    info = {
+    info: dict[str, Any] = {
         "source": encoder.source,
         "layout": encoder.layout,
         "vocab_size": encoder.vocab_size,

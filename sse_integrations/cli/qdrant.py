@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
 
     from ..documents import Document
-    from ..qdrant import MatryoshkaIndex
+    from ..qdrant import MatryoshkaIndex, SearchMode
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "sample_corpus" / "corpus.jsonl"
 DEMO_QUERIES = [
@@ -77,7 +77,7 @@ class SearchOptions(FusionChoice, QdrantOptions):
     limit: int
     prefetch_limit: int | None
     single_stage: bool
-    mode: str
+    mode: SearchMode
     where: list[str]
     json: bool
 
@@ -241,7 +241,7 @@ def run_search(options: SearchOptions) -> int:
         index = MatryoshkaIndex(client, options.collection, encoder, stages=stages,
                                 prefetch_limit=options.prefetch_limit, sparse=has_sparse, **options.fusion_keywords())
         results = index.search_batch(options.queries, limit=options.limit, filter=parse_where(options.where),
-                                     two_stage=not options.single_stage, mode=options.mode)  # type: ignore[arg-type]
+                                     two_stage=not options.single_stage, mode=options.mode)
         for query, hits in zip(options.queries, results):
             _print_hits(query, hits, index, as_json=options.json)
     finally:
@@ -328,12 +328,13 @@ def _demo_query(
         runs[label] = (hits, steps, total)
         totals[label].append(total)
     print(f"query: {query}")
-    for label, (hits, steps, total) in runs.items():
+    for label, (_, steps, total) in runs.items():
         parts = " | ".join(f"{step} {seconds * 1000:.2f} ms" for step, seconds in steps.items())
         print(f"  {label:<12} {total * 1000:6.2f} ms  ({parts})")
     hits = runs["two-stage"][0]
     for rank, hit in enumerate(hits[: options.show], start=1):
-        print(f"    {rank}. {hit.score:.3f}  {hit.payload[index.id_key]:<14} {_snippet(hit.payload[index.text_key])}")
+        payload = hit.payload or {}
+        print(f"    {rank}. {hit.score:.3f}  {payload[index.id_key]:<14} {_snippet(payload[index.text_key])}")
     single_ids = {hit.id for hit in runs["single-stage"][0]}
     overlap = len({hit.id for hit in hits} & single_ids)
     print(f"    top-{options.limit} shared with single-stage: {overlap}/{len(single_ids)}\n")

@@ -162,7 +162,7 @@ def _load_qrels(path: Path) -> dict[str, dict[str, int]]:
                 except ValueError:
                     raise BEIRFormatError(f"{path}:{lineno}: score {raw_score!r} is not a number") from None
                 if not as_float.is_integer():
-                    raise BEIRFormatError(f"{path}:{lineno}: score {raw_score!r} is not an integer grade")
+                    raise BEIRFormatError(f"{path}:{lineno}: score {raw_score!r} is not an integer grade") from None
                 score = int(as_float)
             docs = qrels.setdefault(qid, {})
             if cid in docs and docs[cid] != score:

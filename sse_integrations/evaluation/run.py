@@ -10,11 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .beir import BEIRDataset
 from .metrics import MAX_K, EvalResult, evaluate_rankings, rank_by_cosine, rankings_from_scores
 
 if TYPE_CHECKING:
     from ..encoder import SSEEncoder
+    from ..qdrant import SearchMode
 
 
 def _eval_queries(dataset: BEIRDataset) -> tuple[list[str], list[str], dict[str, set[str]]]:
@@ -128,7 +131,7 @@ def evaluate_two_stage(
     client: Any = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
-    mode: str = "dense",
+    mode: SearchMode = "dense",
     index_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
@@ -167,7 +170,7 @@ def evaluate_two_stage(
     for qid, hits in zip(qids, hits_per_query):
         # Qdrant orders equal scores by point id (a uuid of the document id); re-sorting the
         # returned hits applies the exact path's tie rule (ascending document id) instead.
-        scored = {str(hit.payload[index.id_key]): float(hit.score) for hit in hits}
+        scored = {str((hit.payload or {})[index.id_key]): float(hit.score) for hit in hits}
         rankings[qid] = rankings_from_scores({qid: scored})[qid]
     return EvalResult(
         dataset=dataset.name,

@@ -177,7 +177,7 @@ class IndexCore:
         self, texts: Sequence[str], ids: Sequence[DocId] | None, payloads: Sequence[Mapping[str, Any] | None] | None
     ) -> tuple[list[str], list[DocId], list[Mapping[str, Any] | None] | None]:
         texts = as_text_list(texts, hint="wrap it: add_texts([text])")
-        doc_ids = [str(uuid.uuid4()) for _ in texts] if ids is None else self._check_ids(ids, len(texts))
+        doc_ids: list[DocId] = [str(uuid.uuid4()) for _ in texts] if ids is None else self._check_ids(ids, len(texts))
         if payloads is not None:
             payloads = list(payloads)
             if len(payloads) != len(texts):
@@ -261,17 +261,16 @@ class IndexCore:
     def _make_points(
         self, texts: list[str], doc_ids: list[DocId], payloads: list[Mapping[str, Any] | None] | None
     ) -> list[models.PointStruct]:
-        vectors = encode_stages(self.encoder, texts, self.stages)
-        points = build_points(
+        vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
+        if self.sparse_encoder is not None:
+            vectors[self.sparse_name] = [
+                models.SparseVector(indices=sparse.indices, values=sparse.values)
+                for sparse in self.sparse_encoder.encode_documents(texts)
+            ]
+        return build_points(
             doc_ids, texts, vectors, payloads, text_key=self.text_key, id_key=self.id_key,
             namespace=self.id_namespace,
         )
-        if self.sparse_encoder is not None:
-            for point, sparse in zip(points, self.sparse_encoder.encode_documents(texts)):
-                point.vector[self.sparse_name] = models.SparseVector(  # type: ignore[index]
-                    indices=sparse.indices, values=sparse.values
-                )
-        return points
 
     def _progress_bar(self, total: int, batches: int, show_progress: bool | None) -> Any:
         if show_progress is None:
@@ -334,7 +333,7 @@ class IndexCore:
         if point_ids:
             yield ("delete", {
                 "collection_name": self.collection_name,
-                "points_selector": models.PointIdsList(points=point_ids),  # type: ignore[arg-type]
+                "points_selector": models.PointIdsList(points=point_ids),
                 "wait": True,
             })
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from qdrant_client import models
@@ -18,7 +18,7 @@ from .layout import DenseStage
 # a new collection, or copying between clusters, keeps ids stable).
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "sse-integrations/qdrant/point-id")
 
-DocId = Union[str, int, uuid.UUID]
+DocId = str | int | uuid.UUID
 
 
 def to_point_id(doc_id: DocId, namespace: uuid.UUID = ID_NAMESPACE) -> int | str:
@@ -52,7 +52,7 @@ def encode_stages(
 ) -> dict[str, np.ndarray]:
     """Named vectors for ``texts``: one ``encode`` at the widest stage, each prefix renormalised."""
     widest = max(stage.dim for stage in stages)
-    kwargs = {"batch_size": batch_size} if batch_size else {}
+    kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
     full = encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs)
     return {stage.name: truncate_and_normalize(full, stage.dim) for stage in stages}
 
