@@ -62,15 +62,21 @@ def main() -> None:
     for features in FEATURES:
         for k1, b in SETTINGS:
             encoder = SparseEncoder(tokenizer, features=features, k1=k1, b=b)
-            rows.append([features, k1, b, *(f"{bm25_metrics(dataset, encoder)['cosine_ndcg@10']:.4f}" for dataset in datasets)])
+            rows.append(
+                [features, k1, b, *(f"{bm25_metrics(dataset, encoder)['cosine_ndcg@10']:.4f}" for dataset in datasets)]
+            )
             print(rows[-1], flush=True)
-    sizes = "; ".join(f"`{dataset.name}` ({split}): {len(dataset.relevant_docs):,} queries, "
-                      f"{len(dataset.corpus_ids):,} documents" for dataset, (_, split) in zip(datasets, sources))
-    markdown = "\n\n".join([
-        "## Sparse features for Japanese BM25 (`benchmarks/sparse_features.py`)",
-        f"NDCG@10 of exact BM25. {sizes}. {machine_line()}",
-        markdown_table(["features", "k1", "b", *(dataset.name for dataset in datasets)], rows),
-    ])
+    sizes = "; ".join(
+        f"`{dataset.name}` ({split}): {len(dataset.relevant_docs):,} queries, {len(dataset.corpus_ids):,} documents"
+        for dataset, (_, split) in zip(datasets, sources)
+    )
+    markdown = "\n\n".join(
+        [
+            "## Sparse features for Japanese BM25 (`benchmarks/sparse_features.py`)",
+            f"NDCG@10 of exact BM25. {sizes}. {machine_line()}",
+            markdown_table(["features", "k1", "b", *(dataset.name for dataset in datasets)], rows),
+        ]
+    )
     print(markdown)
     write_section("sparse_features", markdown, DOCS / "hybrid.md")
 

@@ -140,7 +140,9 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
             self.model_name_or_path = model_reference(model_name_or_path)
             self.revision = revision
             self.encoder = _load_encoder(self.model_name_or_path, revision)
-        self.truncate_dim = validate_dim(truncate_dim, self.encoder.full_dim) if truncate_dim is not None else self.encoder.dim
+        self.truncate_dim = (
+            validate_dim(truncate_dim, self.encoder.full_dim) if truncate_dim is not None else self.encoder.dim
+        )
         self.normalize = normalize
         self.batch_size = int(batch_size)
         if encoder is not None and encoder.source is not None:

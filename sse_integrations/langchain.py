@@ -114,8 +114,11 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     def _encode(self, texts: Any, show_progress: bool) -> list[list[float]]:
         vectors = self._loaded_encoder.encode(
-            texts, truncate_dim=self.truncate_dim, normalize=self.normalize,
-            batch_size=self.batch_size, show_progress=show_progress,
+            texts,
+            truncate_dim=self.truncate_dim,
+            normalize=self.normalize,
+            batch_size=self.batch_size,
+            show_progress=show_progress,
         )
         return vectors.tolist()  # plain Python floats, as LangChain vector stores expect
 

@@ -154,8 +154,12 @@ class SSEEmbedding(BaseEmbedding):
         if truncate_dim is not None:
             validate_dim(truncate_dim, encoder.full_dim)
         super().__init__(
-            model_name=name, truncate_dim=truncate_dim, normalize=normalize,
-            embed_batch_size=embed_batch_size, callback_manager=callback_manager, **kwargs,
+            model_name=name,
+            truncate_dim=truncate_dim,
+            normalize=normalize,
+            embed_batch_size=embed_batch_size,
+            callback_manager=callback_manager,
+            **kwargs,
         )
         self._encoder = encoder
 
@@ -175,7 +179,10 @@ class SSEEmbedding(BaseEmbedding):
 
     def _encode(self, texts: list[str]) -> list[Embedding]:
         vectors = self._encoder.encode(
-            texts, truncate_dim=self.truncate_dim, normalize=self.normalize, batch_size=self.embed_batch_size,
+            texts,
+            truncate_dim=self.truncate_dim,
+            normalize=self.normalize,
+            batch_size=self.embed_batch_size,
         )
         return vectors.tolist()
 
@@ -262,8 +269,13 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def _search_arguments(self) -> dict[str, Any]:
-        return {**self.search_kwargs, "limit": self.similarity_top_k, "mode": self.mode,
-                "prefetch_limit": self.prefetch_limit, "filter": self._qdrant_filter}
+        return {
+            **self.search_kwargs,
+            "limit": self.similarity_top_k,
+            "mode": self.mode,
+            "prefetch_limit": self.prefetch_limit,
+            "filter": self._qdrant_filter,
+        }
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
         return [
@@ -273,7 +285,9 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         async_calls = "aretrieve() (or an async query engine)"
-        return self._to_nodes(_retrievers.search(self.index, query_bundle.query_str, self._search_arguments(), async_calls))
+        return self._to_nodes(
+            _retrievers.search(self.index, query_bundle.query_str, self._search_arguments(), async_calls)
+        )
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return self._to_nodes(await _retrievers.asearch(self.index, query_bundle.query_str, self._search_arguments()))

@@ -129,4 +129,7 @@ class SparseEncoder:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], tokenizer: Any = None) -> SparseEncoder:
-        return cls(tokenizer=tokenizer, **{key: config[key] for key in ("features", "k1", "b", "avg_doc_length") if key in config})
+        return cls(
+            tokenizer=tokenizer,
+            **{key: config[key] for key in ("features", "k1", "b", "avg_doc_length") if key in config},
+        )

@@ -74,7 +74,9 @@ def test_cli_fusion_options_reach_the_index(tmp_path, tiny_model_path, tiny_enco
     finally:
         client.close()
     assert [hit["id"] for hit in cli_hits] == [hit.payload["doc_id"] for hit in expected]
-    assert [hit["score"] for hit in cli_hits] == pytest.approx([hit.score for hit in expected], abs=1e-6)  # printed rounded
+    assert [hit["score"] for hit in cli_hits] == pytest.approx(
+        [hit.score for hit in expected], abs=1e-6
+    )  # printed rounded
 
     with pytest.raises(SystemExit):
         main(["search", QUERIES[0], "--fusion-weights", "1", *common])

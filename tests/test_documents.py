@@ -11,7 +11,9 @@ from sse_integrations.documents import Document, read_documents
 
 def test_documents_import_and_read_without_qdrant_client(tmp_path):
     corpus = tmp_path / "docs.jsonl"
-    corpus.write_text(json.dumps({"id": "a", "text": "猫", "theme": "cats"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    corpus.write_text(
+        json.dumps({"id": "a", "text": "猫", "theme": "cats"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     # None in sys.modules makes any `import qdrant_client` fail, as if the extra were missing.
     code = (
         "import sys; sys.modules['qdrant_client'] = None\n"

@@ -191,7 +191,9 @@ def corpus(dev_corpus):
 def index(tiny_encoder, corpus):
     ids, texts = corpus
     built = MatryoshkaIndex(QdrantClient(":memory:"), "lc_docs", tiny_encoder)
-    built.add_texts(texts, ids=ids, payloads=[{"group": position % 3, "source": "tatoeba"} for position in range(len(ids))])
+    built.add_texts(
+        texts, ids=ids, payloads=[{"group": position % 3, "source": "tatoeba"} for position in range(len(ids))]
+    )
     return built
 
 
@@ -208,8 +210,12 @@ def test_retriever_matches_index_search(index, query):
     assert [document.metadata["score"] for document in documents] == [point.score for point in points]
     for document, point in zip(documents, points):
         assert document.page_content == point.payload["text"]
-        assert document.metadata == {"doc_id": point.payload["doc_id"], "group": point.payload["group"],
-                                     "source": "tatoeba", "score": point.score}
+        assert document.metadata == {
+            "doc_id": point.payload["doc_id"],
+            "group": point.payload["group"],
+            "source": "tatoeba",
+            "score": point.score,
+        }
 
 
 def test_retriever_options_reach_the_index(index):
@@ -242,7 +248,9 @@ def test_retriever_rejects_bad_configuration(index):
 async def test_retriever_async_on_sync_and_async_indexes(tiny_encoder, corpus, index):
     ids, texts = corpus
     async_index = AsyncMatryoshkaIndex(AsyncQdrantClient(":memory:"), "lc_docs_async", tiny_encoder)
-    await async_index.add_texts(texts, ids=ids, payloads=[{"group": p % 3, "source": "tatoeba"} for p in range(len(ids))])
+    await async_index.add_texts(
+        texts, ids=ids, payloads=[{"group": p % 3, "source": "tatoeba"} for p in range(len(ids))]
+    )
     async_retriever = MatryoshkaQdrantRetriever(index=async_index, k=5, filter=GROUP_1)
     sync_retriever = MatryoshkaQdrantRetriever(index=index, k=5, filter=GROUP_1)
     for query in query_texts(4):
@@ -272,8 +280,10 @@ def test_retriever_in_an_lcel_chain(index):
         return prompt_value
 
     chain = (
-        {"context": retriever | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs)),
-         "question": RunnablePassthrough()}
+        {
+            "context": retriever | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs)),
+            "question": RunnablePassthrough(),
+        }
         | prompt
         | RunnableLambda(record)
         | FakeListLLM(responses=["answer one", "answer two"])

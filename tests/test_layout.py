@@ -50,10 +50,16 @@ def test_the_core_imports_no_framework_database_or_cli():
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_an_adapter_never_imports_another_adapter(adapter):
     others = {f"sse_integrations.{name}" for name in ADAPTERS if name != adapter}
-    sources = [PACKAGE / f"{adapter}.py"] if (PACKAGE / f"{adapter}.py").exists() else sorted((PACKAGE / adapter).glob("*.py"))
+    sources = (
+        [PACKAGE / f"{adapter}.py"]
+        if (PACKAGE / f"{adapter}.py").exists()
+        else sorted((PACKAGE / adapter).glob("*.py"))
+    )
     for path in sources:
         imported = imported_modules(path)
-        assert not {name for name in imported if name in others or name.startswith(tuple(o + "." for o in others))}, path
+        assert not {name for name in imported if name in others or name.startswith(tuple(o + "." for o in others))}, (
+            path
+        )
 
 
 def test_nothing_under_qdrant_prints():
@@ -71,7 +77,9 @@ def test_only_the_local_module_touches_qdrant_client_internals():
         if path.name == "_local.py":
             continue
         text = path.read_text(encoding="utf-8")
-        internal = [name for name in imported_modules(path) if name.startswith(("qdrant_client.local", "qdrant_client.hybrid"))]
+        internal = [
+            name for name in imported_modules(path) if name.startswith(("qdrant_client.local", "qdrant_client.hybrid"))
+        ]
         assert not internal and "._client" not in text, path
 
 

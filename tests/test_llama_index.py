@@ -103,9 +103,11 @@ async def test_async_does_not_block_the_event_loop(tiny_encoder):
         await asyncio.sleep(0)
         loop_ran.set()
 
-    for call in (lambda: embedding.aget_query_embedding("猫"),
-                 lambda: embedding.aget_text_embedding("猫"),
-                 lambda: embedding.aget_text_embedding_batch(["猫", "犬"])):
+    for call in (
+        lambda: embedding.aget_query_embedding("猫"),
+        lambda: embedding.aget_text_embedding("猫"),
+        lambda: embedding.aget_text_embedding_batch(["猫", "犬"]),
+    ):
         loop_ran.clear()
         await asyncio.gather(call(), other_task())
     assert len(threads) == 3 and threading.get_ident() not in threads
@@ -162,7 +164,10 @@ def test_to_dict_round_trip(tiny_encoder):
     data = original.to_dict()
     assert data["class_name"] == "SSEEmbedding"
     assert {key: data[key] for key in ("model_name", "truncate_dim", "normalize", "embed_batch_size")} == {
-        "model_name": tiny_encoder.source, "truncate_dim": 128, "normalize": False, "embed_batch_size": 64,
+        "model_name": tiny_encoder.source,
+        "truncate_dim": 128,
+        "normalize": False,
+        "embed_batch_size": 64,
     }
     rebuilt = SSEEmbedding.from_dict(data)
     assert rebuilt.encoder is not tiny_encoder  # loaded again from the named model
@@ -306,7 +311,11 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
 
 def _metadata(position: int) -> dict:
     """Varied payloads: ints, floats, strings, lists, and keys missing on some documents."""
-    metadata = {"group": position % 3, "weight": round(position * 0.25, 2), "tags": [f"t{position % 4}", f"t{position % 5}"]}
+    metadata = {
+        "group": position % 3,
+        "weight": round(position * 0.25, 2),
+        "tags": [f"t{position % 4}", f"t{position % 5}"],
+    }
     if position % 7:
         metadata["lang"] = "ja" if position % 2 else "en"
     if position % 11 == 0:
@@ -360,10 +369,12 @@ def test_metadata_filters_match_llama_index_semantics(filter_index, name):
 
 def test_nested_filters_and_both_filter_kinds(filter_index):
     index, metadata = filter_index
-    nested = MetadataFilters(filters=[
-        F("weight", 20, "<"),
-        MetadataFilters(filters=[F("group", 1), F("lang", "ja")], condition="or"),
-    ])
+    nested = MetadataFilters(
+        filters=[
+            F("weight", 20, "<"),
+            MetadataFilters(filters=[F("group", 1), F("lang", "ja")], condition="or"),
+        ]
+    )
     expected = {d for d, m in metadata.items() if m["weight"] < 20 and (m["group"] == 1 or m.get("lang") == "ja")}
     assert index.count(metadata_filters_to_qdrant(nested)) == len(expected)
     # `filters` and a native Qdrant `filter` together: both must hold; the order is the index's.
@@ -389,6 +400,10 @@ def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
     output = run_example([], monkeypatch, capsys)
     for part in output.split("MatryoshkaQdrantRetriever"):
-        for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
+        for question, top in [
+            ("窓際で寝ている猫", "cat"),
+            ("東京から大阪への移動手段", "train"),
+            ("雨の多い季節", "rain"),
+        ]:
             assert part.split(f"{question}: ")[1].startswith(f"{top} ")
     assert "sources for '東京から大阪への移動手段': train" in output

@@ -133,13 +133,18 @@ def test_low_level_helpers_build_points_and_query(tiny_encoder):
     assert vectors["coarse"].shape == (2, 64) and vectors["full"].shape == (2, 512)
     points = build_points(["a", 7], ["猫", "犬"], vectors, [{"k": 1}, None])
     assert points[0].payload == {"k": 1, "text": "猫", "doc_id": "a"} and points[1].id == 7
-    query = two_stage_query({n: v[0] for n, v in vectors.items()}, stages, limit=5, prefetch_limit=40,
-                            filter=models.Filter(must=[]))
+    query = two_stage_query(
+        {n: v[0] for n, v in vectors.items()}, stages, limit=5, prefetch_limit=40, filter=models.Filter(must=[])
+    )
     assert query["using"] == "full" and query["limit"] == 5
     assert query["prefetch"].using == "coarse" and query["prefetch"].limit == 40
     assert query["prefetch"].filter is not None
-    nested = two_stage_query({"coarse": [1.0] * 32, "coarse_128": [1.0] * 128, "full": [1.0] * 512},
-                             make_stages(512, stages=[32, 128, 512]), limit=10, prefetch_limit=[400, 60])
+    nested = two_stage_query(
+        {"coarse": [1.0] * 32, "coarse_128": [1.0] * 128, "full": [1.0] * 512},
+        make_stages(512, stages=[32, 128, 512]),
+        limit=10,
+        prefetch_limit=[400, 60],
+    )
     assert nested["prefetch"].using == "coarse_128" and nested["prefetch"].limit == 60
     assert nested["prefetch"].prefetch.using == "coarse" and nested["prefetch"].prefetch.limit == 400
     assert nested["prefetch"].filter is None
@@ -213,9 +218,11 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
     calls = []
     for name in ("collection_exists", "get_collection", "query_batch_points", "retrieve"):
+
         def forward(*args, _name=name, **kwargs):
             calls.append((_name, kwargs))
             return getattr(filled.client, _name)(*args, **kwargs)
+
         setattr(remote, name, forward)
     index = MatryoshkaIndex(remote, "docs", tiny_encoder)
     assert index._uses_prefetch()
@@ -226,7 +233,10 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     request = searches[0]["requests"][0]
     assert (request.using, request.limit, request.filter) == ("full", 5, None)
     assert (request.prefetch.using, request.prefetch.limit, request.prefetch.filter) == (
-        "coarse", DEFAULT_PREFETCH_FACTOR * 5, flt)
+        "coarse",
+        DEFAULT_PREFETCH_FACTOR * 5,
+        flt,
+    )
     assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
 
 
@@ -241,9 +251,14 @@ def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, cor
     docs = tiny_encoder.encode(texts)
     for query in queries[:4]:
         q = tiny_encoder.encode([query])[0]
-        order = np.argsort(-(truncate_and_normalize(docs, 32) @ truncate_and_normalize(q[None], 32)[0]), kind="stable")[:80]
-        mid = order[np.argsort(-(truncate_and_normalize(docs[order], 128) @ truncate_and_normalize(q[None], 128)[0]),
-                               kind="stable")[:25]]
+        order = np.argsort(-(truncate_and_normalize(docs, 32) @ truncate_and_normalize(q[None], 32)[0]), kind="stable")[
+            :80
+        ]
+        mid = order[
+            np.argsort(
+                -(truncate_and_normalize(docs[order], 128) @ truncate_and_normalize(q[None], 128)[0]), kind="stable"
+            )[:25]
+        ]
         final = mid[np.argsort(-(docs[mid] @ q), kind="stable")[:10]]
         expected = [ids[p] for p in final]
         assert hit_ids(local.search(query)) == expected
@@ -373,10 +388,13 @@ def test_bad_input_is_rejected_before_anything_is_written(tiny_encoder):
 
 def test_mismatched_collection_is_an_error_and_untouched(tiny_encoder):
     client = QdrantClient(":memory:")
-    client.create_collection("docs", vectors_config={
-        "coarse": models.VectorParams(size=32, distance=models.Distance.COSINE),
-        "dense": models.VectorParams(size=512, distance=models.Distance.COSINE),
-    })
+    client.create_collection(
+        "docs",
+        vectors_config={
+            "coarse": models.VectorParams(size=32, distance=models.Distance.COSINE),
+            "dense": models.VectorParams(size=512, distance=models.Distance.COSINE),
+        },
+    )
     index = MatryoshkaIndex(client, "docs", tiny_encoder)
     with pytest.raises(CollectionMismatchError) as caught:
         index.add_texts(["猫"], ids=["a"])
@@ -456,8 +474,13 @@ def test_collection_kwargs_pass_through_and_are_checked(tiny_encoder):
         return original(**kwargs)
 
     client.create_collection = spy
-    index = MatryoshkaIndex(client, "docs", tiny_encoder, quantization="binary",
-                            collection_kwargs={"shard_number": 2, "replication_factor": 2})
+    index = MatryoshkaIndex(
+        client,
+        "docs",
+        tiny_encoder,
+        quantization="binary",
+        collection_kwargs={"shard_number": 2, "replication_factor": 2},
+    )
     index.add_texts(["猫"], ids=["a"])
     assert seen["shard_number"] == 2 and seen["replication_factor"] == 2
     assert isinstance(seen["vectors_config"]["coarse"].quantization_config, models.BinaryQuantization)

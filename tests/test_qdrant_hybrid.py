@@ -70,8 +70,9 @@ def test_hybrid_is_the_rrf_of_the_two_candidate_lists(index):
 
 @pytest.mark.parametrize(("weights", "k"), [((1.0, 0.3), None), ((0.5, 1.0), 10), (None, 60)])
 def test_weighted_rrf_is_qdrants_formula_over_the_two_lists(tiny_encoder, weights, k):
-    index = MatryoshkaIndex(QdrantClient(":memory:"), "w", tiny_encoder, sparse=True, fusion_factor=2,
-                            fusion_weights=weights, rrf_k=k)
+    index = MatryoshkaIndex(
+        QdrantClient(":memory:"), "w", tiny_encoder, sparse=True, fusion_factor=2, fusion_weights=weights, rrf_k=k
+    )
     index.add_texts(CORPUS, ids=IDS)
     limit, constant = 4, k if k is not None else DEFAULT_RANKING_CONSTANT_K
     for query in QUERIES:
@@ -88,7 +89,12 @@ def test_weighted_rrf_is_qdrants_formula_over_the_two_lists(tiny_encoder, weight
 
 @pytest.mark.parametrize(
     "options",
-    [{"fusion": "rrf"}, {"fusion": "dbsf"}, {"fusion_weights": (1.0, 0.3)}, {"fusion_weights": (0.2, 1.0), "rrf_k": 10}],
+    [
+        {"fusion": "rrf"},
+        {"fusion": "dbsf"},
+        {"fusion_weights": (1.0, 0.3)},
+        {"fusion_weights": (0.2, 1.0), "rrf_k": 10},
+    ],
 )
 def test_client_fusion_equals_the_query_api(tiny_encoder, options):
     client = QdrantClient(":memory:")
@@ -174,7 +180,9 @@ def test_opening_a_dense_collection_as_sparse_is_refused(tiny_encoder):
 
 
 async def test_async_client_hybrid(tiny_encoder, index):
-    async_index = AsyncMatryoshkaIndex(AsyncQdrantClient(":memory:"), "hybrid", tiny_encoder, sparse=True, fusion_factor=2)
+    async_index = AsyncMatryoshkaIndex(
+        AsyncQdrantClient(":memory:"), "hybrid", tiny_encoder, sparse=True, fusion_factor=2
+    )
     await async_index.add_texts(CORPUS, ids=IDS, payloads=[{"group": i % 2} for i in range(len(CORPUS))])
     for query in QUERIES:
         ours = await async_index.search(query, limit=4, mode="hybrid")

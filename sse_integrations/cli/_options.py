@@ -64,6 +64,11 @@ def _fusion_weights(text: str) -> tuple[float, float]:
 
 def add_fusion_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion", choices=("rrf", "dbsf"), default="rrf", help="how --mode hybrid fuses the lists")
-    parser.add_argument("--fusion-weights", type=_fusion_weights, default=None, metavar="DENSE,SPARSE",
-                        help="weighted RRF, e.g. 1,0.3 (default: equal weights)")
+    parser.add_argument(
+        "--fusion-weights",
+        type=_fusion_weights,
+        default=None,
+        metavar="DENSE,SPARSE",
+        help="weighted RRF, e.g. 1,0.3 (default: equal weights)",
+    )
     parser.add_argument("--rrf-k", type=int, default=None, help="RRF rank constant (default: Qdrant's, 2)")

@@ -47,18 +47,34 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_parsers(subparsers: Any) -> None:
-    parser = subparsers.add_parser("eval", help="retrieval metrics of the model cards on BEIR folders, per Matryoshka dim")
+    parser = subparsers.add_parser(
+        "eval", help="retrieval metrics of the model cards on BEIR folders, per Matryoshka dim"
+    )
     parser.add_argument("data", nargs="+", metavar="DATA", help="BEIR folder(s): corpus.jsonl, queries.jsonl, qrels/")
     add_model_option(parser)
-    parser.add_argument("--dims", type=_int_list, default=None,
-                        help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)")
+    parser.add_argument(
+        "--dims",
+        type=_int_list,
+        default=None,
+        help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)",
+    )
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
-    parser.add_argument("--mode", dest="modes", action="append", choices=("dense", "sparse", "hybrid"), default=[],
-                        help="also evaluate this Qdrant search mode (repeatable; dense = --two-stage)")
+    parser.add_argument(
+        "--mode",
+        dest="modes",
+        action="append",
+        choices=("dense", "sparse", "hybrid"),
+        default=[],
+        help="also evaluate this Qdrant search mode (repeatable; dense = --two-stage)",
+    )
     add_fusion_options(parser)
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
-    parser.add_argument("--prefetch-limit", type=int, default=None,
-                        help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)")
+    parser.add_argument(
+        "--prefetch-limit",
+        type=int,
+        default=None,
+        help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)",
+    )
     parser.add_argument("--split", default="test", help="qrels/<split>.tsv to use (default: test)")
     parser.add_argument("--strict", action="store_true", help="fail on qrels that point at unknown ids")
     parser.add_argument("--batch-size", type=int, default=1024)
@@ -100,7 +116,9 @@ def _evaluate(
                 bar.set_postfix_str(f"{name} {label}")
                 bar.update()
 
-            for result in evaluate_encoder(encoder, dataset, dims, batch_size=options.batch_size, on_step=step).values():
+            for result in evaluate_encoder(
+                encoder, dataset, dims, batch_size=options.batch_size, on_step=step
+            ).values():
                 by_variant.setdefault(result.variant, []).append(result)
             for mode in modes:
                 bar.set_postfix_str(f"{dataset.name} {mode}")

@@ -77,4 +77,3 @@ def run_encode(options: EncodeOptions) -> int:
         out.write(json.dumps({"text": text, "embedding": [round(float(x), 7) for x in vector]}, ensure_ascii=False))
         out.write("\n")
     return 0
-

@@ -98,8 +98,11 @@ class DemoOptions(CommandOptions):
 def _add_qdrant_options(parser: Any) -> None:
     parser.add_argument("--collection", required=True, help="Qdrant collection name")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--qdrant-path", default="qdrant_storage",
-                       help="embedded local Qdrant storage folder (default: ./qdrant_storage)")
+    where.add_argument(
+        "--qdrant-path",
+        default="qdrant_storage",
+        help="embedded local Qdrant storage folder (default: ./qdrant_storage)",
+    )
     where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
     parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
     add_model_option(parser)
@@ -125,13 +128,18 @@ def add_parsers(subparsers: Any) -> None:
     _add_qdrant_options(index)
     index.add_argument("--coarse-dim", type=int, default=64, help="first-stage Matryoshka prefix")
     index.add_argument("--stages", default=None, help="all stage dims, coarsest first, e.g. 32,128,512")
-    index.add_argument("--quantization", choices=("binary", "scalar"), default=None,
-                       help="quantize the coarse vector (applies on a Qdrant server)")
+    index.add_argument(
+        "--quantization",
+        choices=("binary", "scalar"),
+        default=None,
+        help="quantize the coarse vector (applies on a Qdrant server)",
+    )
     index.add_argument("--text-field", default="text", help="JSONL field holding the text")
     index.add_argument("--id-field", default=None, help="JSONL field holding the id (default: id or _id)")
     index.add_argument("--lines", action="store_true", help="one document per line of .txt/.md files")
-    index.add_argument("--skip-existing", action="store_true",
-                       help="do not re-embed documents whose ids are already in the collection")
+    index.add_argument(
+        "--skip-existing", action="store_true", help="do not re-embed documents whose ids are already in the collection"
+    )
     index.add_argument("--batch-size", type=int, default=256)
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -143,11 +151,20 @@ def add_parsers(subparsers: Any) -> None:
     search.add_argument("--limit", type=int, default=10)
     search.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
     search.add_argument("--single-stage", action="store_true", help="search the full vector only")
-    search.add_argument("--mode", choices=("dense", "sparse", "hybrid"), default="dense",
-                        help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)")
+    search.add_argument(
+        "--mode",
+        choices=("dense", "sparse", "hybrid"),
+        default="dense",
+        help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)",
+    )
     add_fusion_options(search)
-    search.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                        help="payload filter (repeatable; VALUE parsed as JSON when it can be)")
+    search.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="payload filter (repeatable; VALUE parsed as JSON when it can be)",
+    )
     search.add_argument("--json", action="store_true", help="one JSON line per query")
     search.set_defaults(run=run_search, options=SearchOptions)
 
@@ -162,7 +179,7 @@ def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chu
         return set()
     present: set[str] = set()
     for start in range(0, len(documents), chunk):
-        part = documents[start:start + chunk]
+        part = documents[start : start + chunk]
         by_point = {to_point_id(d.id, index.id_namespace): d.id for d in part}
         records = index.client.retrieve(index.collection_name, list(by_point), with_payload=False)
         present.update(by_point[record.id] for record in records if record.id in by_point)
@@ -175,14 +192,23 @@ def run_index(options: IndexCommandOptions) -> int:
     from ..qdrant import IndexingError, MatryoshkaIndex
 
     encoder = options.load_encoder()
-    documents = read_documents(options.inputs, text_field=options.text_field, id_field=options.id_field,
-                               lines=options.lines)
+    documents = read_documents(
+        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines
+    )
     client = options.open_client()
     try:
         stages = [int(dim) for dim in options.stages.split(",")] if options.stages else None
-        index = MatryoshkaIndex(client, options.collection, encoder, coarse_dim=options.coarse_dim, stages=stages,
-                                quantization=options.quantization, batch_size=options.batch_size,
-                                show_progress=not options.no_progress, sparse=options.sparse)
+        index = MatryoshkaIndex(
+            client,
+            options.collection,
+            encoder,
+            coarse_dim=options.coarse_dim,
+            stages=stages,
+            quantization=options.quantization,
+            batch_size=options.batch_size,
+            show_progress=not options.no_progress,
+            sparse=options.sparse,
+        )
         todo = documents
         if options.skip_existing:
             present = _existing_doc_ids(index, documents)
@@ -196,8 +222,10 @@ def run_index(options: IndexCommandOptions) -> int:
             return 1
         elapsed = time.perf_counter() - started
         layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
-        print(f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
-              f"({layout}); the collection holds {index.count()} points")
+        print(
+            f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
+            f"({layout}); the collection holds {index.count()} points"
+        )
     finally:
         client.close()
     return 0
@@ -236,12 +264,26 @@ def run_search(options: SearchOptions) -> int:
         stages = stages_from_collection(info)
         has_sparse = SPARSE_NAME in (info.config.params.sparse_vectors or {})
         if options.mode != "dense" and not has_sparse:
-            raise ValueError(f"--mode {options.mode} needs a collection indexed with --sparse; "
-                             f"{options.collection!r} has dense vectors only")
-        index = MatryoshkaIndex(client, options.collection, encoder, stages=stages,
-                                prefetch_limit=options.prefetch_limit, sparse=has_sparse, **options.fusion_keywords())
-        results = index.search_batch(options.queries, limit=options.limit, filter=parse_where(options.where),
-                                     two_stage=not options.single_stage, mode=options.mode)
+            raise ValueError(
+                f"--mode {options.mode} needs a collection indexed with --sparse; "
+                f"{options.collection!r} has dense vectors only"
+            )
+        index = MatryoshkaIndex(
+            client,
+            options.collection,
+            encoder,
+            stages=stages,
+            prefetch_limit=options.prefetch_limit,
+            sparse=has_sparse,
+            **options.fusion_keywords(),
+        )
+        results = index.search_batch(
+            options.queries,
+            limit=options.limit,
+            filter=parse_where(options.where),
+            two_stage=not options.single_stage,
+            mode=options.mode,
+        )
         for query, hits in zip(options.queries, results):
             _print_hits(query, hits, index, as_json=options.json)
     finally:
@@ -251,10 +293,23 @@ def run_search(options: SearchOptions) -> int:
 
 def _print_hits(query: str, hits: Sequence[Any], index: MatryoshkaIndex, *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"query": query, "hits": [
-            {"rank": rank, "score": round(hit.score, 6), "id": hit.payload.get(index.id_key),
-             "text": hit.payload.get(index.text_key)} for rank, hit in enumerate(hits, start=1)
-        ]}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "query": query,
+                    "hits": [
+                        {
+                            "rank": rank,
+                            "score": round(hit.score, 6),
+                            "id": hit.payload.get(index.id_key),
+                            "text": hit.payload.get(index.text_key),
+                        }
+                        for rank, hit in enumerate(hits, start=1)
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     print(f"query: {query}")
     for rank, hit in enumerate(hits, start=1):
@@ -284,30 +339,46 @@ def run_demo(options: DemoOptions) -> int:
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as folder:
         client = QdrantClient(path=str(Path(folder) / "qdrant"))
         try:
-            index = MatryoshkaIndex(client, "sample_corpus", encoder, coarse_dim=options.coarse_dim,
-                                    prefetch_limit=options.prefetch_limit, show_progress=False)
+            index = MatryoshkaIndex(
+                client,
+                "sample_corpus",
+                encoder,
+                coarse_dim=options.coarse_dim,
+                prefetch_limit=options.prefetch_limit,
+                show_progress=False,
+            )
             started = time.perf_counter()
-            index.add_texts([d.text for d in documents], ids=[d.id for d in documents],
-                            payloads=[d.payload for d in documents])
+            index.add_texts(
+                [d.text for d in documents], ids=[d.id for d in documents], payloads=[d.payload for d in documents]
+            )
             elapsed = time.perf_counter() - started
             layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
             # Most of this time is qdrant-client's local storage committing every point to SQLite.
-            print(f"indexed {len(documents)} Japanese documents (Tatoeba, CC-BY 2.0 FR) into embedded Qdrant "
-                  f"({layout}) in {elapsed:.2f} s")
-            candidates = prefetch_limits(len(index.stages), options.limit, index.prefetch_limit,
-                                         index.prefetch_factor)[0]
-            print(f"search: limit {options.limit}, {index.coarse.dim}-dim prefetch of {candidates}"
-                  f" candidates, rescoring with {index.full.dim} dims (median of {repeats} runs per query)\n")
+            print(
+                f"indexed {len(documents)} Japanese documents (Tatoeba, CC-BY 2.0 FR) into embedded Qdrant "
+                f"({layout}) in {elapsed:.2f} s"
+            )
+            candidates = prefetch_limits(len(index.stages), options.limit, index.prefetch_limit, index.prefetch_factor)[
+                0
+            ]
+            print(
+                f"search: limit {options.limit}, {index.coarse.dim}-dim prefetch of {candidates}"
+                f" candidates, rescoring with {index.full.dim} dims (median of {repeats} runs per query)\n"
+            )
             overlaps: list[float] = []
             totals: dict[str, list[float]] = {"two-stage": [], "single-stage": []}
             for query in options.queries or DEMO_QUERIES:
                 overlaps.append(_demo_query(index, query, options, repeats, totals))
             two, one = (statistics.median(totals[k]) for k in ("two-stage", "single-stage"))
-            print(f"median per query: two-stage {two * 1000:.2f} ms, single-stage {one * 1000:.2f} ms; "
-                  f"mean top-{options.limit} overlap {statistics.mean(overlaps):.2f}")
-            print(f"(at {len(documents)} documents a full 512-dim scan is already sub-millisecond, so two-stage "
-                  "saves nothing here; it pays off on large collections: benchmarks/two_stage.py measures "
-                  "50,000 texts, see docs/benchmarks.md)")
+            print(
+                f"median per query: two-stage {two * 1000:.2f} ms, single-stage {one * 1000:.2f} ms; "
+                f"mean top-{options.limit} overlap {statistics.mean(overlaps):.2f}"
+            )
+            print(
+                f"(at {len(documents)} documents a full 512-dim scan is already sub-millisecond, so two-stage "
+                "saves nothing here; it pays off on large collections: benchmarks/two_stage.py measures "
+                "50,000 texts, see docs/benchmarks.md)"
+            )
         finally:
             client.close()
     return 0

@@ -20,7 +20,6 @@ class BEIRFormatError(ValueError):
     """A BEIR folder that cannot be read as such; the message names the file and line."""
 
 
-
 @dataclass
 class BEIRDataset:
     """A BEIR-format retrieval dataset held in memory.
@@ -148,8 +147,7 @@ def _load_qrels(path: Path) -> dict[str, dict[str, int]]:
                 cols.append("1")
             if len(cols) != 3:
                 raise BEIRFormatError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), "
-                    f"got {len(cols)}"
+                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}"
                 )
             qid, cid, raw_score = (c.strip() for c in cols)
             if not qid or not cid:
@@ -241,4 +239,3 @@ def _report_unknown_ids(dataset: BEIRDataset, qrels_path: Path, *, strict: bool)
     if strict:
         raise BEIRFormatError(text)
     warnings.warn(text, UserWarning, stacklevel=3)
-

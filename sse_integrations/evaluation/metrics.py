@@ -216,13 +216,11 @@ class EvalResult:
         }
 
 
-
 def mean_metrics(results: Sequence[EvalResult]) -> dict[str, float]:
     """Unweighted mean of each metric over datasets, like the model cards' "NanoBEIR mean" row."""
     if not results:
         raise ValueError("no results to average")
     return {name: float(np.mean([r.metrics[name] for r in results])) for name in METRIC_NAMES}
-
 
 
 def _short(name: str) -> str:
@@ -243,7 +241,6 @@ def markdown_table(results: Sequence[EvalResult], *, mean_label: str = "mean", d
     return "\n".join(lines)
 
 
-
 def summary_table(by_variant: Mapping[str, Sequence[EvalResult]], metric: str) -> str:
     """One row per dataset (plus a mean row when there are several), one column per variant, for ``metric``."""
     variants = list(by_variant)
@@ -258,4 +255,3 @@ def summary_table(by_variant: Mapping[str, Sequence[EvalResult]], metric: str) -
         means = [mean_metrics(by_variant[v])[metric] for v in variants]
         lines.append("| **mean** | " + " | ".join(f"{m:.4f}" for m in means) + " |")
     return "\n".join(lines)
-

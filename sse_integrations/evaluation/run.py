@@ -157,13 +157,24 @@ def evaluate_two_stage(
         client = QdrantClient(":memory:")
     start = time.perf_counter()
     name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}-{mode}"
-    index = MatryoshkaIndex(client, name, encoder, coarse_dim=coarse_dim, batch_size=batch_size, show_progress=False,
-                            sparse=mode != "dense", **(index_options or {}))
+    index = MatryoshkaIndex(
+        client,
+        name,
+        encoder,
+        coarse_dim=coarse_dim,
+        batch_size=batch_size,
+        show_progress=False,
+        sparse=mode != "dense",
+        **(index_options or {}),
+    )
     index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
     qids, query_texts, relevant = _eval_queries(dataset)
     # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
     hits_per_query = index.search_batch(
-        query_texts, limit=min(MAX_K, prefetch_limit), prefetch_limit=prefetch_limit, with_payload=[index.id_key],
+        query_texts,
+        limit=min(MAX_K, prefetch_limit),
+        prefetch_limit=prefetch_limit,
+        with_payload=[index.id_key],
         mode=mode,
     )
     rankings = {}
@@ -185,4 +196,3 @@ def evaluate_two_stage(
         problems=dataset.problems(),
         seconds=time.perf_counter() - start,
     )
-

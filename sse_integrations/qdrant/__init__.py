@@ -34,9 +34,7 @@ Nothing here prints: the command line (:mod:`sse_integrations.cli.qdrant`) does.
 try:
     import qdrant_client  # noqa: F401  (checked first, so a missing extra is named)
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        'sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"'
-    ) from error
+    raise ImportError('sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"') from error
 
 from ..documents import ID_KEY, TEXT_KEY, TEXT_SUFFIXES, Document, read_documents
 from ._local import is_local_client

@@ -108,8 +108,12 @@ class IndexCore:
         self.encoder = encoder if isinstance(encoder, SSEEncoder) else SSEEncoder.from_pretrained(encoder)
         o = self.options
         self.stages = make_stages(
-            self.encoder.full_dim, o.coarse_dim, stages=o.stages, coarse_name=o.coarse_name,
-            full_name=o.full_name, quantization=o.quantization,
+            self.encoder.full_dim,
+            o.coarse_dim,
+            stages=o.stages,
+            coarse_name=o.coarse_name,
+            full_name=o.full_name,
+            quantization=o.quantization,
         )
         if o.prefetch_limit is not None:
             prefetch_limits(len(self.stages), 1, o.prefetch_limit)  # validate early
@@ -268,7 +272,12 @@ class IndexCore:
                 for sparse in self.sparse_encoder.encode_documents(texts)
             ]
         return build_points(
-            doc_ids, texts, vectors, payloads, text_key=self.text_key, id_key=self.id_key,
+            doc_ids,
+            texts,
+            vectors,
+            payloads,
+            text_key=self.text_key,
+            id_key=self.id_key,
             namespace=self.id_namespace,
         )
 
@@ -305,10 +314,14 @@ class IndexCore:
                 stop = start + batch_size
                 batch_ids = doc_ids[start:stop]
                 try:
-                    points = yield (self._make_points, {
-                        "texts": texts[start:stop], "doc_ids": batch_ids,
-                        "payloads": payloads[start:stop] if payloads is not None else None,
-                    })
+                    points = yield (
+                        self._make_points,
+                        {
+                            "texts": texts[start:stop],
+                            "doc_ids": batch_ids,
+                            "payloads": payloads[start:stop] if payloads is not None else None,
+                        },
+                    )
                     yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
                 except Exception as error:
                     raise IndexingError(
@@ -331,15 +344,20 @@ class IndexCore:
             raise TypeError("ids must be a list, got a bare string")
         point_ids = self._point_ids(ids)
         if point_ids:
-            yield ("delete", {
-                "collection_name": self.collection_name,
-                "points_selector": models.PointIdsList(points=point_ids),
-                "wait": True,
-            })
+            yield (
+                "delete",
+                {
+                    "collection_name": self.collection_name,
+                    "points_selector": models.PointIdsList(points=point_ids),
+                    "wait": True,
+                },
+            )
 
     def _count_plan(self, filter: models.Filter | None) -> Generator[Call, Any, int]:
         result = yield ("count", {"collection_name": self.collection_name, "count_filter": filter, "exact": True})
         return result.count
 
-    def _search_plan(self, queries: Sequence[str], **request: Any) -> Generator[Call, Any, list[list[models.ScoredPoint]]]:
+    def _search_plan(
+        self, queries: Sequence[str], **request: Any
+    ) -> Generator[Call, Any, list[list[models.ScoredPoint]]]:
         return plans.search_plan(self, SearchRequest(self._query_texts(queries), **request))

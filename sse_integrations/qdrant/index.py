@@ -117,9 +117,17 @@ class MatryoshkaIndex(IndexCore):
                 ``fusion``); sparse and hybrid need an index made with ``sparse=True``.
         """
         check_text(query, "query")
-        return self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
-                                 with_payload=with_payload, with_vectors=with_vectors,
-                                 search_params=search_params, two_stage=two_stage, mode=mode)[0]
+        return self.search_batch(
+            [query],
+            limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )[0]
 
     def search_batch(
         self,
@@ -135,9 +143,17 @@ class MatryoshkaIndex(IndexCore):
         mode: SearchMode = "dense",
     ) -> list[list[models.ScoredPoint]]:
         """:meth:`search` for many queries: one encode, one batched request per stage."""
-        plan = self._search_plan(queries, limit=limit, prefetch_limit=prefetch_limit, filter=filter,
-                                 with_payload=with_payload, with_vectors=with_vectors,
-                                 search_params=search_params, two_stage=two_stage, mode=mode)
+        plan = self._search_plan(
+            queries,
+            limit=limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
         return run_sync(self.client, plan)
 
     def delete(self, ids: Sequence[DocId]) -> None:
@@ -181,9 +197,17 @@ class AsyncMatryoshkaIndex(IndexCore):
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search`."""
         check_text(query, "query")
-        results = await self.search_batch([query], limit, prefetch_limit=prefetch_limit, filter=filter,
-                                          with_payload=with_payload, with_vectors=with_vectors,
-                                          search_params=search_params, two_stage=two_stage, mode=mode)
+        results = await self.search_batch(
+            [query],
+            limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
         return results[0]
 
     async def search_batch(
@@ -200,9 +224,17 @@ class AsyncMatryoshkaIndex(IndexCore):
         mode: SearchMode = "dense",
     ) -> list[list[models.ScoredPoint]]:
         """See :meth:`MatryoshkaIndex.search_batch`."""
-        plan = self._search_plan(queries, limit=limit, prefetch_limit=prefetch_limit, filter=filter,
-                                 with_payload=with_payload, with_vectors=with_vectors,
-                                 search_params=search_params, two_stage=two_stage, mode=mode)
+        plan = self._search_plan(
+            queries,
+            limit=limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
         return await run_async(self.client, plan)
 
     async def delete(self, ids: Sequence[DocId]) -> None:

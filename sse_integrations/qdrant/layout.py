@@ -122,8 +122,10 @@ def vectors_config(
 
 
 def _describe(dense: Mapping[str, Any], sparse: Iterable[str]) -> str:
-    parts = [f"{name}: {params.size} {str(getattr(params.distance, 'value', params.distance)).lower()}"
-             for name, params in dense.items()]
+    parts = [
+        f"{name}: {params.size} {str(getattr(params.distance, 'value', params.distance)).lower()}"
+        for name, params in dense.items()
+    ]
     parts += [f"{name}: sparse" for name in sparse]
     return "{" + ", ".join(parts) + "}"
 

@@ -31,7 +31,9 @@ Hits = list[list[models.ScoredPoint]]
 
 
 def prefetch_limits(
-    stage_count: int, limit: int, prefetch_limit: int | Sequence[int] | None = None,
+    stage_count: int,
+    limit: int,
+    prefetch_limit: int | Sequence[int] | None = None,
     prefetch_factor: int = DEFAULT_PREFETCH_FACTOR,
 ) -> list[int]:
     """Candidates kept by each stage but the last, coarsest first.
@@ -45,7 +47,9 @@ def prefetch_limits(
     if isinstance(prefetch_limit, Sequence):
         limits = [int(value) for value in prefetch_limit]
         if len(limits) != stage_count - 1:
-            raise ValueError(f"prefetch_limit needs {stage_count - 1} values (one per stage but the last), got {limits}")
+            raise ValueError(
+                f"prefetch_limit needs {stage_count - 1} values (one per stage but the last), got {limits}"
+            )
         for value in limits:
             check_positive_int(value, "prefetch_limit")
         if any(later > earlier for earlier, later in zip(limits, limits[1:])):
@@ -154,17 +158,28 @@ def dense_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any,
     if not request.two_stage:
         full = index.full.name
         requests = [
-            request.query_request(query=vectors[full][row].tolist(), using=full, limit=limit, filter=request.filter,
-                                  params=request.search_params)
+            request.query_request(
+                query=vectors[full][row].tolist(),
+                using=full,
+                limit=limit,
+                filter=request.filter,
+                params=request.search_params,
+            )
             for row in rows
         ]
         return (yield from _query_batch(index, requests, timings, "query"))
     if index.uses_prefetch():
         requests = [
-            request.query_request(**two_stage_query(
-                {name: matrix[row] for name, matrix in vectors.items()}, index.stages, limit=limit,
-                prefetch_limit=limits, filter=request.filter, search_params=request.search_params,
-            ))
+            request.query_request(
+                **two_stage_query(
+                    {name: matrix[row] for name, matrix in vectors.items()},
+                    index.stages,
+                    limit=limit,
+                    prefetch_limit=limits,
+                    filter=request.filter,
+                    search_params=request.search_params,
+                )
+            )
             for row in rows
         ]
         return (yield from _query_batch(index, requests, timings, "query"))
@@ -182,8 +197,9 @@ def sparse_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
     assert index.sparse_encoder is not None  # search_plan refused the mode otherwise
     started = time.perf_counter()
     requests = [
-        request.query_request(query=_sparse_query(vector), using=index.sparse_name, limit=request.limit,
-                              filter=request.filter)
+        request.query_request(
+            query=_sparse_query(vector), using=index.sparse_name, limit=request.limit, filter=request.filter
+        )
         for vector in index.sparse_encoder.encode_queries(request.queries)
     ]
     hits = yield from _query_batch(index, requests, index.last_timings, "sparse")
@@ -191,7 +207,9 @@ def sparse_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
     return hits
 
 
-def fusion_query(fusion: str, weights: tuple[float, float] | None, rrf_k: int | None) -> models.FusionQuery | models.RrfQuery:
+def fusion_query(
+    fusion: str, weights: tuple[float, float] | None, rrf_k: int | None
+) -> models.FusionQuery | models.RrfQuery:
     """The Query API's fusion of the prefetched lists: DBSF, plain RRF, or parameterised RRF."""
     if fusion == "dbsf":
         return models.FusionQuery(fusion=models.Fusion.DBSF)
@@ -232,18 +250,29 @@ def hybrid_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
     fusion = fusion_query(index.fusion, index.fusion_weights, index.rrf_k)
     requests = []
     for row, sparse_vector in enumerate(sparse_vectors):
-        dense_query = two_stage_query({name: matrix[row] for name, matrix in vectors.items()}, index.stages,
-                                      limit=candidates, prefetch_limit=limits, filter=request.filter,
-                                      search_params=request.search_params)
-        requests.append(request.query_request(
-            prefetch=[
-                models.Prefetch(**dense_query),
-                models.Prefetch(query=_sparse_query(sparse_vector), using=index.sparse_name, limit=candidates,
-                                filter=request.filter),
-            ],
-            query=fusion,
-            limit=request.limit,
-        ))
+        dense_query = two_stage_query(
+            {name: matrix[row] for name, matrix in vectors.items()},
+            index.stages,
+            limit=candidates,
+            prefetch_limit=limits,
+            filter=request.filter,
+            search_params=request.search_params,
+        )
+        requests.append(
+            request.query_request(
+                prefetch=[
+                    models.Prefetch(**dense_query),
+                    models.Prefetch(
+                        query=_sparse_query(sparse_vector),
+                        using=index.sparse_name,
+                        limit=candidates,
+                        filter=request.filter,
+                    ),
+                ],
+                query=fusion,
+                limit=request.limit,
+            )
+        )
     return (yield from _query_batch(index, requests, timings, "query"))
 
 
@@ -251,17 +280,29 @@ def hybrid_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
 
 
 def client_rescore_plan(
-    index: IndexCore, request: SearchRequest, vectors: dict[str, np.ndarray], limits: list[int],
+    index: IndexCore,
+    request: SearchRequest,
+    vectors: dict[str, np.ndarray],
+    limits: list[int],
     timings: dict[str, float],
 ) -> Generator[Call, Any, Hits]:
     """Coarse search on the engine, later stages rescored here with numpy, payloads for the final hits only."""
     coarse = index.coarse.name
     requests = [
-        models.QueryRequest(query=vectors[coarse][row].tolist(), using=coarse, limit=limits[0], filter=request.filter,
-                            params=request.search_params, with_payload=False, with_vector=False)
+        models.QueryRequest(
+            query=vectors[coarse][row].tolist(),
+            using=coarse,
+            limit=limits[0],
+            filter=request.filter,
+            params=request.search_params,
+            with_payload=False,
+            with_vector=False,
+        )
         for row in range(len(request.queries))
     ]
-    candidate_lists = [[point.id for point in hits] for hits in (yield from _query_batch(index, requests, timings, "coarse"))]
+    candidate_lists = [
+        [point.id for point in hits] for hits in (yield from _query_batch(index, requests, timings, "coarse"))
+    ]
     unique_ids = list(dict.fromkeys(point_id for ids in candidate_lists for point_id in ids))
     present, stage_matrices, records = yield from _candidate_vectors(index, request, unique_ids, timings)
     started = time.perf_counter()
@@ -281,7 +322,10 @@ def client_rescore_plan(
     return [
         [
             models.ScoredPoint(
-                id=point_id, version=0, score=score, payload=payloads.get(point_id),
+                id=point_id,
+                version=0,
+                score=score,
+                payload=payloads.get(point_id),
                 vector=_select_vectors(records[point_id].vector, with_vectors) if with_vectors else None,
             )
             for point_id, score in hits
@@ -297,10 +341,15 @@ def _candidate_vectors(
     later = [stage.name for stage in index.stages[1:]]
     started = time.perf_counter()
     if index.local and index.local_fast_path and not request.with_vectors:
-        matrices = yield (_local.local_vectors, {
-            "client": index.client, "collection_name": index.collection_name,
-            "point_ids": unique_ids, "names": later,
-        })
+        matrices = yield (
+            _local.local_vectors,
+            {
+                "client": index.client,
+                "collection_name": index.collection_name,
+                "point_ids": unique_ids,
+                "names": later,
+            },
+        )
         if matrices is not None:
             timings["vectors"] = time.perf_counter() - started
             return unique_ids, matrices, {}
@@ -312,10 +361,15 @@ def _candidate_vectors(
     records = []
     if unique_ids:
         # Vectors only: payloads are fetched for the final hits alone, not for every candidate.
-        records = yield ("retrieve", {
-            "collection_name": index.collection_name, "ids": unique_ids,
-            "with_payload": False, "with_vectors": fetch_vectors,
-        })
+        records = yield (
+            "retrieve",
+            {
+                "collection_name": index.collection_name,
+                "ids": unique_ids,
+                "with_payload": False,
+                "with_vectors": fetch_vectors,
+            },
+        )
     timings["retrieve"] = time.perf_counter() - started
     by_id = {record.id: record for record in records}
     # A point deleted between the two calls is simply not a candidate any more.
@@ -336,10 +390,15 @@ def _final_payloads(
     payloads: dict[Any, Any] = {}
     final_ids = list(dict.fromkeys(point_id for hits in ranked for point_id, _ in hits))
     if final_ids:
-        records = yield ("retrieve", {
-            "collection_name": index.collection_name, "ids": final_ids,
-            "with_payload": request.with_payload, "with_vectors": False,
-        })
+        records = yield (
+            "retrieve",
+            {
+                "collection_name": index.collection_name,
+                "ids": final_ids,
+                "with_payload": request.with_payload,
+                "with_vectors": False,
+            },
+        )
         payloads = {record.id: record.payload for record in records}
     timings["payload"] = time.perf_counter() - started
     return payloads
