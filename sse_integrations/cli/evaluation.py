@@ -52,12 +52,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     parser.add_argument("data", nargs="+", metavar="DATA", help="BEIR folder(s): corpus.jsonl, queries.jsonl, qrels/")
     add_model_option(parser)
-    parser.add_argument(
-        "--dims",
-        type=_int_list,
-        default=None,
-        help="comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)",
-    )
+    dims_help = "comma-separated Matryoshka dims, e.g. 32,64,128,256,512 (default: all)"
+    parser.add_argument("--dims", type=_int_list, default=None, help=dims_help)
     parser.add_argument("--two-stage", action="store_true", help="also evaluate two-stage Qdrant search")
     parser.add_argument(
         "--mode",
@@ -69,12 +65,8 @@ def add_parsers(subparsers: Any) -> None:
     )
     add_fusion_options(parser)
     parser.add_argument("--coarse-dim", type=int, default=64, help="first-stage prefix for --two-stage")
-    parser.add_argument(
-        "--prefetch-limit",
-        type=int,
-        default=None,
-        help="first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)",
-    )
+    prefetch_help = "first-stage candidates for --two-stage (default: what a default search(limit=10) rescans)"
+    parser.add_argument("--prefetch-limit", type=int, default=None, help=prefetch_help)
     parser.add_argument("--split", default="test", help="qrels/<split>.tsv to use (default: test)")
     parser.add_argument("--strict", action="store_true", help="fail on qrels that point at unknown ids")
     parser.add_argument("--batch-size", type=int, default=1024)

@@ -154,36 +154,36 @@ def dense_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any,
     started = time.perf_counter()
     vectors = index.encode_queries(request.queries)
     timings["encode"] = time.perf_counter() - started
-    rows = range(len(request.queries))
+    if request.two_stage and not index.uses_prefetch():
+        return (yield from client_rescore_plan(index, request, vectors, limits, timings))
+    requests = [
+        request.query_request(**_engine_query(index, request, vectors, row, limits))
+        for row in range(len(request.queries))
+    ]
+    return (yield from _query_batch(index, requests, timings, "query"))
+
+
+def _engine_query(
+    index: IndexCore, request: SearchRequest, vectors: dict[str, np.ndarray], row: int, limits: list[int]
+) -> dict[str, Any]:
+    """Query API arguments of one query: the full vector alone, or every stage as a nested prefetch."""
     if not request.two_stage:
         full = index.full.name
-        requests = [
-            request.query_request(
-                query=vectors[full][row].tolist(),
-                using=full,
-                limit=limit,
-                filter=request.filter,
-                params=request.search_params,
-            )
-            for row in rows
-        ]
-        return (yield from _query_batch(index, requests, timings, "query"))
-    if index.uses_prefetch():
-        requests = [
-            request.query_request(
-                **two_stage_query(
-                    {name: matrix[row] for name, matrix in vectors.items()},
-                    index.stages,
-                    limit=limit,
-                    prefetch_limit=limits,
-                    filter=request.filter,
-                    search_params=request.search_params,
-                )
-            )
-            for row in rows
-        ]
-        return (yield from _query_batch(index, requests, timings, "query"))
-    return (yield from client_rescore_plan(index, request, vectors, limits, timings))
+        return {
+            "query": vectors[full][row].tolist(),
+            "using": full,
+            "limit": request.limit,
+            "filter": request.filter,
+            "params": request.search_params,
+        }
+    return two_stage_query(
+        {name: matrix[row] for name, matrix in vectors.items()},
+        index.stages,
+        limit=request.limit,
+        prefetch_limit=limits,
+        filter=request.filter,
+        search_params=request.search_params,
+    )
 
 
 def _sparse_query(sparse: Any) -> models.SparseVector:
