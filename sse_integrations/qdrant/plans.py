@@ -1,7 +1,7 @@
 """The query plans: nested prefetch -> rescore, client-side rescoring, BM25 sparse, and fusion.
 
 :func:`prefetch_limits` and :func:`two_stage_query` serve anyone who drives their own client.
-The ``*_plan`` generators hold the search logic of :class:`IndexCore`: each yields client calls
+The ``*_plan`` generators hold the search logic of an index (:class:`PlanIndex`): each yields client calls
 ``(method name or callable, keyword arguments)`` and receives their results, so one plan runs
 on a sync and on an async client alike.
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from qdrant_client import models
@@ -23,11 +23,39 @@ from . import _local
 from .layout import DenseStage
 from .options import DEFAULT_PREFETCH_FACTOR, SearchMode
 
-if TYPE_CHECKING:
-    from .core import IndexCore
-
 Call = tuple[Any, dict[str, Any]]  # (client method name, kwargs) or (callable, kwargs)
 Hits = list[list[models.ScoredPoint]]
+
+
+class PlanIndex(Protocol):
+    """What a search plan reads from its index (:class:`.core.IndexCore` provides it)."""
+
+    client: Any
+    collection_name: str
+    stages: tuple[DenseStage, ...]
+    sparse_encoder: Any
+    local: bool
+    local_fast_path: bool
+    last_timings: dict[str, float]
+
+    @property
+    def coarse(self) -> DenseStage: ...
+    @property
+    def full(self) -> DenseStage: ...
+    @property
+    def sparse_name(self) -> str: ...
+    @property
+    def fusion(self) -> str: ...
+    @property
+    def fusion_factor(self) -> int: ...
+    @property
+    def fusion_weights(self) -> tuple[float, float] | None: ...
+    @property
+    def rrf_k(self) -> int | None: ...
+    def uses_prefetch(self) -> bool: ...
+    def prefetch_limit_for(self, limit: int, prefetch_limit: int | Sequence[int] | None) -> int | Sequence[int]: ...
+    def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]: ...
+    def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]: ...
 
 
 def prefetch_limits(
@@ -114,7 +142,7 @@ class SearchRequest:
         return models.QueryRequest(**query, with_payload=self.with_payload, with_vector=self.with_vectors)
 
 
-def search_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any, Hits]:
+def search_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any, Hits]:
     """Check the mode and run its plan; ``index.last_timings`` holds the seconds of each step."""
     check_positive_int(request.limit, "limit")
     if request.mode not in ("dense", "sparse", "hybrid"):
@@ -134,7 +162,7 @@ def search_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
 
 
 def _query_batch(
-    index: IndexCore, requests: list[models.QueryRequest], timings: dict[str, float], step: str
+    index: PlanIndex, requests: list[models.QueryRequest], timings: dict[str, float], step: str
 ) -> Generator[Call, Any, Hits]:
     started = time.perf_counter()
     responses = yield ("query_batch_points", {"collection_name": index.collection_name, "requests": requests})
@@ -142,7 +170,7 @@ def _query_batch(
     return [response.points for response in responses]
 
 
-def dense_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any, Hits]:
+def dense_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any, Hits]:
     """Two-stage (or single-stage) dense search: nested prefetch on the engine, or rescoring here."""
     limit = request.limit
     limits = prefetch_limits(len(index.stages), limit, index.prefetch_limit_for(limit, request.prefetch_limit))
@@ -164,7 +192,7 @@ def dense_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any,
 
 
 def _engine_query(
-    index: IndexCore, request: SearchRequest, vectors: dict[str, np.ndarray], row: int, limits: list[int]
+    index: PlanIndex, request: SearchRequest, vectors: dict[str, np.ndarray], row: int, limits: list[int]
 ) -> dict[str, Any]:
     """Query API arguments of one query: the full vector alone, or every stage as a nested prefetch."""
     if not request.two_stage:
@@ -190,7 +218,7 @@ def _sparse_query(sparse: Any) -> models.SparseVector:
     return models.SparseVector(indices=sparse.indices, values=sparse.values)
 
 
-def sparse_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any, Hits]:
+def sparse_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any, Hits]:
     """BM25 over the sparse vector; Qdrant's IDF modifier weighs the query terms."""
     if not request.queries:
         return []
@@ -219,7 +247,7 @@ def fusion_query(
     return models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=list(weights) if weights is not None else None))
 
 
-def hybrid_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any, Hits]:
+def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any, Hits]:
     """Fuse the two-stage dense list and the sparse list, each ``fusion_factor * limit`` long."""
     candidates = index.fusion_factor * request.limit
     prefetch_limit = index.prefetch_limit_for(request.limit, request.prefetch_limit)
@@ -280,7 +308,7 @@ def hybrid_plan(index: IndexCore, request: SearchRequest) -> Generator[Call, Any
 
 
 def client_rescore_plan(
-    index: IndexCore,
+    index: PlanIndex,
     request: SearchRequest,
     vectors: dict[str, np.ndarray],
     limits: list[int],
@@ -335,7 +363,7 @@ def client_rescore_plan(
 
 
 def _candidate_vectors(
-    index: IndexCore, request: SearchRequest, unique_ids: list[Any], timings: dict[str, float]
+    index: PlanIndex, request: SearchRequest, unique_ids: list[Any], timings: dict[str, float]
 ) -> Generator[Call, Any, tuple[list[Any], dict[str, np.ndarray], dict[Any, Any]]]:
     """The later stages' vectors of the candidates still present: (ids, name -> matrix, id -> record)."""
     later = [stage.name for stage in index.stages[1:]]
@@ -382,7 +410,7 @@ def _candidate_vectors(
 
 
 def _final_payloads(
-    index: IndexCore, request: SearchRequest, ranked: list[list[tuple[Any, float]]], timings: dict[str, float]
+    index: PlanIndex, request: SearchRequest, ranked: list[list[tuple[Any, float]]], timings: dict[str, float]
 ) -> Generator[Call, Any, dict[Any, Any]]:
     if request.with_payload is False:
         return {}
