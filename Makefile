@@ -1,10 +1,10 @@
-# Every target sets itself up from nothing: `make demo` and `make test` work on a fresh clone.
+# Every target sets itself up from nothing: `make demo`, `make lint` and `make test` work on a fresh clone.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench fixtures clean
+.PHONY: install demo lint test bench fixtures clean
 
 install: $(STAMP)
 
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(PY) -m sse_integrations.cli demo
+
+# ruff and mypy read their settings from pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy sse_integrations/
 
 test: install
 	$(PY) -m pytest -q

@@ -23,9 +23,9 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def char_bigrams(text: str) -> list[str]:
     compact = "".join(text.split())
     if len(compact) < 2:
         return [compact] if compact else []
-    return [compact[i:i + 2] for i in range(len(compact) - 1)]
+    return [compact[i : i + 2] for i in range(len(compact) - 1)]
 
 
 class CharBigramBM25:
@@ -77,8 +77,10 @@ class CharBigramBM25:
                 docs.append(index)
                 weights.append(tf * (k1 + 1) / (tf + norm[index]))
         self.postings = {
-            term: (np.array(docs), np.array(weights)
-                   * math.log(1 + (self.document_count - len(docs) + 0.5) / (len(docs) + 0.5)))
+            term: (
+                np.array(docs),
+                np.array(weights) * math.log(1 + (self.document_count - len(docs) + 0.5) / (len(docs) + 0.5)),
+            )
             for term, (docs, weights) in postings.items()
         }
 
@@ -139,7 +141,7 @@ def load_teachers(work_dir: Path):
 def batched(encode: Callable[[list[str]], np.ndarray], texts: list[str], size: int = 500) -> np.ndarray:
     from tqdm import tqdm
 
-    parts = [encode(texts[i:i + size]) for i in tqdm(range(0, len(texts), size), desc="teacher", unit="batch")]
+    parts = [encode(texts[i : i + size]) for i in tqdm(range(0, len(texts), size), desc="teacher", unit="batch")]
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -167,8 +169,7 @@ def main() -> None:
     fp32 = SSEEncoder.from_pretrained(args.fp32_dir or work_dir / "fp32")
     embeddings = {}
     for name, encoder in (("q4", bundled), ("fp32", fp32)):
-        embeddings[name] = (encoder.encode(queries, normalize=False),
-                            encoder.encode(corpus, normalize=False))
+        embeddings[name] = (encoder.encode(queries, normalize=False), encoder.encode(corpus, normalize=False))
     sse_speed = throughput(lambda t: bundled.encode(t), sample)
     fp32_speed = throughput(lambda t: fp32.encode(t), sample)
 
@@ -179,13 +180,18 @@ def main() -> None:
         q4_result = evaluate_embeddings(dataset, q4_q, q4_c, variant=f"q4 {dim}")
         fp_result = evaluate_embeddings(dataset, fp_q, fp_c, variant=f"fp32 {dim}")
         mean_cosine = float(np.mean(np.sum(np.concatenate([q4_q, q4_c]) * np.concatenate([fp_q, fp_c]), axis=1)))
-        agreement.append((dim, mean_cosine, fp_result.metrics["cosine_ndcg@10"],
-                          q4_result.metrics["cosine_ndcg@10"]))
-        rows.append(Row("SSE default model, 4-bit (bundled)", str(dim), q4_result.metrics,
-                        sse_speed if dim == 512 else None))
-    rows.append(Row("SSE default model, fp32 (same run)", "512",
-                    evaluate_embeddings(dataset, *(truncate_and_normalize(x, 512) for x in embeddings["fp32"])).metrics,
-                    fp32_speed))
+        agreement.append((dim, mean_cosine, fp_result.metrics["cosine_ndcg@10"], q4_result.metrics["cosine_ndcg@10"]))
+        rows.append(
+            Row("SSE default model, 4-bit (bundled)", str(dim), q4_result.metrics, sse_speed if dim == 512 else None)
+        )
+    rows.append(
+        Row(
+            "SSE default model, fp32 (same run)",
+            "512",
+            evaluate_embeddings(dataset, *(truncate_and_normalize(x, 512) for x in embeddings["fp32"])).metrics,
+            fp32_speed,
+        )
+    )
 
     e5, use = load_teachers(work_dir)
     teacher_specs = (
@@ -194,8 +200,8 @@ def main() -> None:
     )
     teacher_rows = {}
     for label, dim, key, encode in teacher_specs:
-        q = cached(work_dir / f"dev_{key}_queries.npy", lambda: batched(encode, queries))
-        c = cached(work_dir / f"dev_{key}_corpus.npy", lambda: batched(encode, corpus))
+        q = cached(work_dir / f"dev_{key}_queries.npy", lambda encode=encode: batched(encode, queries))
+        c = cached(work_dir / f"dev_{key}_corpus.npy", lambda encode=encode: batched(encode, corpus))
         teacher_rows[key] = Row(label, dim, evaluate_embeddings(dataset, q, c).metrics, throughput(encode, sample))
         rows.append(teacher_rows[key])
 
@@ -235,18 +241,26 @@ def main() -> None:
     targets = [
         ("beats BM25 at 512 dims", ndcg_at[512] > bm25_ndcg, f"{ndcg_at[512]:.4f} vs {bm25_ndcg:.4f}"),
         ("beats BM25 at 64 dims", ndcg_at[64] > bm25_ndcg, f"{ndcg_at[64]:.4f} vs {bm25_ndcg:.4f}"),
-        (">= 85% of the teacher's NDCG@10 at 512", ndcg_at[512] >= 0.85 * teacher_ndcg,
-         f"{ndcg_at[512] / teacher_ndcg:.1%}"),
-        (">= 100x the teacher's throughput", sse_speed >= 100 * teacher_speed,
-         f"{sse_speed / teacher_speed:,.0f}x"),
+        (
+            ">= 85% of the teacher's NDCG@10 at 512",
+            ndcg_at[512] >= 0.85 * teacher_ndcg,
+            f"{ndcg_at[512] / teacher_ndcg:.1%}",
+        ),
+        (">= 100x the teacher's throughput", sse_speed >= 100 * teacher_speed, f"{sse_speed / teacher_speed:,.0f}x"),
         ("4-bit vs fp32 mean cosine >= 0.99 (512)", agreement[0][1] >= 0.99, f"{agreement[0][1]:.4f}"),
-        ("4-bit vs fp32 NDCG@10 within 0.01 (512)", abs(agreement[0][3] - agreement[0][2]) <= 0.01,
-         f"{agreement[0][3] - agreement[0][2]:+.4f}"),
+        (
+            "4-bit vs fp32 NDCG@10 within 0.01 (512)",
+            abs(agreement[0][3] - agreement[0][2]) <= 0.01,
+            f"{agreement[0][3] - agreement[0][2]:+.4f}",
+        ),
     ]
     lines += ["", "Targets:", ""]
     lines += [f"- {'met' if ok else 'MISSED'}: {name} ({detail})" for name, ok, detail in targets]
-    lines += ["", "Reproduce: `python benchmarks/default_model_quality.py --work-dir /tmp/sse-build` "
-              "after `python scripts/build_default_model.py --work-dir /tmp/sse-build`."]
+    lines += [
+        "",
+        "Reproduce: `python benchmarks/default_model_quality.py --work-dir /tmp/sse-build` "
+        "after `python scripts/build_default_model.py --work-dir /tmp/sse-build`.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine_line, markdown_table, write_section  # noqa: E402
+from report import machine_line, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_CORPUS = ROOT / "tests" / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
@@ -65,7 +64,9 @@ def cold_start(body: str, repeats: int) -> tuple[float, float, float]:
     inner, outer, rss = [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD.format(body=body)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD.format(body=body)], capture_output=True, text=True, check=True
+        )
         outer.append(time.perf_counter() - start)
         seconds, peak = out.stdout.split()
         inner.append(float(seconds))
@@ -104,7 +105,9 @@ def main() -> None:
         encoder.save_pretrained(sse_dir, quantize="q4")
 
         paths = {
-            "tokenizer encode_batch_fast only (floor)": lambda texts: tokenizer.encode_batch_fast(texts, add_special_tokens=False),
+            "tokenizer encode_batch_fast only (floor)": lambda texts: tokenizer.encode_batch_fast(
+                texts, add_special_tokens=False
+            ),
             "SSEEncoder.encode": lambda texts: encoder.encode(texts),
             "model2vec StaticModel.encode": lambda texts: m2v_model.encode(texts, use_multiprocessing=False),
             "sentence-transformers, batch 1024": lambda texts: st_model.encode(texts, batch_size=1024),
@@ -113,20 +116,31 @@ def main() -> None:
         rows, rates = [], {}
         for name, run in paths.items():
             rates[name] = (
-                median_rate(lambda: run(short), len(short), args.repeats),
-                median_rate(lambda: run(docs), len(docs), args.repeats),
+                median_rate(lambda run=run: run(short), len(short), args.repeats),
+                median_rate(lambda run=run: run(docs), len(docs), args.repeats),
             )
             print(f"{name}: {rates[name][0]:,.0f} sentences/s, {rates[name][1]:,.0f} docs/s", flush=True)
         ours = rates["SSEEncoder.encode"]
         for name, (sentence_rate, doc_rate) in rates.items():
-            rows.append([name, f"{sentence_rate:,.0f}", f"{doc_rate:,.0f}", f"{ours[0] / sentence_rate:.2f}x", f"{ours[1] / doc_rate:.2f}x"])
+            rows.append(
+                [
+                    name,
+                    f"{sentence_rate:,.0f}",
+                    f"{doc_rate:,.0f}",
+                    f"{ours[0] / sentence_rate:.2f}x",
+                    f"{ours[1] / doc_rate:.2f}x",
+                ]
+            )
 
         cold_rows = []
         for name, template in COLD_START.items():
             body = template.format(sse=str(sse_dir), m2v=str(work / "m2v"), st=str(work / "st"))
             inner, outer, rss = cold_start(body, args.repeats)
             cold_rows.append([name, f"{inner:.3f}", f"{outer:.3f}", f"{rss:.0f}"])
-            print(f"cold start {name}: {inner:.3f} s in process, {outer:.3f} s whole process, {rss:.0f} MB peak", flush=True)
+            print(
+                f"cold start {name}: {inner:.3f} s in process, {outer:.3f} s whole process, {rss:.0f} MB peak",
+                flush=True,
+            )
 
     source = "the bundled model" if args.model is None else f"`{args.model}`"
     markdown = "\n\n".join(
@@ -135,10 +149,21 @@ def main() -> None:
             f"Same {encoder.vocab_size:,} x {encoder.full_dim} weights and tokenizer ({source}) in every row; "
             f"{len(short):,} Japanese sentences and {len(docs):,} eight-sentence documents from the dev set; "
             f"medians of {args.repeats} runs. {machine_line()}",
-            markdown_table(["path", "sentences/s", "8-sentence docs/s", "SSEEncoder speed-up (sentences)", "SSEEncoder speed-up (docs)"], rows),
+            markdown_table(
+                [
+                    "path",
+                    "sentences/s",
+                    "8-sentence docs/s",
+                    "SSEEncoder speed-up (sentences)",
+                    "SSEEncoder speed-up (docs)",
+                ],
+                rows,
+            ),
             "Cold start: a new Python process imports the library, loads the model from disk and encodes one query "
             "(in-process time from before the import; whole-process time includes interpreter start-up).",
-            markdown_table(["library", "import + load + first query (s)", "whole process (s)", "peak RSS (MB)"], cold_rows),
+            markdown_table(
+                ["library", "import + load + first query (s)", "whole process (s)", "peak RSS (MB)"], cold_rows
+            ),
         ]
     )
     print("\n" + markdown)

@@ -21,7 +21,11 @@ def machine_line() -> str:
 def write_section(name: str, markdown: str, page: Path = DOCS / "benchmarks.md") -> Path:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.rstrip()}\n{end}"
-    text = page.read_text(encoding="utf-8") if page.exists() else "# Benchmarks\n\nEach section is written by the script it names.\n"
+    text = (
+        page.read_text(encoding="utf-8")
+        if page.exists()
+        else "# Benchmarks\n\nEach section is written by the script it names.\n"
+    )
     if start in text and end in text:
         before, rest = text.split(start, 1)
         after = rest.split(end, 1)[1]

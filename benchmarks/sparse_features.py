@@ -11,18 +11,17 @@ Writes the table to docs/hybrid.md (section "sparse_features").
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
+from report import DOCS, data_spec, machine_line, markdown_table, write_section
 
-from sse_integrations import SSEEncoder  # noqa: E402
-from sse_integrations.evaluation import evaluate_rankings, load_beir  # noqa: E402
-from sse_integrations.sparse import FEATURES, SparseEncoder  # noqa: E402
+from sse_integrations import SSEEncoder
+from sse_integrations.evaluation import evaluate_rankings, load_beir
+from sse_integrations.sparse import FEATURES, SparseEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = [(1.2, 0.75), (1.5, 0.5), (0.9, 0.4)]
@@ -63,15 +62,21 @@ def main() -> None:
     for features in FEATURES:
         for k1, b in SETTINGS:
             encoder = SparseEncoder(tokenizer, features=features, k1=k1, b=b)
-            rows.append([features, k1, b, *(f"{bm25_metrics(dataset, encoder)['cosine_ndcg@10']:.4f}" for dataset in datasets)])
+            rows.append(
+                [features, k1, b, *(f"{bm25_metrics(dataset, encoder)['cosine_ndcg@10']:.4f}" for dataset in datasets)]
+            )
             print(rows[-1], flush=True)
-    sizes = "; ".join(f"`{dataset.name}` ({split}): {len(dataset.relevant_docs):,} queries, "
-                      f"{len(dataset.corpus_ids):,} documents" for dataset, (_, split) in zip(datasets, sources))
-    markdown = "\n\n".join([
-        "## Sparse features for Japanese BM25 (`benchmarks/sparse_features.py`)",
-        f"NDCG@10 of exact BM25. {sizes}. {machine_line()}",
-        markdown_table(["features", "k1", "b", *(dataset.name for dataset in datasets)], rows),
-    ])
+    sizes = "; ".join(
+        f"`{dataset.name}` ({split}): {len(dataset.relevant_docs):,} queries, {len(dataset.corpus_ids):,} documents"
+        for dataset, (_, split) in zip(datasets, sources)
+    )
+    markdown = "\n\n".join(
+        [
+            "## Sparse features for Japanese BM25 (`benchmarks/sparse_features.py`)",
+            f"NDCG@10 of exact BM25. {sizes}. {machine_line()}",
+            markdown_table(["features", "k1", "b", *(dataset.name for dataset in datasets)], rows),
+        ]
+    )
     print(markdown)
     write_section("sparse_features", markdown, DOCS / "hybrid.md")
 

@@ -56,7 +56,7 @@ def load_texts(docs: int, queries: int, cache_dir: Path, sentences: Path | None)
     if len(pairs) < docs + queries:
         raise SystemExit(f"only {len(pairs)} sentences, need {docs + queries}")
     random.Random(SEED).shuffle(pairs)
-    return [t for _, t in pairs[:docs]], [t for _, t in pairs[docs:docs + queries]]
+    return [t for _, t in pairs[:docs]], [t for _, t in pairs[docs : docs + queries]]
 
 
 def topk(scores: np.ndarray, k: int) -> np.ndarray:
@@ -142,8 +142,9 @@ def measure_latency(encoder: SSEEncoder, texts: list[str], queries: list[str], c
     return latency, index
 
 
-def check_engine_parity(index: MatryoshkaIndex, docs: np.ndarray, queries: np.ndarray, query_texts: list[str],
-                        limit: int) -> int:
+def check_engine_parity(
+    index: MatryoshkaIndex, docs: np.ndarray, queries: np.ndarray, query_texts: list[str], limit: int
+) -> int:
     """MatryoshkaIndex's hits must equal the numpy two-stage ranking used for recall."""
     coarse = topk(truncate_and_normalize(queries, 64) @ truncate_and_normalize(docs, 64).T, limit)
     expected = two_stage_numpy(coarse, docs, queries, K)
@@ -189,9 +190,13 @@ def markdown(args, encoder, n_docs, n_queries, recalls, latency, default_limit, 
     ]
     for p in PREFETCH_LIMITS:
         mark = " (default)" if p == default_limit else ""
-        lines.append(f"| two-stage 64 -> 512, prefetch {p}{mark} | {latency[('two', p)]:.1f} | {latency[('two', p)] / single:.2f} |")
-    lines.append(f"| Query API prefetch 64 -> 512, prefetch 100 (10 queries) | {latency['query_api']:.1f} | "
-                 f"{latency['query_api'] / single:.2f} |")
+        lines.append(
+            f"| two-stage 64 -> 512, prefetch {p}{mark} | {latency[('two', p)]:.1f} | {latency[('two', p)] / single:.2f} |"
+        )
+    lines.append(
+        f"| Query API prefetch 64 -> 512, prefetch 100 (10 queries) | {latency['query_api']:.1f} | "
+        f"{latency['query_api'] / single:.2f} |"
+    )
     steps = ", ".join(f"{step} {ms:.2f} ms" for step, ms in latency["steps"].items())
     lines += [
         "",
@@ -228,18 +233,34 @@ def plot(path: Path, recalls, latency, default_limit) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for dim, color in zip(COARSE_DIMS, ("tab:orange", "tab:blue", "tab:green")):
         for kind, style in (("float", "-"), ("binary", "--")):
-            left.plot(PREFETCH_LIMITS, [recalls[(kind, dim, p)] for p in PREFETCH_LIMITS], style, marker="o",
-                      color=color, label=f"{dim} {kind}")
+            left.plot(
+                PREFETCH_LIMITS,
+                [recalls[(kind, dim, p)] for p in PREFETCH_LIMITS],
+                style,
+                marker="o",
+                color=color,
+                label=f"{dim} {kind}",
+            )
     left.axhline(0.99, color="grey", lw=0.8, ls=":")
     left.axvline(default_limit, color="grey", lw=0.8, ls=":")
-    left.set(xscale="log", xlabel="prefetch limit (coarse candidates)", ylabel=f"recall@{K} vs exact 512",
-             title="Two-stage recall", ylim=(0, 1.01))
+    left.set(
+        xscale="log",
+        xlabel="prefetch limit (coarse candidates)",
+        ylabel=f"recall@{K} vs exact 512",
+        title="Two-stage recall",
+        ylim=(0, 1.01),
+    )
     left.legend(fontsize=8, ncol=2)
     right.plot(PREFETCH_LIMITS, [latency[("two", p)] for p in PREFETCH_LIMITS], marker="o", label="two-stage 64 -> 512")
     right.axhline(latency["single"], color="tab:red", label="single-stage 512")
     right.axhline(0.35 * latency["single"], color="grey", lw=0.8, ls=":", label="0.35 x single-stage")
-    right.set(xscale="log", xlabel="prefetch limit", ylabel="median ms / query", title="Latency, qdrant-client local mode",
-              ylim=(0, None))
+    right.set(
+        xscale="log",
+        xlabel="prefetch limit",
+        ylabel="median ms / query",
+        title="Latency, qdrant-client local mode",
+        ylim=(0, None),
+    )
     right.legend(fontsize=8)
     for axis in (left, right):
         axis.set_xticks(PREFETCH_LIMITS, [str(p) for p in PREFETCH_LIMITS])
@@ -271,14 +292,27 @@ def main(argv: list[str] | None = None) -> int:
     default_limit = DEFAULT_PREFETCH_FACTOR * K
     latency, index = measure_latency(encoder, texts, query_texts, args.latency_queries)
     parity_queries = min(50, len(query_texts))
-    parity = (check_engine_parity(index, docs, queries[:parity_queries], query_texts[:parity_queries], default_limit),
-              parity_queries)
+    parity = (
+        check_engine_parity(index, docs, queries[:parity_queries], query_texts[:parity_queries], default_limit),
+        parity_queries,
+    )
     meeting = [p for p in PREFETCH_LIMITS if recalls[("float", 64, p)] >= 0.99]
-    print(f"smallest prefetch limit with recall@{K} >= 0.99 at 64 dims: {meeting[0] if meeting else 'none'} "
-          f"(prefetch factor {meeting[0] // K if meeting else '-'}; the package default is {DEFAULT_PREFETCH_FACTOR})",
-          file=sys.stderr)
-    section = markdown(args, encoder, len(texts), len(query_texts), recalls, latency, default_limit, parity,
-                       time.perf_counter() - started)
+    print(
+        f"smallest prefetch limit with recall@{K} >= 0.99 at 64 dims: {meeting[0] if meeting else 'none'} "
+        f"(prefetch factor {meeting[0] // K if meeting else '-'}; the package default is {DEFAULT_PREFETCH_FACTOR})",
+        file=sys.stderr,
+    )
+    section = markdown(
+        args,
+        encoder,
+        len(texts),
+        len(query_texts),
+        recalls,
+        latency,
+        default_limit,
+        parity,
+        time.perf_counter() - started,
+    )
     print(section)
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,10 @@ def main() -> None:
     Settings.embed_model = SSEEmbedding(encoder=encoder)
     Settings.llm = MockLLM()  # no LLM offline; set your own to get generated answers
     # LlamaIndex embeds "topic: ...\n\n<text>" unless a metadata key is excluded from embedding.
-    documents = [Document(text=text, id_=doc_id, metadata={"topic": topic}, excluded_embed_metadata_keys=["topic"])
-                 for doc_id, (topic, text) in DOCUMENTS.items()]
+    documents = [
+        Document(text=text, id_=doc_id, metadata={"topic": topic}, excluded_embed_metadata_keys=["topic"])
+        for doc_id, (topic, text) in DOCUMENTS.items()
+    ]
     vector_index = VectorStoreIndex.from_documents(documents)
     print("VectorStoreIndex + SSEEmbedding")
     for question in QUESTIONS:
@@ -53,8 +55,11 @@ def main() -> None:
 
     # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
     index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", encoder)
-    index.add_texts([text for _, text in DOCUMENTS.values()], ids=list(DOCUMENTS),
-                    payloads=[{"topic": topic} for topic, _ in DOCUMENTS.values()])
+    index.add_texts(
+        [text for _, text in DOCUMENTS.values()],
+        ids=list(DOCUMENTS),
+        payloads=[{"topic": topic} for topic, _ in DOCUMENTS.values()],
+    )
     retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=2)
     print("\nMatryoshkaQdrantRetriever (Qdrant local mode)")
     for question in QUESTIONS:
@@ -67,8 +72,10 @@ def main() -> None:
     # 3. The retriever inside a query engine (MockLLM echoes the prompt it would send).
     engine = RetrieverQueryEngine.from_args(retriever, llm=Settings.llm)
     response = engine.query(QUESTIONS[1])
-    print(f"\nRetrieverQueryEngine sources for {QUESTIONS[1]!r}: "
-          + ", ".join(node.node.node_id for node in response.source_nodes))
+    print(
+        f"\nRetrieverQueryEngine sources for {QUESTIONS[1]!r}: "
+        + ", ".join(node.node.node_id for node in response.source_nodes)
+    )
 
 
 if __name__ == "__main__":

@@ -62,9 +62,7 @@ def read_tatoeba(path: Path) -> list[TatoebaSentence]:
             if len(fields) < 3 or not fields[1].strip():
                 continue
             english = fields[2].strip()
-            sentences.append(
-                TatoebaSentence(fields[0], fields[1].strip(), "" if english == "-" else english)
-            )
+            sentences.append(TatoebaSentence(fields[0], fields[1].strip(), "" if english == "-" else english))
     return sentences
 
 
@@ -98,9 +96,7 @@ def split_dev(sentences: list[TatoebaSentence], seed: int = SEED) -> tuple[DevSe
 
     # Distractors have a unique English translation, so no unjudged paraphrase of a
     # query can hide among them (as far as Tatoeba's links tell).
-    singletons = sorted(
-        (g[0] for g in groups.values() if len(g) == 1), key=lambda s: s.sentence_id
-    )
+    singletons = sorted((g[0] for g in groups.values() if len(g) == 1), key=lambda s: s.sentence_id)
     rng.shuffle(singletons)
     for sentence in singletons[: FULL_CORPUS_SIZE - len(corpus)]:
         corpus[sentence.sentence_id] = sentence.japanese

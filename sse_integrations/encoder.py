@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._checks import as_text_list, check_positive_int
 from .formats import (
     ModelFormatError,
     SSEWeights,
@@ -31,21 +32,6 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 DEFAULT_BATCH_SIZE = 1024
 # Bags longer than this are summed in float64 (see _mean_pool).
 _LONG_BAG = 512
-
-
-def _as_text_list(texts: Any) -> list[str]:
-    """Accept any sequence of str; reject a bare string and non-str items by index."""
-    if isinstance(texts, (str, bytes)):
-        raise TypeError(
-            f"texts must be a list of strings, got a bare {type(texts).__name__}; wrap it: encode([text])"
-        )
-    if not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
-    items = list(texts)
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(f"texts[{index}] must be a str, got {type(item).__name__}: {item!r:.60}")
-    return items
 
 
 def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
@@ -212,10 +198,9 @@ class SSEEncoder:
         Returns:
             float32 array of shape (len(texts), dim).
         """
-        items = _as_text_list(texts)
+        items = as_text_list(texts)
         dim = validate_dim(truncate_dim, self.full_dim) if truncate_dim is not None else self.truncate_dim
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_positive_int(batch_size, "batch_size")
         output = np.empty((len(items), dim), dtype=np.float32)
         starts = range(0, len(items), batch_size)
         if show_progress:

@@ -203,7 +203,9 @@ def _find_tokenizer(module_dir: Path, root: Path) -> Path:
     for folder in (module_dir, root):
         if (folder / TOKENIZER_FILE).is_file():
             return folder / TOKENIZER_FILE
-    raise ModelFormatError(f"{TOKENIZER_FILE} not found in {module_dir}" + ("" if module_dir == root else f" or {root}"))
+    raise ModelFormatError(
+        f"{TOKENIZER_FILE} not found in {module_dir}" + ("" if module_dir == root else f" or {root}")
+    )
 
 
 def _missing(root: Path, detail: str) -> ModelFormatError:
@@ -230,7 +232,9 @@ def read_model_folder(root: Path) -> LoadedModel:
     if q4_path.is_file() or rest_path.is_file():
         for needed in (rest_path, q4_path):
             if not needed.is_file():
-                raise _missing(root, f"{needed.name} is missing beside {(q4_path if needed is rest_path else rest_path).name}")
+                raise _missing(
+                    root, f"{needed.name} is missing beside {(q4_path if needed is rest_path else rest_path).name}"
+                )
         rest = _read_safetensors(rest_path)
         missing = [name for name in DYT_TENSORS if name not in rest]
         if missing:
@@ -249,7 +253,9 @@ def read_model_folder(root: Path) -> LoadedModel:
     return LoadedModel(weights, tokenizer, tokenizer_path, layout, module_dir, (fp32_path,))
 
 
-def write_model_folder(folder: Path, weights: SSEWeights, tokenizer_json: str, quantize: str | None = None) -> list[Path]:
+def write_model_folder(
+    folder: Path, weights: SSEWeights, tokenizer_json: str, quantize: str | None = None
+) -> list[Path]:
     """Write ``weights`` in the published layout (q4 or fp32, StaticEmbedding if no DyT)."""
     from safetensors.numpy import save_file
 
@@ -258,7 +264,11 @@ def write_model_folder(folder: Path, weights: SSEWeights, tokenizer_json: str, q
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
-    dyt = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in zip(DYT_TENSORS, weights.dyt) if value is not None}
+    dyt = {
+        name: np.ascontiguousarray(value, dtype=np.float32)
+        for name, value in zip(DYT_TENSORS, weights.dyt)
+        if value is not None
+    }
     if quantize == "q4":
         if not weights.has_dyt:
             raise ValueError("the q4 layout stores dyt.* in model_rest.safetensors; a StaticEmbedding model has none")
@@ -292,7 +302,12 @@ def resolve_hub(
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    kwargs: dict = {"repo_id": repo_id, "revision": revision, "cache_dir": cache_dir, "allow_patterns": HUB_ALLOW_PATTERNS}
+    kwargs: dict = {
+        "repo_id": repo_id,
+        "revision": revision,
+        "cache_dir": cache_dir,
+        "allow_patterns": HUB_ALLOW_PATTERNS,
+    }
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
     try:

@@ -17,10 +17,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -33,16 +32,12 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from . import _retrievers
+from ._checks import check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
-
-
-def _check_query(text: Any) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
-    return text
 
 
 def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
@@ -80,9 +75,9 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
 
-    model_name_or_path: Optional[str] = None
-    encoder: Optional[SSEEncoder] = Field(default=None, exclude=True, repr=False)
-    truncate_dim: Optional[int] = None
+    model_name_or_path: str | None = None
+    encoder: SSEEncoder | None = Field(default=None, exclude=True, repr=False)
+    truncate_dim: int | None = None
     normalize: bool = True
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0)
     show_progress: bool = False
@@ -109,12 +104,21 @@ class SSEEmbeddings(BaseModel, Embeddings):
     @property
     def dim(self) -> int:
         """Width of the returned vectors."""
-        return self.truncate_dim or self.encoder.dim
+        return self.truncate_dim or self._loaded_encoder.dim
+
+    @property
+    def _loaded_encoder(self) -> SSEEncoder:
+        # Optional only as a constructor argument: _load always sets it.
+        assert self.encoder is not None
+        return self.encoder
 
     def _encode(self, texts: Any, show_progress: bool) -> list[list[float]]:
-        vectors = self.encoder.encode(
-            texts, truncate_dim=self.truncate_dim, normalize=self.normalize,
-            batch_size=self.batch_size, show_progress=show_progress,
+        vectors = self._loaded_encoder.encode(
+            texts,
+            truncate_dim=self.truncate_dim,
+            normalize=self.normalize,
+            batch_size=self.batch_size,
+            show_progress=show_progress,
         )
         return vectors.tolist()  # plain Python floats, as LangChain vector stores expect
 
@@ -124,7 +128,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
-        return self._encode([_check_query(text)], False)[0]
+        return self._encode([check_text(text)], False)[0]
 
     # Encoding is CPU-bound numpy + tokenizers work: run it in a worker thread so the event
     # loop keeps serving other tasks (the default base implementation does the same via an
@@ -135,7 +139,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query` (runs in a worker thread)."""
-        _check_query(text)
+        check_text(text)
         return await asyncio.to_thread(self.embed_query, text)
 
 
@@ -167,28 +171,17 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     index: Any
     k: int = Field(default=4, gt=0)
-    prefetch_limit: Optional[Union[int, list[int]]] = None
-    filter: Optional[Any] = None
+    prefetch_limit: int | list[int] | None = None
+    filter: Any | None = None
     mode: Literal["dense", "sparse", "hybrid"] = "dense"
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
-    score_key: Optional[str] = "score"
+    score_key: str | None = "score"
 
     @model_validator(mode="after")
     def _check_index(self) -> MatryoshkaQdrantRetriever:
-        for attribute in ("search", "text_key", "id_key"):
-            if not hasattr(self.index, attribute):
-                raise TypeError(
-                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
-                    f"got {type(self.index).__name__} (no {attribute!r})"
-                )
-        reserved = {"query", "limit", "mode"} & self.search_kwargs.keys()
-        if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, k and mode")
+        _retrievers.check_index(self.index)
+        _retrievers.check_search_kwargs(self.search_kwargs, "k")
         return self
-
-    @property
-    def _is_async_index(self) -> bool:
-        return inspect.iscoroutinefunction(self.index.search)
 
     def _search_arguments(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         arguments = {
@@ -205,34 +198,20 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         return arguments
 
     def _to_documents(self, points: Sequence[Any]) -> list[Document]:
-        text_key, id_key = self.index.text_key, self.index.id_key
         documents = []
-        for point in points:
-            metadata = dict(point.payload or {})
-            text = metadata.pop(text_key, "")
+        for hit in _retrievers.stored_hits(self.index, points):
             if self.score_key is not None:
-                metadata[self.score_key] = point.score
-            doc_id = metadata.get(id_key, point.id)
-            documents.append(Document(page_content=text, metadata=metadata, id=str(doc_id)))
+                hit.metadata[self.score_key] = hit.score
+            documents.append(Document(page_content=hit.text, metadata=hit.metadata, id=hit.id))
         return documents
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        if self._is_async_index:
-            raise TypeError(
-                "this retriever wraps an AsyncMatryoshkaIndex: call ainvoke()/abatch(), "
-                "or build it on a sync MatryoshkaIndex"
-            )
-        return self._to_documents(self.index.search(query, **self._search_arguments(kwargs)))
+        points = _retrievers.search(self.index, query, self._search_arguments(kwargs), "ainvoke()/abatch()")
+        return self._to_documents(points)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        arguments = self._search_arguments(kwargs)
-        if self._is_async_index:
-            points = await self.index.search(query, **arguments)
-        else:
-            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
-            points = await asyncio.to_thread(self.index.search, query, **arguments)
-        return self._to_documents(points)
+        return self._to_documents(await _retrievers.asearch(self.index, query, self._search_arguments(kwargs)))

@@ -14,10 +14,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
@@ -31,16 +30,12 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import Field, PrivateAttr
 
-from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference, _as_text_list
+from . import _retrievers
+from ._checks import as_text_list, check_positive_int, check_text
+from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
 __all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
-
-
-def _check_text(text: Any) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
-    return text
 
 
 def metadata_filters_to_qdrant(filters: MetadataFilters) -> Any:
@@ -125,8 +120,11 @@ class SSEEmbedding(BaseEmbedding):
             larger batches than LlamaIndex's default of 10 mostly save call overhead).
     """
 
-    model_name: Optional[str] = Field(default=None, description="Model folder or hub id; None = bundled default.")
-    truncate_dim: Optional[int] = Field(default=None, description="Matryoshka prefix (None = full width).")
+    # None names the bundled model, which LlamaIndex's base class (typed str) has no word for.
+    model_name: str | None = Field(  # type: ignore[assignment]
+        default=None, description="Model folder or hub id; None = bundled default."
+    )
+    truncate_dim: int | None = Field(default=None, description="Matryoshka prefix (None = full width).")
     normalize: bool = Field(default=True, description="L2-normalise after truncation.")
     embed_batch_size: int = Field(default=DEFAULT_BATCH_SIZE, gt=0, le=2048)
 
@@ -156,8 +154,12 @@ class SSEEmbedding(BaseEmbedding):
         if truncate_dim is not None:
             validate_dim(truncate_dim, encoder.full_dim)
         super().__init__(
-            model_name=name, truncate_dim=truncate_dim, normalize=normalize,
-            embed_batch_size=embed_batch_size, callback_manager=callback_manager, **kwargs,
+            model_name=name,
+            truncate_dim=truncate_dim,
+            normalize=normalize,
+            embed_batch_size=embed_batch_size,
+            callback_manager=callback_manager,
+            **kwargs,
         )
         self._encoder = encoder
 
@@ -177,35 +179,38 @@ class SSEEmbedding(BaseEmbedding):
 
     def _encode(self, texts: list[str]) -> list[Embedding]:
         vectors = self._encoder.encode(
-            texts, truncate_dim=self.truncate_dim, normalize=self.normalize, batch_size=self.embed_batch_size,
+            texts,
+            truncate_dim=self.truncate_dim,
+            normalize=self.normalize,
+            batch_size=self.embed_batch_size,
         )
         return vectors.tolist()
 
     # BaseEmbedding splits the list before our code sees it, so a bad item would be reported
     # by its index within one batch: check the whole list first to name its real position.
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
-        return super().get_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+        return super().get_text_embedding_batch(as_text_list(texts), show_progress=show_progress, **kwargs)
 
     async def aget_text_embedding_batch(
         self, texts: list[str], show_progress: bool = False, **kwargs: Any
     ) -> list[Embedding]:
-        return await super().aget_text_embedding_batch(_as_text_list(texts), show_progress=show_progress, **kwargs)
+        return await super().aget_text_embedding_batch(as_text_list(texts), show_progress=show_progress, **kwargs)
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._encode([_check_text(query)])[0]
+        return self._encode([check_text(query)])[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._encode([_check_text(text)])[0]
+        return self._encode([check_text(text)])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self._encode(texts)
 
     # Encoding is CPU-bound: run it in a worker thread so the event loop keeps serving.
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await asyncio.to_thread(self._get_query_embedding, _check_text(query))
+        return await asyncio.to_thread(self._get_query_embedding, check_text(query))
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await asyncio.to_thread(self._get_text_embedding, _check_text(text))
+        return await asyncio.to_thread(self._get_text_embedding, check_text(text))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
@@ -237,7 +242,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         index: Any,
         similarity_top_k: int = 4,
         *,
-        prefetch_limit: Union[int, Sequence[int], None] = None,
+        prefetch_limit: int | Sequence[int] | None = None,
         filters: MetadataFilters | None = None,
         filter: Any = None,
         mode: str = "dense",
@@ -245,20 +250,11 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
-        for attribute in ("search", "text_key", "id_key"):
-            if not hasattr(index, attribute):
-                raise TypeError(
-                    f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
-                    f"got {type(index).__name__} (no {attribute!r})"
-                )
-        if isinstance(similarity_top_k, bool) or not isinstance(similarity_top_k, int) or similarity_top_k < 1:
-            raise ValueError(f"similarity_top_k must be a positive int, got {similarity_top_k!r}")
+        _retrievers.check_index(index)
+        check_positive_int(similarity_top_k, "similarity_top_k")
         search_kwargs = dict(search_kwargs or {})
-        reserved = {"query", "limit", "mode"} & search_kwargs.keys()
-        if reserved:
-            raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, similarity_top_k and mode")
-        if mode not in ("dense", "sparse", "hybrid"):
-            raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {mode!r}")
+        _retrievers.check_search_kwargs(search_kwargs, "similarity_top_k")
+        _retrievers.check_mode(mode)
         self.mode = mode
         self.index = index
         self.similarity_top_k = similarity_top_k
@@ -272,38 +268,26 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         self.search_kwargs = search_kwargs
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
-    @property
-    def _is_async_index(self) -> bool:
-        return inspect.iscoroutinefunction(self.index.search)
-
     def _search_arguments(self) -> dict[str, Any]:
-        return {**self.search_kwargs, "limit": self.similarity_top_k, "mode": self.mode,
-                "prefetch_limit": self.prefetch_limit, "filter": self._qdrant_filter}
+        return {
+            **self.search_kwargs,
+            "limit": self.similarity_top_k,
+            "mode": self.mode,
+            "prefetch_limit": self.prefetch_limit,
+            "filter": self._qdrant_filter,
+        }
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
-        text_key, id_key = self.index.text_key, self.index.id_key
-        nodes = []
-        for point in points:
-            metadata = dict(point.payload or {})
-            text = metadata.pop(text_key, "")
-            doc_id = metadata.get(id_key, point.id)
-            node = TextNode(id_=str(doc_id), text=text, metadata=metadata)
-            nodes.append(NodeWithScore(node=node, score=point.score))
-        return nodes
+        return [
+            NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=hit.metadata), score=hit.score)
+            for hit in _retrievers.stored_hits(self.index, points)
+        ]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        if self._is_async_index:
-            raise TypeError(
-                "this retriever wraps an AsyncMatryoshkaIndex: call aretrieve() (or an async query "
-                "engine), or build it on a sync MatryoshkaIndex"
-            )
-        return self._to_nodes(self.index.search(query_bundle.query_str, **self._search_arguments()))
+        async_calls = "aretrieve() (or an async query engine)"
+        return self._to_nodes(
+            _retrievers.search(self.index, query_bundle.query_str, self._search_arguments(), async_calls)
+        )
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        arguments = self._search_arguments()
-        if self._is_async_index:
-            points = await self.index.search(query_bundle.query_str, **arguments)
-        else:
-            # A sync client blocks on I/O and on the encoder: keep it off the event loop.
-            points = await asyncio.to_thread(self.index.search, query_bundle.query_str, **arguments)
-        return self._to_nodes(points)
+        return self._to_nodes(await _retrievers.asearch(self.index, query_bundle.query_str, self._search_arguments()))

@@ -48,7 +48,12 @@ class SSE(nn.Module):
         module = cls(weights.vocab_size, weights.dim, dyt=weights.has_dyt)
         state = {"embedding.weight": torch.from_numpy(np.ascontiguousarray(weights.embedding))}
         if weights.has_dyt:
-            state.update({f"dyt.{name}": torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(("alpha", "beta", "bias"), weights.dyt)})
+            state.update(
+                {
+                    f"dyt.{name}": torch.from_numpy(np.ascontiguousarray(value))
+                    for name, value in zip(("alpha", "beta", "bias"), weights.dyt)
+                }
+            )
         module.load_state_dict(state)
         return module
 
@@ -60,4 +65,6 @@ class SSE(nn.Module):
 
         if self.dyt is None:
             return SSEWeights(to_numpy(self.embedding.weight))
-        return SSEWeights(to_numpy(self.embedding.weight), to_numpy(self.dyt.alpha), to_numpy(self.dyt.beta), to_numpy(self.dyt.bias))
+        return SSEWeights(
+            to_numpy(self.embedding.weight), to_numpy(self.dyt.alpha), to_numpy(self.dyt.beta), to_numpy(self.dyt.bias)
+        )

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import as_text_list
+
 FEATURES = ("tokens", "bigrams", "tokens+bigrams")
 BIGRAM_OFFSET = 1 << 24  # above any tokenizer vocabulary
 _BIGRAM_SPACE = (1 << 31) - BIGRAM_OFFSET  # Qdrant sparse indices are uint32; stay in int32 range
@@ -84,9 +86,7 @@ class SparseEncoder:
 
     def terms(self, texts: Sequence[str]) -> list[list[int]]:
         """Term indices of each text, with repeats (their counts are the term frequencies)."""
-        from .encoder import _as_text_list
-
-        items = _as_text_list(texts)
+        items = as_text_list(texts)
         per_text: list[list[int]] = [[] for _ in items]
         if "tokens" in self.features:
             encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
@@ -129,4 +129,7 @@ class SparseEncoder:
 
     @classmethod
     def from_config(cls, config: dict[str, Any], tokenizer: Any = None) -> SparseEncoder:
-        return cls(tokenizer=tokenizer, **{key: config[key] for key in ("features", "k1", "b", "avg_doc_length") if key in config})
+        return cls(
+            tokenizer=tokenizer,
+            **{key: config[key] for key in ("features", "k1", "b", "avg_doc_length") if key in config},
+        )

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny seeded SSE models in every on-disk layout, built once per session."""
+"""Shared fixtures: tiny seeded SSE models in every on-disk layout and a dev-set corpus, built once per session."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from tests.fixtures.build_fixture_models import FIXTURE_TEXTS, build_all
+from tests.helpers import distinct_corpus
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,12 @@ def tiny_encoder(tiny_model_path):
     from sse_integrations import SSEEncoder
 
     return SSEEncoder.from_pretrained(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def dev_corpus(tiny_encoder) -> tuple[list[str], list[str]]:
+    """400 dev-set documents with distinct fixture embeddings, as (ids, texts); modules take prefixes."""
+    return distinct_corpus(tiny_encoder, 400)
 
 
 def reference_embeddings(fixture: dict, texts: list[str], dim: int | None = None, normalize: bool = True) -> np.ndarray:

@@ -91,9 +91,14 @@ def test_missing_chromadb_names_the_extra():
         "assert 'chromadb' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
         "import sse_integrations.chroma"
     )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_subprocess_env())
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_subprocess_env()
+    )
     assert completed.returncode != 0
-    assert 'ImportError: sse_integrations.chroma needs chromadb: pip install "sse-integrations[chroma]"' in completed.stderr
+    assert (
+        'ImportError: sse_integrations.chroma needs chromadb: pip install "sse-integrations[chroma]"'
+        in completed.stderr
+    )
 
 
 @pytest.mark.parametrize("dim", [32, 64, 128, 256, 512, None])
@@ -128,8 +133,14 @@ def test_truncate_dim_defaults_to_the_encoders(tiny_model_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"truncate_dim": 32}, {"truncate_dim": 256}, {"normalize": False}, {"batch_size": 7},
-     {"truncate_dim": 128, "normalize": False, "batch_size": 1}],
+    [
+        {},
+        {"truncate_dim": 32},
+        {"truncate_dim": 256},
+        {"normalize": False},
+        {"batch_size": 7},
+        {"truncate_dim": 128, "normalize": False, "batch_size": 1},
+    ],
 )
 def test_config_round_trips_through_json(tiny_model_path, fixture_texts, options):
     function = SSEEmbeddingFunction(tiny_model_path, **options)
@@ -165,7 +176,10 @@ def test_hub_model_is_pinned_to_its_commit(fixture_models, fixture_texts, tmp_pa
     env = dict(_subprocess_env(), HF_HUB_CACHE=str(tmp_path / "hub"))
     completed = subprocess.run(
         [sys.executable, "-c", code, json.dumps(config), json.dumps(fixture_texts[:3])],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr
     np.testing.assert_allclose(
@@ -287,7 +301,9 @@ def test_persistent_collection(function, tiny_encoder, tmp_path):
     collection.add(ids=IDS, documents=DOCS, metadatas=METADATAS)
     assert collection.configuration_json["hnsw"]["space"] == "cosine"
     assert collection.configuration_json["embedding_function"] == {
-        "type": "known", "name": "sse", "config": function.get_config(),
+        "type": "known",
+        "name": "sse",
+        "config": function.get_config(),
     }
 
     stored = collection.get(ids=IDS, include=["embeddings"])
@@ -334,7 +350,11 @@ def _reopen_in_new_process(path: Path, import_line: str) -> subprocess.Completed
     script = REOPEN_SCRIPT.format(import_line=import_line)
     return subprocess.run(
         [sys.executable, "-c", script, str(path), QUERY],
-        capture_output=True, text=True, timeout=120, env=_subprocess_env(), cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_subprocess_env(),
+        cwd=path.parent,
     )
 
 
@@ -356,7 +376,9 @@ def test_reopens_in_a_new_process(function, tiny_encoder, tmp_path):
     expected_ids, expected_distances = _brute_force(tiny_encoder, 64, QUERY, keep)
     assert output["ids"] == expected_ids[:3]
     np.testing.assert_allclose(output["distances"], expected_distances[:3], atol=1e-5)
-    np.testing.assert_allclose(output["added"], tiny_encoder.encode(["新しい文書"], truncate_dim=64)[0], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        output["added"], tiny_encoder.encode(["新しい文書"], truncate_dim=64)[0], atol=1e-6, rtol=0
+    )
     assert output["count"] == len(DOCS) + 1
     assert output["torch"] is False  # the numpy encode path; torch is not needed to serve a collection
 
@@ -396,7 +418,9 @@ def test_get_or_create_collection_checks_the_stored_model(function, fixture_mode
     created = get_or_create_collection(client, "docs", function)
     created.add(ids=IDS[:2], documents=DOCS[:2])
     # Same settings (another batch size is fine): the existing collection comes back.
-    again = get_or_create_collection(client, "docs", SSEEmbeddingFunction(tiny_model_path, truncate_dim=64, batch_size=2))
+    again = get_or_create_collection(
+        client, "docs", SSEEmbeddingFunction(tiny_model_path, truncate_dim=64, batch_size=2)
+    )
     assert again.id == created.id and again.count() == 2
     # Another model of the same width would mix vectors silently in plain Chroma; here it is refused.
     other = SSEEmbeddingFunction(fixture_models["fp32"]["path"], truncate_dim=64)
@@ -427,13 +451,18 @@ def chroma_server(tmp_path_factory):
     log = open(root / "server.log", "wb")
     process = subprocess.Popen(
         [str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(root / "data")],
-        stdout=log, stderr=subprocess.STDOUT, env=_subprocess_env(), cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=_subprocess_env(),
+        cwd=root,
     )
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                pytest.fail(f"chroma run exited with {process.returncode}:\n{(root / 'server.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"chroma run exited with {process.returncode}:\n{(root / 'server.log').read_text()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as response:
                     if response.status == 200:
@@ -454,6 +483,7 @@ def chroma_server(tmp_path_factory):
         log.close()
 
 
+@pytest.mark.integration
 def test_http_server_round_trip(chroma_server, tiny_model_path, tiny_encoder):
     host, port = chroma_server
     function = SSEEmbeddingFunction(tiny_model_path, truncate_dim=128)
@@ -477,12 +507,15 @@ def test_http_server_round_trip(chroma_server, tiny_model_path, tiny_encoder):
 
     with pytest.raises(ValueError, match="cannot change truncate_dim"):
         update_embedding_function(reopened, SSEEmbeddingFunction(tiny_model_path, truncate_dim=64))
-    assert client.get_collection("server_docs").configuration_json["embedding_function"]["config"]["truncate_dim"] == 128
+    assert (
+        client.get_collection("server_docs").configuration_json["embedding_function"]["config"]["truncate_dim"] == 128
+    )
     with pytest.raises(ValueError, match="Expected document to be a str"):
         reopened.add(ids=["bad"], documents=[3])
     assert reopened.count() == len(DOCS)
 
 
+@pytest.mark.integration
 async def test_async_http_client(chroma_server, tiny_model_path, tiny_encoder):
     host, port = chroma_server
     client = await chromadb.AsyncHttpClient(host=host, port=port, settings=SETTINGS)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from sse_integrations.cli import main
 
 
@@ -49,7 +50,9 @@ def test_encode_reads_stdin_through_the_console_script(tiny_encoder, tiny_model_
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == ["一行目", "二行目"]
-    np.testing.assert_allclose([line["embedding"] for line in lines], tiny_encoder.encode(["一行目", "二行目"]), atol=1e-6)
+    np.testing.assert_allclose(
+        [line["embedding"] for line in lines], tiny_encoder.encode(["一行目", "二行目"]), atol=1e-6
+    )
 
 
 def test_bad_dim_is_reported_without_traceback(tiny_model_path, capsys):

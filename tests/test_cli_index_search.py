@@ -17,7 +17,9 @@ from qdrant_client import QdrantClient
 from sse_integrations.cli import main
 from sse_integrations.qdrant import MatryoshkaIndex, read_documents
 
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sse_integrations" / "assets" / "sample_corpus" / "corpus.jsonl"
+SAMPLE_CORPUS = (
+    Path(__file__).resolve().parent.parent / "sse_integrations" / "assets" / "sample_corpus" / "corpus.jsonl"
+)
 REPO = Path(__file__).resolve().parent.parent
 DEV_CORPUS = REPO / "tests" / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
 
@@ -29,6 +31,20 @@ def stored_doc_ids(path: Path, collection: str) -> list:
         return [record.payload["doc_id"] for record in records]
     finally:
         client.close()
+
+
+def index_options(storage: Path, model: Path, batch_size: int) -> list[str]:
+    """`index` options for collection "docs" in embedded storage at ``storage``."""
+    return [
+        "--collection",
+        "docs",
+        "--qdrant-path",
+        str(storage),
+        "--model",
+        str(model),
+        "--batch-size",
+        str(batch_size),
+    ]
 
 
 @pytest.fixture()
@@ -100,8 +116,7 @@ def test_bad_inputs_exit_with_a_message(tmp_path, tiny_model_path, capsys):
 
 def test_interrupted_index_resumes_to_one_point_per_document(jsonl, tmp_path, tiny_model_path, monkeypatch, capsys):
     storage = tmp_path / "qdrant"
-    args = ["index", str(jsonl), "--collection", "docs", "--qdrant-path", str(storage),
-            "--model", str(tiny_model_path), "--batch-size", "8", "--no-progress"]
+    args = ["index", str(jsonl), *index_options(storage, tiny_model_path, batch_size=8), "--no-progress"]
     original = QdrantClient.upsert
     calls = {"n": 0}
 
@@ -127,8 +142,8 @@ def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_pa
     source = tmp_path / "docs.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     storage = tmp_path / "qdrant"
-    command = [sys.executable, "-m", "sse_integrations.cli", "index", str(source), "--collection", "docs",
-               "--qdrant-path", str(storage), "--model", str(tiny_model_path), "--batch-size", "10"]
+    command = [sys.executable, "-m", "sse_integrations.cli", "index", str(source)]
+    command += index_options(storage, tiny_model_path, batch_size=10)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path)
     # Wait until the progress bar reports written documents, then kill without warning.
@@ -148,8 +163,14 @@ def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_pa
     partial = stored_doc_ids(storage, "docs")
     assert 0 < len(partial) < total and len(set(partial)) == len(partial)
 
-    rerun = subprocess.run([*command, "--skip-existing", "--no-progress"], capture_output=True, text=True,
-                           env=env, cwd=tmp_path, timeout=300)
+    rerun = subprocess.run(
+        [*command, "--skip-existing", "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(partial)} of {total} documents already indexed; adding {total - len(partial)}" in rerun.stderr
     ids = stored_doc_ids(storage, "docs")

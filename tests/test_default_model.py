@@ -18,12 +18,19 @@ DEV_SUBSET = Path(__file__).parent / "data" / "tatoeba_ja_dev"
 WEIGHT_FILES = ("embedding.q4_k_m.bin", "model_rest.safetensors")
 MAX_WEIGHT_BYTES = 9_000_000
 
+# Every test here loads the real bundled weights.
+pytestmark = pytest.mark.integration
+
 # (anchor, paraphrase, unrelated): written for this test, not taken from Tatoeba.
 PARAPHRASE_TRIPLES = [
     ("猫がソファの上で寝ている。", "ソファで猫が眠っています。", "明日の会議は午後三時から始まります。"),
     ("東京は日本の首都です。", "日本の首都は東京だ。", "私は毎朝コーヒーを飲みます。"),
     ("この本はとても面白かった。", "その本はすごく面白かったです。", "駅までバスで二十分かかります。"),
-    ("雨が降りそうだから傘を持って行きなさい。", "雨が降るかもしれないので傘を持っていって。", "彼はピアノを上手に弾く。"),
+    (
+        "雨が降りそうだから傘を持って行きなさい。",
+        "雨が降るかもしれないので傘を持っていって。",
+        "彼はピアノを上手に弾く。",
+    ),
     ("お腹が空いたので何か食べたい。", "腹が減ったから何か食べよう。", "この道をまっすぐ行くと病院があります。"),
     ("彼女は先週パリへ旅行した。", "先週、彼女はパリに旅行に行きました。", "水は百度で沸騰する。"),
 ]
@@ -76,7 +83,9 @@ def test_paraphrase_is_nearer_than_unrelated_sentence(model: SSEEncoder, dim: in
         assert a @ p > a @ u, (anchor, float(a @ p), float(a @ u))
 
 
-def char_bigram_bm25_rankings(corpus_ids: list[str], corpus: list[str], queries: dict[str, str]) -> dict[str, list[str]]:
+def char_bigram_bm25_rankings(
+    corpus_ids: list[str], corpus: list[str], queries: dict[str, str]
+) -> dict[str, list[str]]:
     """Okapi BM25 (k1=1.2, b=0.75) over character bigrams: the lexical baseline to beat."""
 
     def bigrams(text: str) -> list[str]:

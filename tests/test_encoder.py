@@ -31,11 +31,20 @@ def test_parity_with_reference(fixture_models, fixture_texts, layout, dim):
 def test_parity_without_normalisation(fixture_models, fixture_texts, layout):
     fixture = fixture_models[layout]
     got = SSEEncoder.from_pretrained(fixture["path"]).encode(fixture_texts, normalize=False, truncate_dim=128)
-    np.testing.assert_allclose(got, reference_embeddings(fixture, fixture_texts, 128, normalize=False), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        got, reference_embeddings(fixture, fixture_texts, 128, normalize=False), atol=1e-5, rtol=0
+    )
 
 
 def test_layouts_detected(fixture_models):
-    expected = {"fp32": "fp32", "q4": "q4", "st_q4": "q4", "st_root": "fp32", "static_old": "static", "static_st6": "static"}
+    expected = {
+        "fp32": "fp32",
+        "q4": "q4",
+        "st_q4": "q4",
+        "st_root": "fp32",
+        "static_old": "static",
+        "static_st6": "static",
+    }
     for name, layout in expected.items():
         assert SSEEncoder.from_pretrained(fixture_models[name]["path"]).layout == layout
 
@@ -148,7 +157,7 @@ def test_eight_threads_match_one_thread(tiny_encoder, fixture_texts):
             barrier.wait()
             for _ in range(5):
                 results[worker] = tiny_encoder.encode(texts, batch_size=16)
-        except BaseException as error:  # noqa: BLE001 - surfaced below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]

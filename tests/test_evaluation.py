@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sse_integrations.matryoshka import truncate_and_normalize
 from sse_integrations.evaluation import (
     METRIC_NAMES,
     BEIRDataset,
@@ -25,6 +24,7 @@ from sse_integrations.evaluation import (
     rank_by_cosine,
     rankings_from_scores,
 )
+from sse_integrations.matryoshka import truncate_and_normalize
 
 DEV_SET = Path(__file__).parent / "data" / "tatoeba_ja_dev"
 
@@ -415,6 +415,7 @@ def test_cli_eval_two_stage(tmp_path, tiny_model_path, capsys):
     assert variants == ["dim=512", two_stage]
 
 
+@pytest.mark.integration
 def test_cli_eval_bundled_model_on_the_dev_set(tmp_path, capsys):
     from sse_integrations.cli import main
     from sse_integrations.encoder import DEFAULT_MODEL_DIR

@@ -56,7 +56,11 @@ def test_save_pretrained_round_trip(fixture_models, fixture_texts, tmp_path, sou
         assert sorted(load_file(str(tmp_path / "model_rest.safetensors"))) == ["dyt.alpha", "dyt.beta", "dyt.bias"]
     else:
         assert names == ["model.safetensors", "tokenizer.json"]
-        expected_tensors = ["dyt.alpha", "dyt.beta", "dyt.bias", "embedding.weight"] if encoder.weights.has_dyt else ["embedding.weight"]
+        expected_tensors = (
+            ["dyt.alpha", "dyt.beta", "dyt.bias", "embedding.weight"]
+            if encoder.weights.has_dyt
+            else ["embedding.weight"]
+        )
         assert sorted(load_file(str(tmp_path / "model.safetensors"))) == expected_tensors
     reloaded = SSEEncoder.from_pretrained(tmp_path)
     original, again = encoder.encode(fixture_texts), reloaded.encode(fixture_texts)

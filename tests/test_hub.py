@@ -52,7 +52,14 @@ def test_local_files_only_none_is_left_to_huggingface_hub(monkeypatch, fixture_m
 
 
 def test_only_model_files_are_requested():
-    for needed in ("tokenizer.json", "model.safetensors", "model_rest.safetensors", "embedding.q4_k_m.bin", "modules.json", "*/embedding.q4_k_m.bin"):
+    for needed in (
+        "tokenizer.json",
+        "model.safetensors",
+        "model_rest.safetensors",
+        "embedding.q4_k_m.bin",
+        "modules.json",
+        "*/embedding.q4_k_m.bin",
+    ):
         assert needed in HUB_ALLOW_PATTERNS
     assert not any(pattern.endswith((".bin", ".pt", ".py")) and "q4" not in pattern for pattern in HUB_ALLOW_PATTERNS)
 

@@ -32,15 +32,19 @@ def builder():
 
 def write_synonym_package(folder: Path) -> Path:
     groups = [
-        {"items": [
-            {"midashi": "フォルダー", "expandControl": 0, "hyoukiYure": "代表表記"},
-            {"midashi": "フォルダ", "expandControl": 0, "hyoukiYure": "異表記・表記ゆれ"},
-            {"midashi": "folder", "expandControl": 0, "hyoukiYure": "アルファベット表記"},
-        ]},
-        {"items": [
-            {"midashi": "サーバー", "expandControl": 0, "hyoukiYure": "代表表記"},
-            {"midashi": "サーバ", "expandControl": 1, "hyoukiYure": "異表記・表記ゆれ"},
-        ]},
+        {
+            "items": [
+                {"midashi": "フォルダー", "expandControl": 0, "hyoukiYure": "代表表記"},
+                {"midashi": "フォルダ", "expandControl": 0, "hyoukiYure": "異表記・表記ゆれ"},
+                {"midashi": "folder", "expandControl": 0, "hyoukiYure": "アルファベット表記"},
+            ]
+        },
+        {
+            "items": [
+                {"midashi": "サーバー", "expandControl": 0, "hyoukiYure": "代表表記"},
+                {"midashi": "サーバ", "expandControl": 1, "hyoukiYure": "異表記・表記ゆれ"},
+            ]
+        },
     ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "sudachi-synonyms-dictionary.json").write_text(json.dumps(groups, ensure_ascii=False), encoding="utf-8")
@@ -49,7 +53,11 @@ def write_synonym_package(folder: Path) -> Path:
 
 def test_terms_are_runs_of_one_character_class(builder):
     assert builder.document_terms("拡張機能の識別子は publisher.name の形式で{0}指定します。") == [
-        "拡張機能", "識別子", "publisher.name", "形式", "指定",
+        "拡張機能",
+        "識別子",
+        "publisher.name",
+        "形式",
+        "指定",
     ]
 
 

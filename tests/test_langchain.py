@@ -8,8 +8,6 @@ the encoder's, and retrieved ids must equal the index's, in the same order.
 from __future__ import annotations
 
 import asyncio
-import json
-import runpy
 import threading
 from pathlib import Path
 
@@ -26,33 +24,9 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from sse_integrations.langchain import MatryoshkaQdrantRetriever, SSEEmbeddings
 from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
-
-CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
-QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
-
-
-def distinct_corpus(encoder, count: int) -> tuple[list[str], list[str]]:
-    """``count`` documents whose fixture embeddings differ (the tiny vocabulary maps some
-    sentences to one token bag; exact ties would let tie-breaking decide the order)."""
-    ids, texts, seen = [], [], set()
-    with open(CORPUS_FILE, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
-    vectors = np.round(encoder.encode([row["text"] for row in rows]), 4)
-    for row, vector in zip(rows, vectors):
-        if vector.tobytes() in seen:
-            continue
-        seen.add(vector.tobytes())
-        ids.append(row["_id"])
-        texts.append(row["text"])
-        if len(texts) == count:
-            return ids, texts
-    raise AssertionError(f"fewer than {count} distinct documents")
-
-
-def query_texts(count: int) -> list[str]:
-    with open(QUERIES_FILE, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle][:count]
-
+from tests.helpers import distinct_corpus, query_texts
+from tests.helpers import hit_ids as ids_of
+from tests.helpers import run_example as run_example_script
 
 # --- the standard suites --------------------------------------------------------------------
 
@@ -208,20 +182,19 @@ async def test_async_does_not_block_the_event_loop(tiny_encoder):
 
 
 @pytest.fixture(scope="module")
-def corpus(tiny_encoder):
-    return distinct_corpus(tiny_encoder, 200)
+def corpus(dev_corpus):
+    ids, texts = dev_corpus
+    return ids[:200], texts[:200]
 
 
 @pytest.fixture(scope="module")
 def index(tiny_encoder, corpus):
     ids, texts = corpus
     built = MatryoshkaIndex(QdrantClient(":memory:"), "lc_docs", tiny_encoder)
-    built.add_texts(texts, ids=ids, payloads=[{"group": position % 3, "source": "tatoeba"} for position in range(len(ids))])
+    built.add_texts(
+        texts, ids=ids, payloads=[{"group": position % 3, "source": "tatoeba"} for position in range(len(ids))]
+    )
     return built
-
-
-def ids_of(points) -> list[str]:
-    return [point.payload["doc_id"] for point in points]
 
 
 GROUP_1 = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
@@ -237,8 +210,12 @@ def test_retriever_matches_index_search(index, query):
     assert [document.metadata["score"] for document in documents] == [point.score for point in points]
     for document, point in zip(documents, points):
         assert document.page_content == point.payload["text"]
-        assert document.metadata == {"doc_id": point.payload["doc_id"], "group": point.payload["group"],
-                                     "source": "tatoeba", "score": point.score}
+        assert document.metadata == {
+            "doc_id": point.payload["doc_id"],
+            "group": point.payload["group"],
+            "source": "tatoeba",
+            "score": point.score,
+        }
 
 
 def test_retriever_options_reach_the_index(index):
@@ -271,7 +248,9 @@ def test_retriever_rejects_bad_configuration(index):
 async def test_retriever_async_on_sync_and_async_indexes(tiny_encoder, corpus, index):
     ids, texts = corpus
     async_index = AsyncMatryoshkaIndex(AsyncQdrantClient(":memory:"), "lc_docs_async", tiny_encoder)
-    await async_index.add_texts(texts, ids=ids, payloads=[{"group": p % 3, "source": "tatoeba"} for p in range(len(ids))])
+    await async_index.add_texts(
+        texts, ids=ids, payloads=[{"group": p % 3, "source": "tatoeba"} for p in range(len(ids))]
+    )
     async_retriever = MatryoshkaQdrantRetriever(index=async_index, k=5, filter=GROUP_1)
     sync_retriever = MatryoshkaQdrantRetriever(index=index, k=5, filter=GROUP_1)
     for query in query_texts(4):
@@ -301,8 +280,10 @@ def test_retriever_in_an_lcel_chain(index):
         return prompt_value
 
     chain = (
-        {"context": retriever | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs)),
-         "question": RunnablePassthrough()}
+        {
+            "context": retriever | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs)),
+            "question": RunnablePassthrough(),
+        }
         | prompt
         | RunnableLambda(record)
         | FakeListLLM(responses=["answer one", "answer two"])
@@ -339,10 +320,7 @@ class TestRetrieverStandard(RetrieversIntegrationTests):
 
 def run_example(arguments: list[str], monkeypatch, capsys) -> str:
     """Run examples/langchain_rag.py as a script; returns its output."""
-    example = Path(__file__).parents[1] / "examples" / "langchain_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example), *arguments])
-    runpy.run_path(str(example), run_name="__main__")
-    return capsys.readouterr().out
+    return run_example_script("langchain_rag.py", arguments, monkeypatch, capsys)
 
 
 def test_example_runs(tiny_model_path, monkeypatch, capsys):
@@ -355,6 +333,7 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
     assert sorted(filtered.split(", ")) == ["ramen", "sushi"]
 
 
+@pytest.mark.integration
 def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
     qdrant_part = run_example([], monkeypatch, capsys).split("MatryoshkaQdrantRetriever")[1]

@@ -8,11 +8,8 @@ The fixture model has random weights, so nothing here asserts semantics.
 from __future__ import annotations
 
 import asyncio
-import json
-import runpy
 import math
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,29 +22,11 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding, metadata_filters_to_qdrant
 from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+from tests.helpers import distinct_corpus, query_texts
+from tests.helpers import hit_ids as ids_of
+from tests.helpers import run_example as run_example_script
 
-CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
-QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
 TEXTS = ["猫が窓のそばで眠っている。", "明日は雨が降るでしょう。", "", "改行を\n含む\tテキスト  "]
-
-
-def distinct_corpus(encoder, count: int) -> tuple[list[str], list[str]]:
-    """``count`` documents whose fixture embeddings differ (exact ties would let tie-breaking decide)."""
-    with open(CORPUS_FILE, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
-    ids, texts, seen = [], [], set()
-    for row, vector in zip(rows, np.round(encoder.encode([row["text"] for row in rows]), 4)):
-        if vector.tobytes() not in seen:
-            seen.add(vector.tobytes())
-            ids.append(row["_id"])
-            texts.append(row["text"])
-    assert len(texts) >= count, f"fewer than {count} distinct documents"
-    return ids[:count], texts[:count]
-
-
-def query_texts(count: int) -> list[str]:
-    with open(QUERIES_FILE, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle][:count]
 
 
 class CountingEncoder:
@@ -124,9 +103,11 @@ async def test_async_does_not_block_the_event_loop(tiny_encoder):
         await asyncio.sleep(0)
         loop_ran.set()
 
-    for call in (lambda: embedding.aget_query_embedding("猫"),
-                 lambda: embedding.aget_text_embedding("猫"),
-                 lambda: embedding.aget_text_embedding_batch(["猫", "犬"])):
+    for call in (
+        lambda: embedding.aget_query_embedding("猫"),
+        lambda: embedding.aget_text_embedding("猫"),
+        lambda: embedding.aget_text_embedding_batch(["猫", "犬"]),
+    ):
         loop_ran.clear()
         await asyncio.gather(call(), other_task())
     assert len(threads) == 3 and threading.get_ident() not in threads
@@ -183,7 +164,10 @@ def test_to_dict_round_trip(tiny_encoder):
     data = original.to_dict()
     assert data["class_name"] == "SSEEmbedding"
     assert {key: data[key] for key in ("model_name", "truncate_dim", "normalize", "embed_batch_size")} == {
-        "model_name": tiny_encoder.source, "truncate_dim": 128, "normalize": False, "embed_batch_size": 64,
+        "model_name": tiny_encoder.source,
+        "truncate_dim": 128,
+        "normalize": False,
+        "embed_batch_size": 64,
     }
     rebuilt = SSEEmbedding.from_dict(data)
     assert rebuilt.encoder is not tiny_encoder  # loaded again from the named model
@@ -230,8 +214,9 @@ GROUP_1 = models.Filter(must=[models.FieldCondition(key="group", match=models.Ma
 
 
 @pytest.fixture(scope="module")
-def corpus(tiny_encoder):
-    return distinct_corpus(tiny_encoder, 200)
+def corpus(dev_corpus):
+    ids, texts = dev_corpus
+    return ids[:200], texts[:200]
 
 
 @pytest.fixture(scope="module")
@@ -240,10 +225,6 @@ def index(tiny_encoder, corpus):
     built = MatryoshkaIndex(QdrantClient(":memory:"), "li_docs", tiny_encoder)
     built.add_texts(texts, ids=ids, payloads=[{"group": position % 3} for position in range(len(ids))])
     return built
-
-
-def ids_of(points) -> list[str]:
-    return [point.payload["doc_id"] for point in points]
 
 
 @pytest.mark.parametrize("query", query_texts(8))
@@ -308,14 +289,11 @@ async def test_retriever_query_engine_async(index):
 
 def run_example(arguments: list[str], monkeypatch, capsys) -> str:
     """Run examples/llamaindex_rag.py as a script; returns its output. The global Settings it sets are restored."""
-    example = Path(__file__).parents[1] / "examples" / "llamaindex_rag.py"
-    monkeypatch.setattr("sys.argv", [str(example), *arguments])
     saved = (Settings._embed_model, Settings._llm)
     try:
-        runpy.run_path(str(example), run_name="__main__")
+        return run_example_script("llamaindex_rag.py", arguments, monkeypatch, capsys)
     finally:
         Settings._embed_model, Settings._llm = saved
-    return capsys.readouterr().out
 
 
 def test_example_runs(tiny_model_path, monkeypatch, capsys):
@@ -333,7 +311,11 @@ def test_example_runs(tiny_model_path, monkeypatch, capsys):
 
 def _metadata(position: int) -> dict:
     """Varied payloads: ints, floats, strings, lists, and keys missing on some documents."""
-    metadata = {"group": position % 3, "weight": round(position * 0.25, 2), "tags": [f"t{position % 4}", f"t{position % 5}"]}
+    metadata = {
+        "group": position % 3,
+        "weight": round(position * 0.25, 2),
+        "tags": [f"t{position % 4}", f"t{position % 5}"],
+    }
     if position % 7:
         metadata["lang"] = "ja" if position % 2 else "en"
     if position % 11 == 0:
@@ -349,7 +331,7 @@ def filter_index(tiny_encoder, corpus):
     return built, {doc_id: _metadata(position) for position, doc_id in enumerate(ids)}
 
 
-def F(key, value, operator="=="):  # noqa: N802 - reads like the filter it builds
+def F(key, value, operator="=="):
     return MetadataFilter(key=key, value=value, operator=operator)
 
 
@@ -387,10 +369,12 @@ def test_metadata_filters_match_llama_index_semantics(filter_index, name):
 
 def test_nested_filters_and_both_filter_kinds(filter_index):
     index, metadata = filter_index
-    nested = MetadataFilters(filters=[
-        F("weight", 20, "<"),
-        MetadataFilters(filters=[F("group", 1), F("lang", "ja")], condition="or"),
-    ])
+    nested = MetadataFilters(
+        filters=[
+            F("weight", 20, "<"),
+            MetadataFilters(filters=[F("group", 1), F("lang", "ja")], condition="or"),
+        ]
+    )
     expected = {d for d, m in metadata.items() if m["weight"] < 20 and (m["group"] == 1 or m.get("lang") == "ja")}
     assert index.count(metadata_filters_to_qdrant(nested)) == len(expected)
     # `filters` and a native Qdrant `filter` together: both must hold; the order is the index's.
@@ -411,10 +395,15 @@ def test_unsupported_filters_fail_when_the_retriever_is_built(filter_index):
         MatryoshkaQdrantRetriever(index, filters=MetadataFilters(filters=[F("group", 1, "in")]))
 
 
+@pytest.mark.integration
 def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
     output = run_example([], monkeypatch, capsys)
     for part in output.split("MatryoshkaQdrantRetriever"):
-        for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
+        for question, top in [
+            ("窓際で寝ている猫", "cat"),
+            ("東京から大阪への移動手段", "train"),
+            ("雨の多い季節", "rain"),
+        ]:
             assert part.split(f"{question}: ")[1].startswith(f"{top} ")
     assert "sources for '東京から大阪への移動手段': train" in output

@@ -6,9 +6,7 @@ a numpy brute force over the same vectors, and both execution paths agree with e
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,49 +30,18 @@ from sse_integrations.qdrant import (
     two_stage_query,
     vectors_config,
 )
-
-CORPUS_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
-QUERIES_FILE = Path(__file__).parent / "data" / "tatoeba_ja_dev" / "queries.jsonl"
-
-
-def _distinct_texts(path: Path, count: int) -> tuple[list[str], list[str]]:
-    ids, texts, seen = [], [], set()
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["text"] in seen:
-                continue
-            seen.add(row["text"])
-            ids.append(row["_id"])
-            texts.append(row["text"])
-            if len(texts) == count:
-                break
-    return ids, texts
+from tests.helpers import hit_ids, query_texts
 
 
 @pytest.fixture(scope="module")
-def corpus(tiny_encoder) -> tuple[list[str], list[str]]:
-    """400 documents with distinct embeddings.
-
-    The fixture's 229-piece vocabulary maps some different sentences to the same token bag;
-    exact score ties would make the two engines' tie-breaking, not the ranking, decide.
-    """
-    ids, texts = _distinct_texts(CORPUS_FILE, 600)
-    vectors = tiny_encoder.encode(texts)
-    keep, seen = [], set()
-    for position, vector in enumerate(np.round(vectors, 4)):
-        key = vector.tobytes()
-        if key not in seen:
-            seen.add(key)
-            keep.append(position)
-    keep = keep[:400]
-    assert len(keep) == 400
-    return [ids[p] for p in keep], [texts[p] for p in keep]
+def corpus(dev_corpus) -> tuple[list[str], list[str]]:
+    """400 documents with distinct embeddings (see tests.helpers.distinct_corpus)."""
+    return dev_corpus
 
 
 @pytest.fixture(scope="module")
 def queries() -> list[str]:
-    return _distinct_texts(QUERIES_FILE, 12)[1]
+    return query_texts(12)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +67,6 @@ def brute_force(encoder, texts, query, coarse_dim, prefetch, limit, allowed=None
     full_scores = docs[candidates] @ q
     order = np.argsort(-full_scores, kind="stable")[:limit]
     return [int(c) for c in candidates[order]], full_scores[order]
-
-
-def hit_ids(points) -> list[str]:
-    return [point.payload["doc_id"] for point in points]
 
 
 # --- layout and helpers ---------------------------------------------------------------------
@@ -170,13 +133,18 @@ def test_low_level_helpers_build_points_and_query(tiny_encoder):
     assert vectors["coarse"].shape == (2, 64) and vectors["full"].shape == (2, 512)
     points = build_points(["a", 7], ["猫", "犬"], vectors, [{"k": 1}, None])
     assert points[0].payload == {"k": 1, "text": "猫", "doc_id": "a"} and points[1].id == 7
-    query = two_stage_query({n: v[0] for n, v in vectors.items()}, stages, limit=5, prefetch_limit=40,
-                            filter=models.Filter(must=[]))
+    query = two_stage_query(
+        {n: v[0] for n, v in vectors.items()}, stages, limit=5, prefetch_limit=40, filter=models.Filter(must=[])
+    )
     assert query["using"] == "full" and query["limit"] == 5
     assert query["prefetch"].using == "coarse" and query["prefetch"].limit == 40
     assert query["prefetch"].filter is not None
-    nested = two_stage_query({"coarse": [1.0] * 32, "coarse_128": [1.0] * 128, "full": [1.0] * 512},
-                             make_stages(512, stages=[32, 128, 512]), limit=10, prefetch_limit=[400, 60])
+    nested = two_stage_query(
+        {"coarse": [1.0] * 32, "coarse_128": [1.0] * 128, "full": [1.0] * 512},
+        make_stages(512, stages=[32, 128, 512]),
+        limit=10,
+        prefetch_limit=[400, 60],
+    )
     assert nested["prefetch"].using == "coarse_128" and nested["prefetch"].limit == 60
     assert nested["prefetch"].prefetch.using == "coarse" and nested["prefetch"].prefetch.limit == 400
     assert nested["prefetch"].filter is None
@@ -250,9 +218,11 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
     calls = []
     for name in ("collection_exists", "get_collection", "query_batch_points", "retrieve"):
+
         def forward(*args, _name=name, **kwargs):
             calls.append((_name, kwargs))
             return getattr(filled.client, _name)(*args, **kwargs)
+
         setattr(remote, name, forward)
     index = MatryoshkaIndex(remote, "docs", tiny_encoder)
     assert index._uses_prefetch()
@@ -263,7 +233,10 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     request = searches[0]["requests"][0]
     assert (request.using, request.limit, request.filter) == ("full", 5, None)
     assert (request.prefetch.using, request.prefetch.limit, request.prefetch.filter) == (
-        "coarse", DEFAULT_PREFETCH_FACTOR * 5, flt)
+        "coarse",
+        DEFAULT_PREFETCH_FACTOR * 5,
+        flt,
+    )
     assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
 
 
@@ -278,9 +251,14 @@ def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, cor
     docs = tiny_encoder.encode(texts)
     for query in queries[:4]:
         q = tiny_encoder.encode([query])[0]
-        order = np.argsort(-(truncate_and_normalize(docs, 32) @ truncate_and_normalize(q[None], 32)[0]), kind="stable")[:80]
-        mid = order[np.argsort(-(truncate_and_normalize(docs[order], 128) @ truncate_and_normalize(q[None], 128)[0]),
-                               kind="stable")[:25]]
+        order = np.argsort(-(truncate_and_normalize(docs, 32) @ truncate_and_normalize(q[None], 32)[0]), kind="stable")[
+            :80
+        ]
+        mid = order[
+            np.argsort(
+                -(truncate_and_normalize(docs[order], 128) @ truncate_and_normalize(q[None], 128)[0]), kind="stable"
+            )[:25]
+        ]
         final = mid[np.argsort(-(docs[mid] @ q), kind="stable")[:10]]
         expected = [ids[p] for p in final]
         assert hit_ids(local.search(query)) == expected
@@ -362,7 +340,7 @@ def test_generated_ids_and_int_ids(tiny_encoder):
 
 
 def test_local_vector_reader_matches_retrieve_and_refuses_what_it_cannot_read(filled, corpus):
-    from sse_integrations.qdrant import _local_vectors
+    from sse_integrations.qdrant._local import local_vectors as _local_vectors
 
     ids, _ = corpus
     point_ids = [to_point_id(doc_id) for doc_id in ids[:5]]
@@ -410,10 +388,13 @@ def test_bad_input_is_rejected_before_anything_is_written(tiny_encoder):
 
 def test_mismatched_collection_is_an_error_and_untouched(tiny_encoder):
     client = QdrantClient(":memory:")
-    client.create_collection("docs", vectors_config={
-        "coarse": models.VectorParams(size=32, distance=models.Distance.COSINE),
-        "dense": models.VectorParams(size=512, distance=models.Distance.COSINE),
-    })
+    client.create_collection(
+        "docs",
+        vectors_config={
+            "coarse": models.VectorParams(size=32, distance=models.Distance.COSINE),
+            "dense": models.VectorParams(size=512, distance=models.Distance.COSINE),
+        },
+    )
     index = MatryoshkaIndex(client, "docs", tiny_encoder)
     with pytest.raises(CollectionMismatchError) as caught:
         index.add_texts(["猫"], ids=["a"])
@@ -493,8 +474,13 @@ def test_collection_kwargs_pass_through_and_are_checked(tiny_encoder):
         return original(**kwargs)
 
     client.create_collection = spy
-    index = MatryoshkaIndex(client, "docs", tiny_encoder, quantization="binary",
-                            collection_kwargs={"shard_number": 2, "replication_factor": 2})
+    index = MatryoshkaIndex(
+        client,
+        "docs",
+        tiny_encoder,
+        quantization="binary",
+        collection_kwargs={"shard_number": 2, "replication_factor": 2},
+    )
     index.add_texts(["猫"], ids=["a"])
     assert seen["shard_number"] == 2 and seen["replication_factor"] == 2
     assert isinstance(seen["vectors_config"]["coarse"].quantization_config, models.BinaryQuantization)

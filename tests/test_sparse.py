@@ -21,7 +21,11 @@ def test_bigram_document_weights_by_hand():
     [long_doc, short_doc] = encoder.encode_documents(["東京駅東京", "東京"])
     # "東京駅東京": 東京 x2, 京駅, 駅東 -> 4 terms
     norm = 1.2 * (1 - 0.75 + 0.75 * 4 / (4 / 3))
-    expected = {bigram("東京"): 2 * 2.2 / (2 + norm), bigram("京駅"): 2.2 / (1 + norm), bigram("駅東"): 2.2 / (1 + norm)}
+    expected = {
+        bigram("東京"): 2 * 2.2 / (2 + norm),
+        bigram("京駅"): 2.2 / (1 + norm),
+        bigram("駅東"): 2.2 / (1 + norm),
+    }
     assert dict(zip(long_doc.indices, long_doc.values)) == pytest.approx(expected)
     assert long_doc.indices == sorted(long_doc.indices)
     short_norm = 1.2 * (1 - 0.75 + 0.75 * 1 / (4 / 3))

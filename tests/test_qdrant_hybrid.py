@@ -1,8 +1,7 @@
-"""Hybrid search: a BM25 sparse vector beside the Matryoshka vectors, fused in Qdrant (local mode)."""
+"""Hybrid search in the index: a BM25 sparse vector beside the Matryoshka vectors, fused in Qdrant (local mode)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -11,30 +10,15 @@ from qdrant_client.hybrid.fusion import DEFAULT_RANKING_CONSTANT_K
 
 from sse_integrations.qdrant import SPARSE_METADATA_KEY, AsyncMatryoshkaIndex, MatryoshkaIndex
 from sse_integrations.sparse import SparseEncoder
-
-CORPUS = [
-    "東京駅の近くにホテルがあります。",
-    "京都の古いお寺を訪ねました。",
-    "設定ファイルを開いてオプションを変更してください。",
-    "データベースに接続できませんでした。",
-    "猫が窓のそばで眠っている。",
-    "犬は公園で元気に走り回っている。",
-    "東京から大阪まで新幹線で行きます。",
-    "エラーが発生した場合はログを確認してください。",
-    "春には桜の花が咲きます。",
-    "冬になると山に雪が積もります。",
-    "このアプリは検索がとても速い。",
-    "図書館で静かに勉強しています。",
-]
-IDS = [f"doc-{i}" for i in range(len(CORPUS))]
-QUERIES = ["東京のホテル", "設定ファイルのオプション", "ログを確認", "雪の山"]
+from tests.helpers import HYBRID_CORPUS as CORPUS
+from tests.helpers import HYBRID_IDS as IDS
+from tests.helpers import HYBRID_QUERIES as QUERIES
+from tests.helpers import hybrid_index
 
 
 @pytest.fixture()
 def index(tiny_encoder) -> MatryoshkaIndex:
-    index = MatryoshkaIndex(QdrantClient(":memory:"), "hybrid", tiny_encoder, sparse=True, fusion_factor=2)
-    index.add_texts(CORPUS, ids=IDS, payloads=[{"group": i % 2} for i in range(len(CORPUS))])
-    return index
+    return hybrid_index(tiny_encoder)
 
 
 def test_collection_has_an_idf_sparse_vector_and_stores_the_average_length(index, tiny_encoder):
@@ -86,8 +70,9 @@ def test_hybrid_is_the_rrf_of_the_two_candidate_lists(index):
 
 @pytest.mark.parametrize(("weights", "k"), [((1.0, 0.3), None), ((0.5, 1.0), 10), (None, 60)])
 def test_weighted_rrf_is_qdrants_formula_over_the_two_lists(tiny_encoder, weights, k):
-    index = MatryoshkaIndex(QdrantClient(":memory:"), "w", tiny_encoder, sparse=True, fusion_factor=2,
-                            fusion_weights=weights, rrf_k=k)
+    index = MatryoshkaIndex(
+        QdrantClient(":memory:"), "w", tiny_encoder, sparse=True, fusion_factor=2, fusion_weights=weights, rrf_k=k
+    )
     index.add_texts(CORPUS, ids=IDS)
     limit, constant = 4, k if k is not None else DEFAULT_RANKING_CONSTANT_K
     for query in QUERIES:
@@ -104,7 +89,12 @@ def test_weighted_rrf_is_qdrants_formula_over_the_two_lists(tiny_encoder, weight
 
 @pytest.mark.parametrize(
     "options",
-    [{"fusion": "rrf"}, {"fusion": "dbsf"}, {"fusion_weights": (1.0, 0.3)}, {"fusion_weights": (0.2, 1.0), "rrf_k": 10}],
+    [
+        {"fusion": "rrf"},
+        {"fusion": "dbsf"},
+        {"fusion_weights": (1.0, 0.3)},
+        {"fusion_weights": (0.2, 1.0), "rrf_k": 10},
+    ],
 )
 def test_client_fusion_equals_the_query_api(tiny_encoder, options):
     client = QdrantClient(":memory:")
@@ -190,121 +180,10 @@ def test_opening_a_dense_collection_as_sparse_is_refused(tiny_encoder):
 
 
 async def test_async_client_hybrid(tiny_encoder, index):
-    async_index = AsyncMatryoshkaIndex(AsyncQdrantClient(":memory:"), "hybrid", tiny_encoder, sparse=True, fusion_factor=2)
+    async_index = AsyncMatryoshkaIndex(
+        AsyncQdrantClient(":memory:"), "hybrid", tiny_encoder, sparse=True, fusion_factor=2
+    )
     await async_index.add_texts(CORPUS, ids=IDS, payloads=[{"group": i % 2} for i in range(len(CORPUS))])
     for query in QUERIES:
         ours = await async_index.search(query, limit=4, mode="hybrid")
         assert [hit.id for hit in ours] == [hit.id for hit in index.search(query, limit=4, mode="hybrid")]
-
-
-@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
-def test_langchain_retriever_mode_matches_the_index(index, mode):
-    from sse_integrations.langchain import MatryoshkaQdrantRetriever
-
-    retriever = MatryoshkaQdrantRetriever(index=index, k=3, mode=mode)
-    for query in QUERIES:
-        expected = [hit.payload["doc_id"] for hit in index.search(query, limit=3, mode=mode)]
-        assert [document.id for document in retriever.invoke(query)] == expected
-
-
-@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
-def test_llama_index_retriever_mode_matches_the_index(index, mode):
-    from sse_integrations.llama_index import MatryoshkaQdrantRetriever
-
-    retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=3, mode=mode)
-    for query in QUERIES:
-        expected = [hit.payload["doc_id"] for hit in index.search(query, limit=3, mode=mode)]
-        assert [node.node.id_ for node in retriever.retrieve(query)] == expected
-
-
-def test_retrievers_reject_an_unknown_mode(index):
-    from pydantic import ValidationError
-
-    from sse_integrations.langchain import MatryoshkaQdrantRetriever as LangChainRetriever
-    from sse_integrations.llama_index import MatryoshkaQdrantRetriever as LlamaIndexRetriever
-
-    with pytest.raises(ValidationError):
-        LangChainRetriever(index=index, mode="bm25")
-    with pytest.raises(ValueError, match="mode must be"):
-        LlamaIndexRetriever(index, mode="bm25")
-
-
-def index_with_the_cli(tmp_path, model_path, capsys) -> tuple[str, list[str]]:
-    """``index --sparse`` the test corpus into on-disk storage; returns it and the shared CLI options."""
-    from sse_integrations.cli import main
-
-    corpus = tmp_path / "docs.jsonl"
-    corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(IDS, CORPUS)))
-    storage = str(tmp_path / "qdrant")
-    common = ["--collection", "docs", "--qdrant-path", storage, "--model", str(model_path)]
-    assert main(["index", str(corpus), "--sparse", "--no-progress", *common]) == 0
-    capsys.readouterr()
-    return storage, common
-
-
-def test_cli_index_sparse_then_search_each_mode(tmp_path, tiny_model_path, capsys):
-    from sse_integrations.cli import main
-
-    _, common = index_with_the_cli(tmp_path, tiny_model_path, capsys)
-    for mode in ("dense", "sparse", "hybrid"):
-        assert main(["search", "東京のホテル", "--mode", mode, "--json", "--limit", "3", *common]) == 0
-        hits = json.loads(capsys.readouterr().out)["hits"]
-        assert len(hits) == 3 and all(hit["id"] in IDS for hit in hits)
-
-
-def test_cli_hybrid_on_a_dense_collection_is_refused(tmp_path, tiny_model_path, capsys):
-    from sse_integrations.cli import main
-
-    corpus = tmp_path / "docs.txt"
-    corpus.write_text("\n".join(CORPUS))
-    common = ["--collection", "docs", "--qdrant-path", str(tmp_path / "q"), "--model", str(tiny_model_path)]
-    assert main(["index", str(corpus), "--lines", "--no-progress", *common]) == 0
-    assert main(["search", "東京", "--mode", "hybrid", *common]) == 2
-    assert "indexed with --sparse" in capsys.readouterr().err
-
-
-def test_eval_modes_report_dense_sparse_and_hybrid(tiny_model_path, capsys):
-    from pathlib import Path
-
-    from sse_integrations.cli import main
-
-    data = Path(__file__).parent / "data" / "tatoeba_ja_dev"
-    argv = ["eval", str(data), "--model", str(tiny_model_path), "--dims", "64", "--no-progress"]
-    assert main([*argv, "--mode", "sparse", "--mode", "hybrid", "--two-stage"]) == 0
-    out = capsys.readouterr().out
-    for variant in ("two-stage 64->512", "sparse BM25 (Qdrant IDF)", "hybrid: two-stage 64->512 + BM25, RRF"):
-        assert f"## {variant}" in out
-
-
-def test_cli_fusion_options_reach_the_index(tmp_path, tiny_model_path, tiny_encoder, capsys):
-    from sse_integrations.cli import main
-
-    storage, common = index_with_the_cli(tmp_path, tiny_model_path, capsys)
-    weighted = ["--mode", "hybrid", "--fusion-weights", "0.2,1", "--rrf-k", "10", "--json", "--limit", "5"]
-    assert main(["search", QUERIES[0], *weighted, *common]) == 0
-    cli_hits = json.loads(capsys.readouterr().out)["hits"]
-    client = QdrantClient(path=storage)
-    try:
-        index = MatryoshkaIndex(client, "docs", tiny_encoder, sparse=True, fusion_weights=(0.2, 1.0), rrf_k=10)
-        expected = index.search(QUERIES[0], limit=5, mode="hybrid")
-    finally:
-        client.close()
-    assert [hit["id"] for hit in cli_hits] == [hit.payload["doc_id"] for hit in expected]
-    assert [hit["score"] for hit in cli_hits] == pytest.approx([hit.score for hit in expected], abs=1e-6)  # printed rounded
-
-    with pytest.raises(SystemExit):
-        main(["search", QUERIES[0], "--fusion-weights", "1", *common])
-    assert "DENSE,SPARSE" in capsys.readouterr().err
-
-
-def test_eval_labels_weighted_hybrid(tiny_model_path, capsys):
-    from pathlib import Path
-
-    from sse_integrations.cli import main
-
-    data = Path(__file__).parent / "data" / "tatoeba_ja_dev"
-    argv = ["eval", str(data), "--model", str(tiny_model_path), "--dims", "64", "--no-progress", "--mode", "hybrid"]
-    assert main([*argv, "--fusion-weights", "1,0.3", "--rrf-k", "10"]) == 0
-    assert "## hybrid: two-stage 64->512 + BM25, RRF weights 1/0.3 k=10" in capsys.readouterr().out
-    assert main([*argv, "--fusion", "dbsf", "--fusion-weights", "1,0.3"]) == 2
-    assert "rrf' only" in capsys.readouterr().err

@@ -1,0 +1,44 @@
+"""Argument checks shared by the core and every adapter, so one mistake reads the same everywhere.
+
+Only the standard library and numpy: the core imports this module too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+def as_text_list(texts: Any, *, name: str = "texts", hint: str = "wrap it: encode([text])") -> list[str]:
+    """Accept any iterable of str; reject a bare string and non-str items by index.
+
+    Args:
+        texts: what the caller passed.
+        name: the argument's name in the messages.
+        hint: what to do instead of passing a bare string.
+    """
+    if isinstance(texts, (str, bytes)):
+        kind = "string" if isinstance(texts, str) else "bytes"
+        raise TypeError(f"{name} must be a list of strings, got a bare {kind}; {hint}")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{index}] must be a str, got {type(item).__name__}: {item!r:.60}")
+    return items
+
+
+def check_text(text: Any, name: str = "text") -> str:
+    """``text`` itself when it is a str, else a TypeError naming what it was."""
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}: {text!r:.60}")
+    return text
+
+
+def check_positive_int(value: Any, name: str) -> None:
+    """Refuse anything but an int (numpy ints included, bools not) of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -1,0 +1,412 @@
+"""``sse-integrations index``, ``search`` and ``demo``: documents into Qdrant and two-stage search.
+
+The Qdrant package (and qdrant-client) is imported when a command runs, not when the parser
+is built, so ``--help`` stays fast and names the extra only when it is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._options import CommandOptions, FusionChoice, add_fusion_options, add_model_option
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient, models
+
+    from ..documents import Document
+    from ..qdrant import MatryoshkaIndex, SearchMode
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "sample_corpus" / "corpus.jsonl"
+DEMO_QUERIES = [
+    "猫を飼っています",
+    "明日は雨が降るらしい",
+    "駅まで電車で行く",
+    "病院で医者に診てもらった",
+    "ピアノを習いたい",
+    "空港から飛行機に乗る",
+]
+
+
+@dataclass(frozen=True)
+class QdrantOptions(CommandOptions):
+    """Where the collection lives: a server at ``qdrant_url``, else embedded storage at ``qdrant_path``."""
+
+    collection: str
+    qdrant_path: str
+    qdrant_url: str | None
+    api_key: str | None
+
+    @property
+    def location(self) -> str:
+        return self.qdrant_url or self.qdrant_path
+
+    def open_client(self) -> QdrantClient:
+        from qdrant_client import QdrantClient
+
+        if self.qdrant_url:
+            return QdrantClient(url=self.qdrant_url, api_key=self.api_key)
+        return QdrantClient(path=str(self.qdrant_path))
+
+
+@dataclass(frozen=True)
+class IndexCommandOptions(QdrantOptions):
+    inputs: list[str]
+    coarse_dim: int
+    stages: str | None
+    quantization: str | None
+    text_field: str
+    id_field: str | None
+    lines: bool
+    skip_existing: bool
+    batch_size: int
+    sparse: bool
+    no_progress: bool
+
+
+@dataclass(frozen=True)
+class SearchOptions(FusionChoice, QdrantOptions):
+    queries: list[str]
+    limit: int
+    prefetch_limit: int | None
+    single_stage: bool
+    mode: SearchMode
+    where: list[str]
+    json: bool
+
+
+@dataclass(frozen=True)
+class DemoOptions(CommandOptions):
+    queries: list[str]
+    limit: int
+    show: int
+    coarse_dim: int
+    prefetch_limit: int | None
+    repeats: int
+
+
+# --- parsers -------------------------------------------------------------------------------
+
+
+def _add_qdrant_options(parser: Any) -> None:
+    parser.add_argument("--collection", required=True, help="Qdrant collection name")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--qdrant-path",
+        default="qdrant_storage",
+        help="embedded local Qdrant storage folder (default: ./qdrant_storage)",
+    )
+    where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
+    parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
+    add_model_option(parser)
+
+
+def add_parsers(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="index the bundled Japanese corpus into embedded Qdrant; two-stage vs single-stage search"
+    )
+    add_model_option(demo)
+    demo.add_argument("queries", nargs="*", help="queries to run (default: a few built-in Japanese ones)")
+    demo.add_argument("--limit", type=int, default=10, help="hits per query")
+    demo.add_argument("--show", type=int, default=3, help="hits to print per query")
+    demo.add_argument("--coarse-dim", type=int, default=64)
+    demo.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
+    demo.add_argument("--repeats", type=int, default=5, help="runs per query (the median time is shown)")
+    demo.set_defaults(run=run_demo, options=DemoOptions)
+
+    index = subparsers.add_parser(
+        "index", help="embed JSONL, .txt/.md files or folders into a Qdrant collection (resumable)"
+    )
+    index.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl files, .txt/.md files, or folders of them")
+    _add_qdrant_options(index)
+    index.add_argument("--coarse-dim", type=int, default=64, help="first-stage Matryoshka prefix")
+    index.add_argument("--stages", default=None, help="all stage dims, coarsest first, e.g. 32,128,512")
+    index.add_argument(
+        "--quantization",
+        choices=("binary", "scalar"),
+        default=None,
+        help="quantize the coarse vector (applies on a Qdrant server)",
+    )
+    index.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    index.add_argument("--id-field", default=None, help="JSONL field holding the id (default: id or _id)")
+    index.add_argument("--lines", action="store_true", help="one document per line of .txt/.md files")
+    index.add_argument(
+        "--skip-existing", action="store_true", help="do not re-embed documents whose ids are already in the collection"
+    )
+    index.add_argument("--batch-size", type=int, default=256)
+    index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
+    index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    index.set_defaults(run=run_index, options=IndexCommandOptions)
+
+    search = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
+    search.add_argument("queries", nargs="+", metavar="QUERY")
+    _add_qdrant_options(search)
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
+    search.add_argument("--single-stage", action="store_true", help="search the full vector only")
+    search.add_argument(
+        "--mode",
+        choices=("dense", "sparse", "hybrid"),
+        default="dense",
+        help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)",
+    )
+    add_fusion_options(search)
+    search.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="payload filter (repeatable; VALUE parsed as JSON when it can be)",
+    )
+    search.add_argument("--json", action="store_true", help="one JSON line per query")
+    search.set_defaults(run=run_search, options=SearchOptions)
+
+
+# --- index ---------------------------------------------------------------------------------
+
+
+def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chunk: int = 1000) -> set[str]:
+    from ..qdrant import to_point_id
+
+    if not index.client.collection_exists(index.collection_name):
+        return set()
+    present: set[str] = set()
+    for start in range(0, len(documents), chunk):
+        part = documents[start : start + chunk]
+        by_point = {to_point_id(d.id, index.id_namespace): d.id for d in part}
+        records = index.client.retrieve(index.collection_name, list(by_point), with_payload=False)
+        present.update(by_point[record.id] for record in records if record.id in by_point)
+    return present
+
+
+def run_index(options: IndexCommandOptions) -> int:
+    """Read documents and upsert them; re-running resumes (ids are deterministic)."""
+    from ..documents import read_documents
+    from ..qdrant import IndexingError, MatryoshkaIndex
+
+    encoder = options.load_encoder()
+    documents = read_documents(
+        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines
+    )
+    client = options.open_client()
+    try:
+        stages = [int(dim) for dim in options.stages.split(",")] if options.stages else None
+        index = MatryoshkaIndex(
+            client,
+            options.collection,
+            encoder,
+            coarse_dim=options.coarse_dim,
+            stages=stages,
+            quantization=options.quantization,
+            batch_size=options.batch_size,
+            show_progress=not options.no_progress,
+            sparse=options.sparse,
+        )
+        todo = documents
+        if options.skip_existing:
+            present = _existing_doc_ids(index, documents)
+            todo = [d for d in documents if d.id not in present]
+            print(f"{len(present)} of {len(documents)} documents already indexed; adding {len(todo)}", file=sys.stderr)
+        started = time.perf_counter()
+        try:
+            index.add_texts([d.text for d in todo], ids=[d.id for d in todo], payloads=[d.payload for d in todo])
+        except IndexingError as error:
+            print(f"sse-integrations index: {error}\nrun the same command again to resume", file=sys.stderr)
+            return 1
+        elapsed = time.perf_counter() - started
+        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+        print(
+            f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
+            f"({layout}); the collection holds {index.count()} points"
+        )
+    finally:
+        client.close()
+    return 0
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+def parse_where(conditions: Sequence[str]) -> models.Filter | None:
+    """A Qdrant filter from ``--where KEY=VALUE`` conditions (all must hold); VALUE is JSON when it parses."""
+    from qdrant_client import models
+
+    must: list[Any] = []
+    for condition in conditions or ():
+        key, sep, raw = condition.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--where takes KEY=VALUE, got {condition!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    return models.Filter(must=must) if must else None
+
+
+def run_search(options: SearchOptions) -> int:
+    """Ranked hits with scores, two-stage unless ``--single-stage``."""
+    from ..qdrant import SPARSE_NAME, MatryoshkaIndex, stages_from_collection
+
+    encoder = options.load_encoder()
+    client = options.open_client()
+    try:
+        if not client.collection_exists(options.collection):
+            raise ValueError(f"collection {options.collection!r} does not exist at {options.location}")
+        info = client.get_collection(options.collection)
+        stages = stages_from_collection(info)
+        has_sparse = SPARSE_NAME in (info.config.params.sparse_vectors or {})
+        if options.mode != "dense" and not has_sparse:
+            raise ValueError(
+                f"--mode {options.mode} needs a collection indexed with --sparse; "
+                f"{options.collection!r} has dense vectors only"
+            )
+        index = MatryoshkaIndex(
+            client,
+            options.collection,
+            encoder,
+            stages=stages,
+            prefetch_limit=options.prefetch_limit,
+            sparse=has_sparse,
+            **options.fusion_keywords(),
+        )
+        results = index.search_batch(
+            options.queries,
+            limit=options.limit,
+            filter=parse_where(options.where),
+            two_stage=not options.single_stage,
+            mode=options.mode,
+        )
+        for query, hits in zip(options.queries, results):
+            _print_hits(query, hits, index, as_json=options.json)
+    finally:
+        client.close()
+    return 0
+
+
+def _print_hits(query: str, hits: Sequence[Any], index: MatryoshkaIndex, *, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "query": query,
+                    "hits": [
+                        {
+                            "rank": rank,
+                            "score": round(hit.score, 6),
+                            "id": hit.payload.get(index.id_key),
+                            "text": hit.payload.get(index.text_key),
+                        }
+                        for rank, hit in enumerate(hits, start=1)
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    print(f"query: {query}")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = _snippet(hit.payload.get(index.text_key, ""))
+        print(f"  {rank:>3}  {hit.score:.4f}  {hit.payload.get(index.id_key)}  {snippet}")
+
+
+def _snippet(text: str, width: int = 48) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Index the bundled corpus into embedded Qdrant, compare two-stage and single-stage search."""
+    from qdrant_client import QdrantClient
+
+    from ..documents import read_documents
+    from ..qdrant import MatryoshkaIndex, prefetch_limits
+
+    encoder = options.load_encoder()
+    documents = read_documents([SAMPLE_CORPUS])
+    repeats = max(1, options.repeats)
+    print(f"model: {encoder.source} ({encoder.layout}, vocab {encoder.vocab_size:,}, {encoder.full_dim} dims)")
+    with tempfile.TemporaryDirectory(prefix="sse-demo-") as folder:
+        client = QdrantClient(path=str(Path(folder) / "qdrant"))
+        try:
+            index = MatryoshkaIndex(
+                client,
+                "sample_corpus",
+                encoder,
+                coarse_dim=options.coarse_dim,
+                prefetch_limit=options.prefetch_limit,
+                show_progress=False,
+            )
+            started = time.perf_counter()
+            index.add_texts(
+                [d.text for d in documents], ids=[d.id for d in documents], payloads=[d.payload for d in documents]
+            )
+            elapsed = time.perf_counter() - started
+            layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+            # Most of this time is qdrant-client's local storage committing every point to SQLite.
+            print(
+                f"indexed {len(documents)} Japanese documents (Tatoeba, CC-BY 2.0 FR) into embedded Qdrant "
+                f"({layout}) in {elapsed:.2f} s"
+            )
+            candidates = prefetch_limits(len(index.stages), options.limit, index.prefetch_limit, index.prefetch_factor)[
+                0
+            ]
+            print(
+                f"search: limit {options.limit}, {index.coarse.dim}-dim prefetch of {candidates}"
+                f" candidates, rescoring with {index.full.dim} dims (median of {repeats} runs per query)\n"
+            )
+            overlaps: list[float] = []
+            totals: dict[str, list[float]] = {"two-stage": [], "single-stage": []}
+            for query in options.queries or DEMO_QUERIES:
+                overlaps.append(_demo_query(index, query, options, repeats, totals))
+            two, one = (statistics.median(totals[k]) for k in ("two-stage", "single-stage"))
+            print(
+                f"median per query: two-stage {two * 1000:.2f} ms, single-stage {one * 1000:.2f} ms; "
+                f"mean top-{options.limit} overlap {statistics.mean(overlaps):.2f}"
+            )
+            print(
+                f"(at {len(documents)} documents a full 512-dim scan is already sub-millisecond, so two-stage "
+                "saves nothing here; it pays off on large collections: benchmarks/two_stage.py measures "
+                "50,000 texts, see docs/benchmarks.md)"
+            )
+        finally:
+            client.close()
+    return 0
+
+
+def _demo_query(
+    index: MatryoshkaIndex, query: str, options: DemoOptions, repeats: int, totals: dict[str, list[float]]
+) -> float:
+    """Time one query both ways and print the hits; returns the share of single-stage hits two-stage found."""
+    runs = {}
+    for label, two_stage in (("two-stage", True), ("single-stage", False)):
+        timings = []
+        for _ in range(repeats):
+            hits = index.search(query, limit=options.limit, two_stage=two_stage)
+            timings.append(dict(index.last_timings))
+        steps = {step: statistics.median(t[step] for t in timings) for step in timings[0]}
+        total = statistics.median(sum(t.values()) for t in timings)
+        runs[label] = (hits, steps, total)
+        totals[label].append(total)
+    print(f"query: {query}")
+    for label, (_, steps, total) in runs.items():
+        parts = " | ".join(f"{step} {seconds * 1000:.2f} ms" for step, seconds in steps.items())
+        print(f"  {label:<12} {total * 1000:6.2f} ms  ({parts})")
+    hits = runs["two-stage"][0]
+    for rank, hit in enumerate(hits[: options.show], start=1):
+        payload = hit.payload or {}
+        print(f"    {rank}. {hit.score:.3f}  {payload[index.id_key]:<14} {_snippet(payload[index.text_key])}")
+    single_ids = {hit.id for hit in runs["single-stage"][0]}
+    overlap = len({hit.id for hit in hits} & single_ids)
+    print(f"    top-{options.limit} shared with single-stage: {overlap}/{len(single_ids)}\n")
+    return overlap / max(1, len(single_ids))

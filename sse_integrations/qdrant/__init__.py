@@ -1,0 +1,105 @@
+"""Qdrant collections with Matryoshka named vectors and two-stage (coarse -> full) search.
+
+One point per document carries several named vectors, all prefixes of one SSE embedding:
+by default ``"coarse"`` (the first 64 dimensions, renormalised) and ``"full"`` (all 512).
+A search ranks the collection on the cheap coarse vector, keeps ``prefetch_limit``
+candidates, and rescores only those with the full vector. More stages (32 -> 128 -> 512)
+nest the same way.
+
+Execution follows the engine. A Qdrant server (or cloud) runs the stages natively, so
+search sends one ``query_points`` call with a nested ``prefetch``. qdrant-client's local
+mode (``QdrantClient(":memory:")`` or ``path=...``) rescores a prefetch by filtering the whole
+collection in Python, which is slower than a single full-width query; there the index runs
+the coarse query itself, takes the candidates' larger vectors from the local storage (or
+``retrieve``) and rescores them with numpy. Both return Qdrant ``ScoredPoint`` lists with the
+same ranking.
+
+The package, one job per module:
+
+- :mod:`.layout`: stage (vector) names and sizes, their Qdrant config, layout comparison;
+- :mod:`.points`: deterministic point ids, the named vectors, payloads;
+- :mod:`.options`: :class:`IndexOptions`, every setting of an index, checked once;
+- :mod:`.plans`: the query plans (nested prefetch -> rescore, client-side rescoring, sparse,
+  fusion), written once as generators that yield client calls;
+- :mod:`.core`: the index's settings, input checks and write plans;
+- :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only run
+  the plans' calls (plainly or with ``await``);
+- :mod:`._local`: the only module that touches qdrant-client's internals (local mode).
+
+The low-level helpers (:func:`make_stages`, :func:`vectors_config`, :func:`encode_stages`,
+:func:`build_points`, :func:`two_stage_query`) serve people who drive their own client.
+Nothing here prints: the command line (:mod:`sse_integrations.cli.qdrant`) does.
+"""
+
+try:
+    import qdrant_client  # noqa: F401  (checked first, so a missing extra is named)
+except ImportError as error:  # pragma: no cover - exercised only without the extra
+    raise ImportError('sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"') from error
+
+from ..documents import ID_KEY, TEXT_KEY, TEXT_SUFFIXES, Document, read_documents
+from ._local import is_local_client
+from .core import IndexingError
+from .index import AsyncMatryoshkaIndex, MatryoshkaIndex
+from .layout import (
+    COARSE_NAME,
+    DEFAULT_COARSE_DIM,
+    FULL_NAME,
+    SPARSE_METADATA_KEY,
+    SPARSE_NAME,
+    CollectionMismatchError,
+    DenseStage,
+    QuantizationOption,
+    layout_differences,
+    make_stages,
+    stages_from_collection,
+    vectors_config,
+)
+from .options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FUSION_FACTOR,
+    DEFAULT_PREFETCH_FACTOR,
+    Execution,
+    Fusion,
+    IndexOptions,
+    SearchMode,
+)
+from .plans import prefetch_limits, two_stage_query
+from .points import ID_NAMESPACE, DocId, build_points, encode_stages, to_point_id
+
+__all__ = [
+    "COARSE_NAME",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_COARSE_DIM",
+    "DEFAULT_FUSION_FACTOR",
+    "DEFAULT_PREFETCH_FACTOR",
+    "FULL_NAME",
+    "ID_KEY",
+    "ID_NAMESPACE",
+    "SPARSE_METADATA_KEY",
+    "SPARSE_NAME",
+    "TEXT_KEY",
+    "TEXT_SUFFIXES",
+    "AsyncMatryoshkaIndex",
+    "CollectionMismatchError",
+    "DenseStage",
+    "DocId",
+    "Document",
+    "Execution",
+    "Fusion",
+    "IndexOptions",
+    "IndexingError",
+    "MatryoshkaIndex",
+    "QuantizationOption",
+    "SearchMode",
+    "build_points",
+    "encode_stages",
+    "is_local_client",
+    "layout_differences",
+    "make_stages",
+    "prefetch_limits",
+    "read_documents",
+    "stages_from_collection",
+    "to_point_id",
+    "two_stage_query",
+    "vectors_config",
+]

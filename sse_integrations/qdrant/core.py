@@ -1,0 +1,363 @@
+"""The client-independent part of a Matryoshka index: its settings, checks and write plans.
+
+A plan is a generator that yields client calls as ``(method name or callable, keyword
+arguments)`` and receives each call's result (or its exception); :mod:`.index` runs plans on a
+sync or an async client, so the logic exists once for both.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import uuid
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from .._checks import as_text_list, check_positive_int
+from ..encoder import SSEEncoder
+from ..sparse import SparseEncoder
+from . import plans
+from ._local import is_local_client
+from .layout import (
+    SPARSE_METADATA_KEY,
+    CollectionMismatchError,
+    DenseStage,
+    layout_differences,
+    make_stages,
+    vectors_config,
+)
+from .options import IndexOptions
+from .plans import Call, SearchRequest, prefetch_limits
+from .points import DocId, build_points, encode_stages, to_point_id
+
+
+class IndexingError(RuntimeError):
+    """A batch failed while adding texts; ``written_ids`` were stored before it, ``failed_ids`` were not."""
+
+    def __init__(self, message: str, written_ids: list[DocId], failed_ids: list[DocId]) -> None:
+        super().__init__(message)
+        self.written_ids = written_ids
+        self.failed_ids = failed_ids
+
+
+class _Setting:
+    """An index attribute that reads the option of the same name: the options hold each value once."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, index: Any, owner: type | None = None) -> Any:
+        if index is None:
+            return self
+        return getattr(index.options, self.name)
+
+
+class IndexCore:
+    """Settings, checks and plans shared by :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`."""
+
+    is_async = False
+    #: In local mode, read candidates' vectors from the local storage instead of ``retrieve``.
+    local_fast_path = True
+
+    prefetch_limit = _Setting()
+    prefetch_factor = _Setting()
+    execution = _Setting()
+    text_key = _Setting()
+    id_key = _Setting()
+    id_namespace = _Setting()
+    batch_size = _Setting()
+    show_progress = _Setting()
+    collection_kwargs = _Setting()
+    sparse_name = _Setting()
+    fusion = _Setting()
+    fusion_factor = _Setting()
+    fusion_weights = _Setting()
+    rrf_k = _Setting()
+
+    def __init__(
+        self,
+        client: Any,
+        collection_name: str,
+        encoder: SSEEncoder | str | os.PathLike | None = None,
+        *,
+        options: IndexOptions | None = None,
+        **settings: Any,
+    ) -> None:
+        """
+        Args:
+            client: a ``QdrantClient`` or ``AsyncQdrantClient`` (local mode, server or cloud).
+            collection_name: created on the first ``add_texts`` if missing.
+            encoder: an ``SSEEncoder``, a model folder / hub id, or None for the bundled model.
+            options: an :class:`IndexOptions` (defaults when None).
+            settings: any field of :class:`IndexOptions` (``coarse_dim``, ``stages``,
+                ``prefetch_limit``, ``sparse``, ``fusion``, ...); each overrides ``options``.
+        """
+        if not isinstance(collection_name, str) or not collection_name:
+            raise ValueError(f"collection_name must be a non-empty str, got {collection_name!r}")
+        self.options = replace(options, **settings) if options is not None else IndexOptions(**settings)
+        if inspect.iscoroutinefunction(getattr(client, "upsert", None)) != self.is_async:
+            wanted, other = ("AsyncMatryoshkaIndex", "an async") if not self.is_async else ("MatryoshkaIndex", "a sync")
+            raise TypeError(f"{type(client).__name__} is {other} client: use {wanted} with it")
+        self.client = client
+        self.collection_name = collection_name
+        self.encoder = encoder if isinstance(encoder, SSEEncoder) else SSEEncoder.from_pretrained(encoder)
+        o = self.options
+        self.stages = make_stages(
+            self.encoder.full_dim,
+            o.coarse_dim,
+            stages=o.stages,
+            coarse_name=o.coarse_name,
+            full_name=o.full_name,
+            quantization=o.quantization,
+        )
+        if o.prefetch_limit is not None:
+            prefetch_limits(len(self.stages), 1, o.prefetch_limit)  # validate early
+        self._check_collection_kwargs()
+        if isinstance(o.sparse, SparseEncoder):
+            self.sparse_encoder: SparseEncoder | None = o.sparse
+        else:
+            self.sparse_encoder = SparseEncoder(self.encoder.tokenizer) if o.sparse else None
+        if o.sparse_name in {stage.name for stage in self.stages}:
+            raise ValueError(f"sparse_name {o.sparse_name!r} is also a dense vector name")
+        self.local = is_local_client(client)
+        self._collection_checked = False
+        #: Seconds spent in each step of the last search (encode, coarse, rescore or query).
+        self.last_timings: dict[str, float] = {}
+
+    # configuration ---------------------------------------------------------------------------
+
+    @property
+    def coarse(self) -> DenseStage:
+        return self.stages[0]
+
+    @property
+    def full(self) -> DenseStage:
+        return self.stages[-1]
+
+    def vectors_config(self) -> dict[str, models.VectorParams]:
+        """The dense vectors of the collection (subclasses may add more, e.g. for hybrid search)."""
+        return vectors_config(self.stages)
+
+    def sparse_vectors_config(self) -> dict[str, models.SparseVectorParams]:
+        """Sparse vectors of the collection: the BM25 vector (IDF by Qdrant) when ``sparse`` is on."""
+        if self.sparse_encoder is None:
+            return {}
+        return {self.sparse_name: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+
+    def _check_collection_kwargs(self) -> None:
+        # A typo would otherwise travel through the client's **kwargs and be ignored silently.
+        method = getattr(type(self.client), "create_collection", None) or self.client.create_collection
+        parameters = inspect.signature(method).parameters
+        known = {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+        unknown = sorted(self.collection_kwargs.keys() - known)
+        if unknown and known - {"self"}:
+            raise TypeError(f"create_collection() has no parameter(s) {unknown}")
+
+    def uses_prefetch(self) -> bool:
+        """True when searches send one nested-prefetch request, False when they rescore here."""
+        if self.execution == "auto":
+            return not self.local
+        return self.execution == "prefetch"
+
+    _uses_prefetch = uses_prefetch  # the name before the split, kept for callers that used it
+
+    def prefetch_limit_for(self, limit: int, prefetch_limit: int | Sequence[int] | None) -> int | Sequence[int]:
+        """The call's prefetch limit, else the index's, else ``prefetch_factor * limit``."""
+        if prefetch_limit is None:
+            prefetch_limit = self.prefetch_limit
+        return self.prefetch_factor * limit if prefetch_limit is None else prefetch_limit
+
+    def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
+        return encode_stages(self.encoder, queries, self.stages)
+
+    # input checks ----------------------------------------------------------------------------
+
+    def _check_inputs(
+        self, texts: Sequence[str], ids: Sequence[DocId] | None, payloads: Sequence[Mapping[str, Any] | None] | None
+    ) -> tuple[list[str], list[DocId], list[Mapping[str, Any] | None] | None]:
+        texts = as_text_list(texts, hint="wrap it: add_texts([text])")
+        doc_ids: list[DocId] = [str(uuid.uuid4()) for _ in texts] if ids is None else self._check_ids(ids, len(texts))
+        if payloads is not None:
+            payloads = list(payloads)
+            if len(payloads) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but {len(payloads)} payloads")
+            for index, payload in enumerate(payloads):
+                if payload is None:
+                    continue
+                if not isinstance(payload, Mapping):
+                    raise TypeError(f"payloads[{index}] must be a mapping or None, got {type(payload).__name__}")
+                for key in (self.text_key, self.id_key):
+                    if key in payload:
+                        raise ValueError(f"payloads[{index}] sets {key!r}, which the index fills itself")
+        return texts, doc_ids, payloads
+
+    def _check_ids(self, ids: Sequence[DocId], text_count: int) -> list[DocId]:
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be a list, got a bare string")
+        # numpy ints (ids from an array) would not serialise into the payload.
+        doc_ids: list[DocId] = [int(i) if isinstance(i, np.integer) else i for i in ids]
+        if len(doc_ids) != text_count:
+            raise ValueError(f"got {text_count} texts but {len(doc_ids)} ids")
+        seen: dict[int | str, int] = {}
+        for index, doc_id in enumerate(doc_ids):
+            try:
+                point_id = to_point_id(doc_id, self.id_namespace)
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"ids[{index}]: {error}") from None
+            if point_id in seen:
+                raise ValueError(f"ids[{index}] repeats ids[{seen[point_id]}] ({doc_id!r}): one text per id")
+            seen[point_id] = index
+        return doc_ids
+
+    def _query_texts(self, queries: Sequence[str]) -> list[str]:
+        return as_text_list(queries, name="queries", hint="use search(query)")
+
+    # plans -----------------------------------------------------------------------------------
+
+    def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]:
+        """Create the collection, or check an existing one; ``texts`` fit a new sparse encoder."""
+        if self._collection_checked:
+            return
+        name = self.collection_name
+        exists = yield ("collection_exists", {"collection_name": name})
+        if not exists:
+            if not create:
+                raise ValueError(f"collection {name!r} does not exist: add texts first")
+            yield ("create_collection", {"collection_name": name, **self._new_collection_settings(texts)})
+        else:
+            info = yield ("get_collection", {"collection_name": name})
+            self._adopt_collection(info)
+        self._collection_checked = True
+
+    def _new_collection_settings(self, texts: Sequence[str]) -> dict[str, Any]:
+        sparse_settings: dict[str, Any] = {}
+        if self.sparse_encoder is not None:
+            if self.sparse_encoder.avg_doc_length is None:
+                self.sparse_encoder.fit(texts)
+            sparse_settings = {
+                "sparse_vectors_config": self.sparse_vectors_config(),
+                "metadata": {SPARSE_METADATA_KEY: self.sparse_encoder.get_config()},
+            }
+        return {"vectors_config": self.vectors_config(), **sparse_settings, **self.collection_kwargs}
+
+    def _adopt_collection(self, info: models.CollectionInfo) -> None:
+        """Refuse a collection of another layout; a sparse index takes the stored BM25 settings."""
+        name = self.collection_name
+        problems = layout_differences(info, self.vectors_config(), self.sparse_vectors_config())
+        if problems:
+            raise CollectionMismatchError(f"collection {name!r} does not match this index: " + "; ".join(problems))
+        if self.sparse_encoder is not None:
+            stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
+            if stored is None:
+                raise CollectionMismatchError(
+                    f"collection {name!r} has no {SPARSE_METADATA_KEY!r} metadata: it was not made by a sparse index"
+                )
+            self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
+
+    def _point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
+        return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
+
+    def _make_points(
+        self, texts: list[str], doc_ids: list[DocId], payloads: list[Mapping[str, Any] | None] | None
+    ) -> list[models.PointStruct]:
+        vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
+        if self.sparse_encoder is not None:
+            vectors[self.sparse_name] = [
+                models.SparseVector(indices=sparse.indices, values=sparse.values)
+                for sparse in self.sparse_encoder.encode_documents(texts)
+            ]
+        return build_points(
+            doc_ids,
+            texts,
+            vectors,
+            payloads,
+            text_key=self.text_key,
+            id_key=self.id_key,
+            namespace=self.id_namespace,
+        )
+
+    def _progress_bar(self, total: int, batches: int, show_progress: bool | None) -> Any:
+        if show_progress is None:
+            show_progress = self.show_progress
+        if show_progress is None:
+            show_progress = batches > 4 and sys.stderr.isatty()
+        if not show_progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"Indexing {self.collection_name}", unit="doc")
+
+    def _add_plan(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[DocId] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        batch_size: int | None,
+        show_progress: bool | None,
+    ) -> Generator[Call, Any, list[DocId]]:
+        texts, doc_ids, payloads = self._check_inputs(texts, ids, payloads)
+        batch_size = batch_size or self.batch_size
+        check_positive_int(batch_size, "batch_size")
+        if not texts:
+            return []
+        yield from self.ensure_collection_plan(create=True, texts=texts)
+        starts = range(0, len(texts), batch_size)
+        bar = self._progress_bar(len(texts), len(starts), show_progress)
+        written: list[DocId] = []
+        try:
+            for start in starts:
+                stop = start + batch_size
+                batch_ids = doc_ids[start:stop]
+                try:
+                    points = yield (
+                        self._make_points,
+                        {
+                            "texts": texts[start:stop],
+                            "doc_ids": batch_ids,
+                            "payloads": payloads[start:stop] if payloads is not None else None,
+                        },
+                    )
+                    yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
+                except Exception as error:
+                    raise IndexingError(
+                        f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
+                        f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
+                        "(error.written_ids), this batch and later ones were not",
+                        written_ids=list(written),
+                        failed_ids=list(batch_ids),
+                    ) from error
+                written.extend(batch_ids)
+                if bar is not None:
+                    bar.update(len(batch_ids))
+        finally:
+            if bar is not None:
+                bar.close()
+        return doc_ids
+
+    def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be a list, got a bare string")
+        point_ids = self._point_ids(ids)
+        if point_ids:
+            yield (
+                "delete",
+                {
+                    "collection_name": self.collection_name,
+                    "points_selector": models.PointIdsList(points=point_ids),
+                    "wait": True,
+                },
+            )
+
+    def _count_plan(self, filter: models.Filter | None) -> Generator[Call, Any, int]:
+        result = yield ("count", {"collection_name": self.collection_name, "count_filter": filter, "exact": True})
+        return result.count
+
+    def _search_plan(
+        self, queries: Sequence[str], **request: Any
+    ) -> Generator[Call, Any, list[list[models.ScoredPoint]]]:
+        return plans.search_plan(self, SearchRequest(self._query_texts(queries), **request))

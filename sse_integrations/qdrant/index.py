@@ -1,0 +1,246 @@
+"""The index classes: :class:`MatryoshkaIndex` on a sync client, :class:`AsyncMatryoshkaIndex` on an async one.
+
+Both inherit every setting, check and plan from :class:`.core.IndexCore`; each public method
+builds a plan and hands it to :func:`run_sync` or :func:`run_async`, which execute the plan's
+client calls plainly or with ``await``. So the async class is not a hand-made copy of the sync one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+from qdrant_client import models
+
+from .._checks import check_text
+from .core import IndexCore
+from .options import SearchMode
+from .plans import Call
+from .points import DocId
+
+
+def run_sync(client: Any, plan: Generator[Call, Any, Any]) -> Any:
+    """Execute a plan's calls on a sync client, sending results (or exceptions) back in."""
+    try:
+        call = next(plan)
+        while True:
+            target, kwargs = call
+            try:
+                result = target(**kwargs) if callable(target) else getattr(client, target)(**kwargs)
+            except Exception as error:  # handed to the plan, which decides what to raise
+                call = plan.throw(error)
+            else:
+                call = plan.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def run_async(client: Any, plan: Generator[Call, Any, Any]) -> Any:
+    """Execute a plan on an async client; CPU work (encoding) runs in a worker thread."""
+    try:
+        call = next(plan)
+        while True:
+            target, kwargs = call
+            try:
+                if callable(target):
+                    result = await asyncio.to_thread(target, **kwargs)
+                else:
+                    result = await getattr(client, target)(**kwargs)
+            except Exception as error:
+                call = plan.throw(error)
+            else:
+                call = plan.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+class MatryoshkaIndex(IndexCore):
+    """SSE documents in a Qdrant collection with Matryoshka named vectors, searched two-stage.
+
+    Example:
+        >>> from qdrant_client import QdrantClient
+        >>> index = MatryoshkaIndex(QdrantClient(":memory:"), "docs")
+        >>> index.add_texts(["猫が窓のそばで眠っている。"], ids=["cat"])
+        >>> index.search("窓際の猫", limit=3)[0].payload["doc_id"]
+        'cat'
+    """
+
+    def add_texts(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[DocId] | None = None,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> list[DocId]:
+        """Encode and upsert texts (creating the collection if needed); returns the document ids.
+
+        Args:
+            texts: documents.
+            ids: caller ids (str, non-negative int or UUID); re-adding an id replaces that
+                point. None gives random UUID strings.
+            payloads: extra payload per document (may not use the text/id keys).
+            batch_size: documents per encode + upsert (default: the index's).
+            show_progress: progress bar (default: the index's setting).
+
+        Raises:
+            IndexingError: a batch failed; ``written_ids`` lists the documents stored before it.
+        """
+        return run_sync(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
+
+    def search(
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        prefetch_limit: int | Sequence[int] | None = None,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+        search_params: models.SearchParams | None = None,
+        two_stage: bool = True,
+        mode: SearchMode = "dense",
+    ) -> list[models.ScoredPoint]:
+        """Top ``limit`` documents for ``query``, best first, as Qdrant ``ScoredPoint``s.
+
+        Args:
+            query: the query text.
+            limit: hits to return.
+            prefetch_limit: first-stage candidates (default: the index's, else factor * limit).
+            filter: a Qdrant filter; only matching points become candidates.
+            with_payload, with_vectors: as in ``query_points``.
+            search_params: Qdrant ``SearchParams`` for the coarse stage (hnsw_ef, quantization).
+            two_stage: False searches the full vector alone (for comparison).
+            mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (both, fused by
+                ``fusion``); sparse and hybrid need an index made with ``sparse=True``.
+        """
+        check_text(query, "query")
+        return self.search_batch(
+            [query],
+            limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        limit: int = 10,
+        *,
+        prefetch_limit: int | Sequence[int] | None = None,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+        search_params: models.SearchParams | None = None,
+        two_stage: bool = True,
+        mode: SearchMode = "dense",
+    ) -> list[list[models.ScoredPoint]]:
+        """:meth:`search` for many queries: one encode, one batched request per stage."""
+        plan = self._search_plan(
+            queries,
+            limit=limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
+        return run_sync(self.client, plan)
+
+    def delete(self, ids: Sequence[DocId]) -> None:
+        """Delete documents by caller id (unknown ids are ignored)."""
+        run_sync(self.client, self._delete_plan(ids))
+
+    def count(self, filter: models.Filter | None = None) -> int:
+        """Exact number of points in the collection (matching ``filter``)."""
+        return run_sync(self.client, self._count_plan(filter))
+
+
+class AsyncMatryoshkaIndex(IndexCore):
+    """:class:`MatryoshkaIndex` on an ``AsyncQdrantClient``: the same options, awaitable methods."""
+
+    is_async = True
+
+    async def add_texts(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[DocId] | None = None,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        batch_size: int | None = None,
+        show_progress: bool | None = None,
+    ) -> list[DocId]:
+        """See :meth:`MatryoshkaIndex.add_texts`."""
+        return await run_async(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
+
+    async def search(
+        self,
+        query: str,
+        limit: int = 10,
+        *,
+        prefetch_limit: int | Sequence[int] | None = None,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+        search_params: models.SearchParams | None = None,
+        two_stage: bool = True,
+        mode: SearchMode = "dense",
+    ) -> list[models.ScoredPoint]:
+        """See :meth:`MatryoshkaIndex.search`."""
+        check_text(query, "query")
+        results = await self.search_batch(
+            [query],
+            limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
+        return results[0]
+
+    async def search_batch(
+        self,
+        queries: Sequence[str],
+        limit: int = 10,
+        *,
+        prefetch_limit: int | Sequence[int] | None = None,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+        search_params: models.SearchParams | None = None,
+        two_stage: bool = True,
+        mode: SearchMode = "dense",
+    ) -> list[list[models.ScoredPoint]]:
+        """See :meth:`MatryoshkaIndex.search_batch`."""
+        plan = self._search_plan(
+            queries,
+            limit=limit,
+            prefetch_limit=prefetch_limit,
+            filter=filter,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+            search_params=search_params,
+            two_stage=two_stage,
+            mode=mode,
+        )
+        return await run_async(self.client, plan)
+
+    async def delete(self, ids: Sequence[DocId]) -> None:
+        """See :meth:`MatryoshkaIndex.delete`."""
+        await run_async(self.client, self._delete_plan(ids))
+
+    async def count(self, filter: models.Filter | None = None) -> int:
+        """See :meth:`MatryoshkaIndex.count`."""
+        return await run_async(self.client, self._count_plan(filter))

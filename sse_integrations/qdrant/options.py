@@ -1,0 +1,114 @@
+"""Every setting of a Matryoshka index but its client, collection and encoder, checked on creation."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._checks import check_positive_int
+from ..documents import ID_KEY, TEXT_KEY
+from ..sparse import SparseEncoder
+from .layout import COARSE_NAME, DEFAULT_COARSE_DIM, FULL_NAME, SPARSE_NAME, DenseStage, QuantizationOption
+from .points import ID_NAMESPACE
+
+# Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
+# benchmarks/two_stage.py (docs/benchmarks.md), bundled model, 50,000 Tatoeba sentences:
+# recall@10 against the exact 512-dim ranking with a 64-dim coarse stage was 0.947 at 100
+# candidates, 0.984 at 300 and 0.992 at 500, the smallest measured limit reaching 0.99.
+DEFAULT_PREFETCH_FACTOR = 50
+# Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
+DEFAULT_FUSION_FACTOR = 5
+DEFAULT_BATCH_SIZE = 256
+
+Execution = Literal["auto", "prefetch", "client"]
+SearchMode = Literal["dense", "sparse", "hybrid"]
+Fusion = Literal["rrf", "dbsf"]
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """Settings of :class:`MatryoshkaIndex` / :class:`AsyncMatryoshkaIndex` (each also a keyword of theirs).
+
+    Args:
+        coarse_dim: width of the first-stage vector (a Matryoshka dim).
+        stages: all stages, coarsest first, as dims or ``DenseStage``s (overrides ``coarse_dim``).
+        coarse_name, full_name: vector names of the first and last stage.
+        quantization: "binary", "scalar" or a Qdrant config for the coarse vector (server only;
+            local mode stores it but searches the float vectors).
+        prefetch_limit: default first-stage candidates (int, or one per stage but the last).
+        prefetch_factor: with no ``prefetch_limit``, candidates = factor * limit.
+        execution: "auto" (prefetch on servers, client-side rescoring in local mode),
+            "prefetch" (always one Query API call) or "client" (always rescoring here).
+        text_key, id_key: payload keys of the text and of the caller's document id.
+        id_namespace: uuid5 namespace that maps string ids to point ids.
+        batch_size: documents per encode + upsert in ``add_texts``.
+        show_progress: progress bar in ``add_texts``; None shows it for long runs on a terminal.
+        collection_kwargs: passed to ``create_collection`` (shard_number, replication_factor,
+            hnsw_config, optimizers_config, ...).
+        sparse: True (or a configured ``SparseEncoder``) adds a BM25 sparse vector per point,
+            with Qdrant's IDF modifier, for ``mode="sparse"`` and ``mode="hybrid"`` searches.
+        sparse_name: the sparse vector's name.
+        fusion: how hybrid search fuses the dense and sparse lists: "rrf" or "dbsf".
+        fusion_factor: candidates each list contributes to the fusion = factor * limit.
+        fusion_weights: RRF weights of the (dense, sparse) lists; None weighs them equally.
+            A weight w turns rank r into 1 / (r / w + k - 1), Qdrant's weighted RRF.
+        rrf_k: RRF's rank constant k; None keeps Qdrant's default (2).
+    """
+
+    coarse_dim: int = DEFAULT_COARSE_DIM
+    stages: Sequence[int | DenseStage] | None = None
+    coarse_name: str = COARSE_NAME
+    full_name: str = FULL_NAME
+    quantization: QuantizationOption = None
+    prefetch_limit: int | Sequence[int] | None = None
+    prefetch_factor: int = DEFAULT_PREFETCH_FACTOR
+    execution: Execution = "auto"
+    text_key: str = TEXT_KEY
+    id_key: str = ID_KEY
+    id_namespace: uuid.UUID = ID_NAMESPACE
+    batch_size: int = DEFAULT_BATCH_SIZE
+    show_progress: bool | None = None
+    collection_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    sparse: bool | SparseEncoder = False
+    sparse_name: str = SPARSE_NAME
+    fusion: Fusion = "rrf"
+    fusion_factor: int = DEFAULT_FUSION_FACTOR
+    fusion_weights: tuple[float, float] | None = None
+    rrf_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.execution not in ("auto", "prefetch", "client"):
+            raise ValueError(f"execution must be 'auto', 'prefetch' or 'client', got {self.execution!r}")
+        if self.text_key == self.id_key:
+            raise ValueError(f"text_key and id_key must differ, both are {self.text_key!r}")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.prefetch_factor, "prefetch_factor")
+        # Normalised in place (the dataclass is frozen to everyone else): a copy the caller cannot change.
+        object.__setattr__(self, "collection_kwargs", dict(self.collection_kwargs or {}))
+        reserved = {"collection_name", "vectors_config", "sparse_vectors_config"} & self.collection_kwargs.keys()
+        if reserved:
+            raise ValueError(f"collection_kwargs may not set {sorted(reserved)}: the index builds them")
+        self._check_fusion()
+
+    def _check_fusion(self) -> None:
+        if self.fusion not in ("rrf", "dbsf"):
+            raise ValueError(f"fusion must be 'rrf' or 'dbsf', got {self.fusion!r}")
+        check_positive_int(self.fusion_factor, "fusion_factor")
+        if self.fusion == "dbsf" and (self.fusion_weights is not None or self.rrf_k is not None):
+            raise ValueError("fusion_weights and rrf_k apply to fusion='rrf' only (Qdrant's DBSF takes neither)")
+        if self.fusion_weights is not None:
+            try:
+                weights = tuple(float(weight) for weight in self.fusion_weights)
+            except (TypeError, ValueError):
+                weights = ()
+            if len(weights) != 2 or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+                raise ValueError(
+                    "fusion_weights must be two finite weights >= 0 (dense, sparse), not both 0; "
+                    f"got {self.fusion_weights!r}"
+                )
+            object.__setattr__(self, "fusion_weights", weights)
+        if self.rrf_k is not None:
+            check_positive_int(self.rrf_k, "rrf_k")

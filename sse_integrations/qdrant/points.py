@@ -1,0 +1,90 @@
+"""Points: deterministic ids from the caller's document ids, the named vectors, and the payload."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from ..documents import ID_KEY, TEXT_KEY
+from ..encoder import SSEEncoder
+from ..matryoshka import truncate_and_normalize
+from .layout import DenseStage
+
+# Fixed, so one document id maps to the same point id in every collection (re-indexing into
+# a new collection, or copying between clusters, keeps ids stable).
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "sse-integrations/qdrant/point-id")
+
+DocId = str | int | uuid.UUID
+
+
+def to_point_id(doc_id: DocId, namespace: uuid.UUID = ID_NAMESPACE) -> int | str:
+    """Deterministic Qdrant point id: non-negative ints and UUIDs pass through, other strings map by uuid5."""
+    if isinstance(doc_id, bool):
+        raise TypeError(f"document ids must be str, int or UUID, got bool {doc_id!r}")
+    if isinstance(doc_id, (int, np.integer)):
+        if doc_id < 0:
+            raise ValueError(f"integer document ids must be >= 0 (Qdrant point ids are unsigned), got {doc_id}")
+        return int(doc_id)
+    if isinstance(doc_id, uuid.UUID):
+        return str(doc_id)
+    if isinstance(doc_id, str):
+        try:
+            # Only the canonical form passes through, so "A1B2..." and "a1b2..." stay distinct ids.
+            parsed = uuid.UUID(doc_id)
+            if str(parsed) == doc_id:
+                return doc_id
+        except ValueError:
+            pass
+        return str(uuid.uuid5(namespace, doc_id))
+    raise TypeError(f"document ids must be str, int or UUID, got {type(doc_id).__name__}: {doc_id!r:.60}")
+
+
+def encode_stages(
+    encoder: SSEEncoder,
+    texts: Sequence[str],
+    stages: Sequence[DenseStage],
+    *,
+    batch_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Named vectors for ``texts``: one ``encode`` at the widest stage, each prefix renormalised."""
+    widest = max(stage.dim for stage in stages)
+    kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+    full = encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs)
+    return {stage.name: truncate_and_normalize(full, stage.dim) for stage in stages}
+
+
+def build_points(
+    doc_ids: Sequence[DocId],
+    texts: Sequence[str],
+    vectors: Mapping[str, np.ndarray | Sequence[Any]],
+    payloads: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    text_key: str = TEXT_KEY,
+    id_key: str = ID_KEY,
+    namespace: uuid.UUID = ID_NAMESPACE,
+) -> list[models.PointStruct]:
+    """``PointStruct``s with every named vector; the payload is the caller's plus the text and the document id.
+
+    ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, or to a
+    sequence with one ready-made vector per document (e.g. ``models.SparseVector``).
+    """
+    points = []
+    for row, (doc_id, text) in enumerate(zip(doc_ids, texts)):
+        payload = dict(payloads[row] or {}) if payloads is not None else {}
+        payload[text_key] = text
+        payload[id_key] = str(doc_id) if isinstance(doc_id, uuid.UUID) else doc_id
+        points.append(
+            models.PointStruct(
+                id=to_point_id(doc_id, namespace),
+                vector={
+                    name: rows[row].tolist() if isinstance(rows, np.ndarray) else rows[row]
+                    for name, rows in vectors.items()
+                },
+                payload=payload,
+            )
+        )
+    return points
