@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import DOCS, data_spec, machine_line, markdown_table, write_section  # noqa: E402
-from teacher import teacher_embeddings  # noqa: E402
+from report import DOCS, data_spec, machine_line, markdown_table, write_section
+from teacher import teacher_embeddings
 
-from sse_integrations import SSEEncoder  # noqa: E402
-from sse_integrations.evaluation import (  # noqa: E402
+from sse_integrations import SSEEncoder
+from sse_integrations.evaluation import (
     evaluate_embeddings,
     evaluate_rankings,
     evaluate_two_stage,
@@ -59,12 +59,30 @@ def data_sets(args: argparse.Namespace) -> list[tuple[Path, str]]:
         return [data_spec(spec) for spec in args.data]
     keyword_set = args.work_dir / KEYWORD_SET
     if not (keyword_set / "corpus.jsonl").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_keyword_dev_set.py"),
-                        "--work-dir", str(args.work_dir / "keyword"), "--out-dir", str(keyword_set)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "build_keyword_dev_set.py"),
+                "--work-dir",
+                str(args.work_dir / "keyword"),
+                "--out-dir",
+                str(keyword_set),
+            ],
+            check=True,
+        )
     document_set = args.work_dir / DOCUMENT_SET
     if not (document_set / "corpus.jsonl").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_document_dev_set.py"),
-                        "--work-dir", str(args.work_dir / "readmes"), "--out-dir", str(document_set)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "build_document_dev_set.py"),
+                "--work-dir",
+                str(args.work_dir / "readmes"),
+                "--out-dir",
+                str(document_set),
+            ],
+            check=True,
+        )
     return [(ROOT / "tests" / "data" / "tatoeba_ja_dev", "test"), (keyword_set, "test"), (document_set, "test")]
 
 
@@ -86,8 +104,10 @@ def teacher_hybrid_ndcg(dataset, encoder, query_vectors: np.ndarray, corpus_vect
     for row, (query_id, sparse_hits) in enumerate(zip(query_ids, sparse_lists)):
         top = np.argsort(-scores[row], kind="stable")[:candidates]
         dense = [models.ScoredPoint(id=int(i), version=0, score=float(scores[row, i])) for i in top]
-        sparse = [models.ScoredPoint(id=position[str(hit.payload[index.id_key])], version=0, score=hit.score)
-                  for hit in sparse_hits]
+        sparse = [
+            models.ScoredPoint(id=position[str(hit.payload[index.id_key])], version=0, score=hit.score)
+            for hit in sparse_hits
+        ]
         fused = reciprocal_rank_fusion([dense, sparse], limit=2 * candidates)
         rankings[query_id] = [dataset.corpus_ids[point.id] for point in fused]
     return evaluate_rankings(rankings, dataset.relevant_docs)["cosine_ndcg@10"]
@@ -110,17 +130,30 @@ def main() -> None:
         teacher = teacher_embeddings(dataset, args.work_dir)
         teacher_cells = ["not run", "not run"]
         if teacher is not None:
-            teacher_cells = [f"{evaluate_embeddings(dataset, *teacher).metrics['cosine_ndcg@10']:.4f}",
-                             f"{teacher_hybrid_ndcg(dataset, encoder, *teacher):.4f}"]
+            teacher_cells = [
+                f"{evaluate_embeddings(dataset, *teacher).metrics['cosine_ndcg@10']:.4f}",
+                f"{teacher_hybrid_ndcg(dataset, encoder, *teacher):.4f}",
+            ]
         best_single = max(scores["dense two-stage"], scores["sparse BM25"])
-        rows.append([
-            f"{dataset.name} ({split})", len(dataset.relevant_docs), len(dataset.corpus_ids),
-            *(f"{scores[label]:.4f}" for label, _, _ in VARIANTS),
-            *teacher_cells,
-            "yes" if scores["hybrid RRF"] >= best_single else f"no ({scores['hybrid RRF'] - best_single:+.4f})",
-        ])
-    headers = ["data set", "queries", "docs", *(label for label, _, _ in VARIANTS),
-               "teacher mE5-small", "teacher + BM25, RRF", "hybrid RRF >= max(dense, sparse)"]
+        rows.append(
+            [
+                f"{dataset.name} ({split})",
+                len(dataset.relevant_docs),
+                len(dataset.corpus_ids),
+                *(f"{scores[label]:.4f}" for label, _, _ in VARIANTS),
+                *teacher_cells,
+                "yes" if scores["hybrid RRF"] >= best_single else f"no ({scores['hybrid RRF'] - best_single:+.4f})",
+            ]
+        )
+    headers = [
+        "data set",
+        "queries",
+        "docs",
+        *(label for label, _, _ in VARIANTS),
+        "teacher mE5-small",
+        "teacher + BM25, RRF",
+        "hybrid RRF >= max(dense, sparse)",
+    ]
     table = markdown_table(headers, rows)
     markdown = (
         "## Dense / sparse / hybrid, NDCG@10 (`benchmarks/hybrid_quality.py`)\n\n"

@@ -67,35 +67,70 @@ def main() -> None:
         path = Path(folder) if Path(folder).is_absolute() else args.work_dir / folder
         dataset = load_beir(path, split, name=name)
         queries = dataset.evaluated_queries()[1]
-        embedded = {label: (encoder.encode(queries, normalize=False), encoder.encode(dataset.corpus_texts, normalize=False))
-                    for label, encoder in (("q4", bundled), ("fp32", fp32), ("previous", previous)) if encoder is not None}
+        embedded = {
+            label: (encoder.encode(queries, normalize=False), encoder.encode(dataset.corpus_texts, normalize=False))
+            for label, encoder in (("q4", bundled), ("fp32", fp32), ("previous", previous))
+            if encoder is not None
+        }
         at = {dim: ndcg(dataset, *(truncate_and_normalize(x, dim) for x in embedded["q4"])) for dim in DIMS}
         for dim in DIMS:
             fp_q, fp_c = (truncate_and_normalize(x, dim) for x in embedded["fp32"])
             q4_q, q4_c = (truncate_and_normalize(x, dim) for x in embedded["q4"])
             cosine = float(np.mean(np.sum(np.concatenate([q4_q, q4_c]) * np.concatenate([fp_q, fp_c]), axis=1)))
             fp_ndcg = ndcg(dataset, fp_q, fp_c)
-            agreement_rows.append([name, dim, f"{cosine:.4f}", f"{fp_ndcg:.4f}", f"{at[dim]:.4f}", f"{at[dim] - fp_ndcg:+.4f}"])
-        previous_cells = ([f"{ndcg(dataset, *(truncate_and_normalize(x, d) for x in embedded['previous'])):.4f}" for d in (512, 64)]
-                          if previous is not None else ["", ""])
+            agreement_rows.append(
+                [name, dim, f"{cosine:.4f}", f"{fp_ndcg:.4f}", f"{at[dim]:.4f}", f"{at[dim] - fp_ndcg:+.4f}"]
+            )
+        previous_cells = (
+            [f"{ndcg(dataset, *(truncate_and_normalize(x, d) for x in embedded['previous'])):.4f}" for d in (512, 64)]
+            if previous is not None
+            else ["", ""]
+        )
         teacher = ndcg(dataset, *teacher_embeddings(dataset, args.work_dir))
         bm25 = evaluate_rankings(bm25_rankings(dataset), dataset.relevant_docs)["cosine_ndcg@10"]
-        quality_rows.append([f"{name} ({split})", len(queries), len(dataset.corpus_ids),
-                             *(f"{at[d]:.4f}" for d in DIMS), *previous_cells, f"{teacher:.4f}", f"{bm25:.4f}",
-                             f"{at[512] / teacher:.0%}", f"{at[64] / teacher:.0%}"])
+        quality_rows.append(
+            [
+                f"{name} ({split})",
+                len(queries),
+                len(dataset.corpus_ids),
+                *(f"{at[d]:.4f}" for d in DIMS),
+                *previous_cells,
+                f"{teacher:.4f}",
+                f"{bm25:.4f}",
+                f"{at[512] / teacher:.0%}",
+                f"{at[64] / teacher:.0%}",
+            ]
+        )
         print(quality_rows[-1], file=sys.stderr)
         if name == "documents":
-            target_rows += [(f"documents: dense 512 >= 85% of the teacher", at[512] >= 0.85 * teacher, f"{at[512] / teacher:.1%}"),
-                            (f"documents: dense 64 >= 70% of the teacher", at[64] >= 0.70 * teacher, f"{at[64] / teacher:.1%}")]
+            target_rows += [
+                ("documents: dense 512 >= 85% of the teacher", at[512] >= 0.85 * teacher, f"{at[512] / teacher:.1%}"),
+                ("documents: dense 64 >= 70% of the teacher", at[64] >= 0.70 * teacher, f"{at[64] / teacher:.1%}"),
+            ]
         if name == "paraphrases":
             target_rows.append(("paraphrases: NDCG@10 at 512 >= 0.90", at[512] >= 0.90, f"{at[512]:.4f}"))
         worst = max(abs(float(row[5])) for row in agreement_rows if row[0] == name)
         mean_cosine = min(float(row[2]) for row in agreement_rows if row[0] == name)
-        target_rows.append((f"{name}: 4-bit vs fp32 mean cosine >= 0.99 and NDCG@10 within 0.01 at every width",
-                            mean_cosine >= 0.99 and worst <= 0.01, f"lowest cosine {mean_cosine:.4f}, largest gap {worst:.4f}"))
+        target_rows.append(
+            (
+                f"{name}: 4-bit vs fp32 mean cosine >= 0.99 and NDCG@10 within 0.01 at every width",
+                mean_cosine >= 0.99 and worst <= 0.01,
+                f"lowest cosine {mean_cosine:.4f}, largest gap {worst:.4f}",
+            )
+        )
 
-    headers = ["data set", "queries", "docs", *(f"4-bit {d}" for d in DIMS), "v1 512", "v1 64",
-               "teacher mE5-small", "char-bigram BM25", "512 / teacher", "64 / teacher"]
+    headers = [
+        "data set",
+        "queries",
+        "docs",
+        *(f"4-bit {d}" for d in DIMS),
+        "v1 512",
+        "v1 64",
+        "teacher mE5-small",
+        "char-bigram BM25",
+        "512 / teacher",
+        "64 / teacher",
+    ]
     lines = [
         "# Bundled default model: measured quality",
         "",
@@ -106,7 +141,10 @@ def main() -> None:
         "",
         "4-bit (bundled) vs fp32 weights of the same training run:",
         "",
-        markdown_table(["data set", "dims", "mean cosine(4-bit, fp32)", "NDCG@10 fp32", "NDCG@10 4-bit", "difference"], agreement_rows),
+        markdown_table(
+            ["data set", "dims", "mean cosine(4-bit, fp32)", "NDCG@10 fp32", "NDCG@10 4-bit", "difference"],
+            agreement_rows,
+        ),
         "",
         "Targets:",
         "",

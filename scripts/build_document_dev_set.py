@@ -60,8 +60,12 @@ def build(by_package: dict[str, list[readmes.Section]]):
     qrels: dict[str, dict[str, str]] = {"dev": {}, "test": {}}
     for split, heading, doc_id in candidates:
         key = normalised(heading)
-        if (key in generic or in_corpus[key] > 1 or not MIN_QUERY_CHARS <= len(heading) <= MAX_QUERY_CHARS
-                or readmes.japanese_char_count(heading) < MIN_QUERY_JAPANESE):
+        if (
+            key in generic
+            or in_corpus[key] > 1
+            or not MIN_QUERY_CHARS <= len(heading) <= MAX_QUERY_CHARS
+            or readmes.japanese_char_count(heading) < MIN_QUERY_JAPANESE
+        ):
             continue
         query_id = f"q{len(queries)}"
         queries[query_id] = heading
@@ -69,7 +73,9 @@ def build(by_package: dict[str, list[readmes.Section]]):
     return corpus, queries, qrels
 
 
-def write_beir(out_dir: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, str]]) -> None:
+def write_beir(
+    out_dir: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, str]]
+) -> None:
     (out_dir / "qrels").mkdir(parents=True, exist_ok=True)
     with open(out_dir / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for doc_id, text in corpus.items():
@@ -92,8 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     corpus, queries, qrels = build(by_package)
     write_beir(args.out_dir, corpus, queries, qrels)
     held_out = sum(readmes.split_of(name) != "train" for name in by_package)
-    print(f"{len(by_package)} packages with Japanese sections ({held_out} held out here): {len(corpus)} documents, "
-          f"{len(qrels['dev'])} dev and {len(qrels['test'])} test queries -> {args.out_dir}")
+    print(
+        f"{len(by_package)} packages with Japanese sections ({held_out} held out here): {len(corpus)} documents, "
+        f"{len(qrels['dev'])} dev and {len(qrels['test'])} test queries -> {args.out_dir}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import japanese_readmes as readmes
 import numpy as np
 from tqdm import tqdm
-
-import japanese_readmes as readmes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 V1_COMMIT = "88f9bf24b23cd8188e7534f8e63a58aa05a344e0"
@@ -65,7 +64,9 @@ def extract_base_model(work_dir: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "archive", V1_COMMIT, "sse_integrations/assets/default_model"],
-            check=True, capture_output=True).stdout
+            check=True,
+            capture_output=True,
+        ).stdout
         tmp = work_dir / "base_v1.tar"
         tmp.write_bytes(archive)
         with tarfile.open(tmp) as tar:
@@ -115,11 +116,35 @@ def readme_pairs(by_package: dict[str, list[readmes.Section]], generic: set[str]
     return pairs
 
 
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
+
+
+def cloze_pairs(by_package: dict[str, list[readmes.Section]], rng: random.Random) -> list[Pair]:
+    """Inverse cloze: one Japanese sentence of a training section -> the section without it."""
+    pairs = []
+    for name, sections in sorted(by_package.items()):
+        if readmes.split_of(name) != "train":
+            continue
+        for section in sections:
+            sentences = [s.strip() for s in _SENTENCE_END.split(section.text) if s and s.strip()]
+            candidates = [
+                i for i, s in enumerate(sentences) if 10 <= len(s) <= 120 and readmes.japanese_char_count(s) >= 6
+            ]
+            for index in rng.sample(candidates, min(3, len(candidates))):
+                rest = "\n".join(s for i, s in enumerate(sentences) if i != index)
+                if len(rest) >= 60:
+                    pairs.append(Pair(sentences[index], rest, name, "cloze"))
+    return pairs
+
+
 def noise_lines(by_package: dict[str, list[readmes.Section]]) -> list[str]:
     """Lines of code, options and paths (no kana/kanji) from the training packages' sections."""
     lines = {
-        line for name, sections in by_package.items() if readmes.split_of(name) == "train"
-        for section in sections for line in section.text.splitlines()
+        line
+        for name, sections in by_package.items()
+        if readmes.split_of(name) == "train"
+        for section in sections
+        for line in section.text.splitlines()
         if 4 <= len(line) <= 120 and not _KANA_KANJI.search(line) and re.search(r"[A-Za-z]", line)
     }
     return sorted(lines)
@@ -230,7 +255,7 @@ class TeacherCache:
         encode = e5.query if mode == "query" else e5.passage
         progress = tqdm(total=len(todo), desc=f"{desc} ({mode})", unit="text", mininterval=30)
         for start in range(0, len(todo), chunk_size):
-            part = todo[start:start + chunk_size]
+            part = todo[start : start + chunk_size]
             vectors = encode(part).astype(np.float32)
             number = len(self.chunks)
             stem = self.folder / f"chunk_{number:06d}"
@@ -266,9 +291,17 @@ class DocumentTrainConfig:
     teacher_temperature: float = 0.02
     distillation_weight: float = 1.0
     anchor_weight: float = 1.0
-    source_weights: tuple[tuple[str, float], ...] = (("readme", 0.35), ("jupyterlab", 0.15), ("tatoeba", 0.5))
+    source_weights: tuple[tuple[str, float], ...] = (
+        ("readme", 0.3),
+        ("cloze", 0.2),
+        ("jupyterlab", 0.1),
+        ("tatoeba", 0.4),
+    )
     quantisation_aware_fraction: float = 0.2
     quantisation_pull_weight: float = 50.0
+    threads: int = 2
+    # Loss weight of each Matryoshka prefix.
+    dims: tuple[tuple[int, float], ...] = ((32, 1.0), (64, 1.0), (128, 1.0), (256, 1.0), (512, 1.0))
 
 
 class Bags:
@@ -278,7 +311,7 @@ class Bags:
         self.position = {text: i for i, text in enumerate(texts)}
         id_lists = []
         for start in range(0, len(texts), 10_000):
-            id_lists += [e.ids for e in tokenizer.encode_batch(texts[start:start + 10_000], add_special_tokens=False)]
+            id_lists += [e.ids for e in tokenizer.encode_batch(texts[start : start + 10_000], add_special_tokens=False)]
         self.lengths = np.array([len(ids) for ids in id_lists], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.flat = np.fromiter((i for ids in id_lists for i in ids), dtype=np.int64, count=int(self.lengths.sum()))
@@ -288,50 +321,58 @@ class Bags:
 
         rows = [self.position[t] for t in texts]
         lengths = self.lengths[rows]
-        flat = np.concatenate([self.flat[self.starts[r]:self.starts[r] + self.lengths[r]] for r in rows])
+        flat = np.concatenate([self.flat[self.starts[r] : self.starts[r] + self.lengths[r]] for r in rows])
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         return torch.from_numpy(flat), torch.from_numpy(offsets.astype(np.int64))
 
 
-def matryoshka_info_nce(queries, documents, temperature: float):
+def matryoshka_info_nce(queries, documents, temperature: float, dims):
     """Query i's positive is document i; every other document in the batch is a negative."""
     import torch
     import torch.nn.functional as F
 
     labels = torch.arange(queries.shape[0])
     total = 0.0
-    for dim in MATRYOSHKA_DIMS:
+    for dim, weight in dims:
         q = F.normalize(queries[:, :dim], dim=1)
         d = F.normalize(documents[:, :dim], dim=1)
-        total = total + F.cross_entropy(q @ d.T / temperature, labels)
-    return total / len(MATRYOSHKA_DIMS)
+        total = total + weight * F.cross_entropy(q @ d.T / temperature, labels)
+    return total / sum(w for _, w in dims)
 
 
-def matryoshka_distillation(queries, documents, teacher_scores, temperature: float, teacher_temperature: float):
+def matryoshka_distillation(queries, documents, teacher_scores, temperature: float, teacher_temperature: float, dims):
     """KL from the teacher's distribution over the batch's documents to the student's, per query."""
     import torch.nn.functional as F
 
     target = F.softmax(teacher_scores / teacher_temperature, dim=1)
     total = 0.0
-    for dim in MATRYOSHKA_DIMS:
+    for dim, weight in dims:
         q = F.normalize(queries[:, :dim], dim=1)
         d = F.normalize(documents[:, :dim], dim=1)
-        total = total + F.kl_div(F.log_softmax(q @ d.T / temperature, dim=1), target, reduction="batchmean")
-    return total / len(MATRYOSHKA_DIMS)
+        total = total + weight * F.kl_div(F.log_softmax(q @ d.T / temperature, dim=1), target, reduction="batchmean")
+    return total / sum(w for _, w in dims)
 
 
-def matryoshka_anchor(student, reference):
+def matryoshka_anchor(student, reference, dims):
     import torch.nn.functional as F
 
     total = 0.0
-    for dim in MATRYOSHKA_DIMS:
-        total = total + (1 - F.cosine_similarity(student[:, :dim], reference[:, :dim], dim=1)).mean()
-    return total / len(MATRYOSHKA_DIMS)
+    for dim, weight in dims:
+        total = total + weight * (1 - F.cosine_similarity(student[:, :dim], reference[:, :dim], dim=1)).mean()
+    return total / sum(w for _, w in dims)
 
 
-def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor_texts: list[str],
-                    anchor_targets: np.ndarray, teacher: TeacherCache | None, work_dir: Path, seed: int,
-                    quantisation_helpers=None):
+def train_documents(
+    config: DocumentTrainConfig,
+    base,
+    pairs: list[Pair],
+    anchor_texts: list[str],
+    anchor_targets: np.ndarray,
+    teacher: TeacherCache | None,
+    work_dir: Path,
+    seed: int,
+    quantisation_helpers=None,
+):
     """Fine-tune ``base`` (an SSEEncoder) on ``pairs``; checkpoints every 500 steps so a rerun resumes."""
     import torch
 
@@ -339,7 +380,7 @@ def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor
     from sse_integrations.model import SSE
 
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(config.threads)
     rng = random.Random(seed)
     model = SSE.from_weights(base.weights)
     texts = list(dict.fromkeys([p.query for p in pairs] + [p.document for p in pairs] + anchor_texts))
@@ -350,10 +391,16 @@ def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor
         by_source.setdefault(pair.source, []).append(number)
         by_group.setdefault(pair.group, []).append(number)
     sources = [(name, weight) for name, weight in config.source_weights if by_source.get(name)]
-    taught = [n for n in range(len(pairs)) if teacher is not None
-              and teacher.has("query", pairs[n].query) and teacher.has("passage", pairs[n].document)]
-    print("training pairs: " + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items()))
-          + f"; with teacher vectors: {len(taught)}; anchor sentences: {len(anchor_texts)}")
+    taught = [
+        n
+        for n in range(len(pairs))
+        if teacher is not None and teacher.has("query", pairs[n].query) and teacher.has("passage", pairs[n].document)
+    ]
+    print(
+        "training pairs: "
+        + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items()))
+        + f"; with teacher vectors: {len(taught)}; anchor sentences: {len(anchor_texts)}"
+    )
     anchor_tensor = torch.from_numpy(anchor_targets)
 
     model.embedding.sparse = True
@@ -387,19 +434,30 @@ def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor
         return [by_source[name][rng.randrange(len(by_source[name]))] for name in names]
 
     quantisation_start = int(config.steps * (1 - config.quantisation_aware_fraction))
-    progress = tqdm(range(first_step, config.steps), desc="document training", unit="step",
-                    mininterval=10, initial=first_step, total=config.steps)
+    progress = tqdm(
+        range(first_step, config.steps),
+        desc="document training",
+        unit="step",
+        mininterval=10,
+        initial=first_step,
+        total=config.steps,
+    )
     running = None
     for step in progress:
         factor = min(1.0, (step + 1) / 100) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / config.steps)))
-        for optimiser, base_lr in ((embedding_optimiser, config.learning_rate), (dyt_optimiser, config.dyt_learning_rate)):
+        for optimiser, base_lr in (
+            (embedding_optimiser, config.learning_rate),
+            (dyt_optimiser, config.dyt_learning_rate),
+        ):
             for group in optimiser.param_groups:
                 group["lr"] = base_lr * factor
 
         chosen = draw(config.batch)
         documents = [pairs[n].document for n in chosen] + [negative_for(n) for n in chosen]
         queries = [pairs[n].query for n in chosen]
-        loss = matryoshka_info_nce(model(*bags.batch(queries)), model(*bags.batch(documents)), config.temperature)
+        loss = matryoshka_info_nce(
+            model(*bags.batch(queries)), model(*bags.batch(documents)), config.temperature, config.dims
+        )
 
         if taught and config.distillation_weight > 0:
             chosen = draw(config.batch // 2, taught)
@@ -408,13 +466,19 @@ def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor
             teacher_q = torch.from_numpy(np.stack([teacher.get("query", q) for q in queries]))
             teacher_d = torch.from_numpy(np.stack([teacher.get("passage", d) for d in documents]))
             loss = loss + config.distillation_weight * matryoshka_distillation(
-                model(*bags.batch(queries)), model(*bags.batch(documents)), teacher_q @ teacher_d.T,
-                config.temperature, config.teacher_temperature)
+                model(*bags.batch(queries)),
+                model(*bags.batch(documents)),
+                teacher_q @ teacher_d.T,
+                config.temperature,
+                config.teacher_temperature,
+                config.dims,
+            )
 
         if config.anchor_weight > 0:
             rows = [rng.randrange(len(anchor_texts)) for _ in range(config.anchor_batch)]
             loss = loss + config.anchor_weight * matryoshka_anchor(
-                model(*bags.batch([anchor_texts[r] for r in rows])), anchor_tensor[rows])
+                model(*bags.batch([anchor_texts[r] for r in rows])), anchor_tensor[rows], config.dims
+            )
 
         if quantisation_helpers is not None and step >= quantisation_start:
             fold, pull = quantisation_helpers
@@ -436,9 +500,17 @@ def train_documents(config: DocumentTrainConfig, base, pairs: list[Pair], anchor
         if step % 25 == 0:
             progress.set_postfix(loss=f"{running:.4f}")
         if (step + 1) % 500 == 0 or step + 1 == config.steps:
-            torch.save({"model": model.state_dict(), "embedding_optimiser": embedding_optimiser.state_dict(),
-                        "dyt_optimiser": dyt_optimiser.state_dict(), "rng": rng.getstate(), "step": step + 1, "folded": folded},
-                       checkpoint.with_suffix(".tmp"))
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "embedding_optimiser": embedding_optimiser.state_dict(),
+                    "dyt_optimiser": dyt_optimiser.state_dict(),
+                    "rng": rng.getstate(),
+                    "step": step + 1,
+                    "folded": folded,
+                },
+                checkpoint.with_suffix(".tmp"),
+            )
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     progress.close()
     model.embedding.sparse = False
@@ -467,7 +539,11 @@ def read_beir(folder: Path, split: str):
         if int(score) > 0:
             relevant.setdefault(query_id, set()).add(position[doc_id])
     ids = sorted(relevant)
-    return [queries[q] for q in ids], [(d.get("title", "") + " " + d["text"]).strip() for d in corpus], [relevant[q] for q in ids]
+    return (
+        [queries[q] for q in ids],
+        [(d.get("title", "") + " " + d["text"]).strip() for d in corpus],
+        [relevant[q] for q in ids],
+    )
 
 
 def evaluate_encoder_on(encoder, folder: Path, split: str, dims=(512, 64)) -> dict[int, float]:

@@ -26,7 +26,9 @@ from pathlib import Path
 
 PACKAGE_LIST = Path(__file__).with_name("japanese_readme_packages.txt")
 # Licences whose terms allow reading the text into a dev set or a model.
-PERMISSIVE = re.compile(r"\b(MIT|Apache|BSD|ISC|Unlicense|CC0|CC-BY(?!-N)|PSF|Python Software|Zlib|0BSD|WTFPL|MPL)", re.I)
+PERMISSIVE = re.compile(
+    r"\b(MIT|Apache|BSD|ISC|Unlicense|CC0|CC-BY(?!-N)|PSF|Python Software|Zlib|0BSD|WTFPL|MPL)", re.I
+)
 MIN_SECTION_CHARS = 120
 MAX_SECTION_CHARS = 1_500
 MIN_JAPANESE_CHARS = 30
@@ -97,9 +99,12 @@ def split_sections(package: str, document: str) -> list[Section]:
             headings.append((number, number + 1, match.group(2)))
             continue
         following = lines[number + 1] if number + 1 < len(lines) else ""
-        if line.strip() and not line.startswith((" ", "\t", "|", "-", "*", ">")) and (
-            _SETEXT_UNDERLINE.match(following) or _RST_UNDERLINE.match(following)
-        ) and len(following.strip()) >= min(3, len(line.strip())):
+        if (
+            line.strip()
+            and not line.startswith((" ", "\t", "|", "-", "*", ">"))
+            and (_SETEXT_UNDERLINE.match(following) or _RST_UNDERLINE.match(following))
+            and len(following.strip()) >= min(3, len(line.strip()))
+        ):
             headings.append((number, number + 2, line))
     sections = []
     for position, (_, body_start, heading) in enumerate(headings):
@@ -124,8 +129,10 @@ def read_wheel_readme(path: Path) -> tuple[str, str, str]:
         metadata_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
         raw = wheel.read(metadata_name).decode("utf-8", errors="replace")
     headers = HeaderParser().parsestr(raw)
-    licence = " ".join([headers.get("License", "") or "", headers.get("License-Expression", "") or ""]
-                       + [c for c in headers.get_all("Classifier", []) if c.startswith("License")])
+    licence = " ".join(
+        [headers.get("License", "") or "", headers.get("License-Expression", "") or ""]
+        + [c for c in headers.get_all("Classifier", []) if c.startswith("License")]
+    )
     body = raw.split("\n\n", 1)[1] if "\n\n" in raw else ""
     return headers["Name"], licence, body
 
@@ -160,15 +167,32 @@ def fetch(spec: str, download_dir: Path) -> Path | None:
     prefix = archive_name_prefix(spec)
 
     def present() -> Path | None:
-        return next((p for p in sorted(download_dir.iterdir()) if p.suffix in (".whl", ".tgz")
-                     and p.name.replace("-", "_").replace(".", "_").lower().startswith(prefix + "_")), None)
+        return next(
+            (
+                p
+                for p in sorted(download_dir.iterdir())
+                if p.suffix in (".whl", ".tgz")
+                and p.name.replace("-", "_").replace(".", "_").lower().startswith(prefix + "_")
+            ),
+            None,
+        )
 
     if (found := present()) is not None:
         return found
     registry, name = spec.split(":", 1)
     if registry == "pypi":
-        command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                   "-d", str(download_dir), name]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(download_dir),
+            name,
+        ]
     else:
         command = ["npm", "pack", "--silent", "--pack-destination", str(download_dir), name]
     subprocess.run(command, capture_output=True, text=True, timeout=300)
@@ -193,5 +217,8 @@ def read_package_sections(download_dir: Path, specs: list[str] | None = None) ->
 
 
 def pinned_packages() -> list[str]:
-    return [line.strip() for line in PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.strip()
+        for line in PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
