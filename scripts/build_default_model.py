@@ -818,6 +818,7 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             locale = fetch_jupyterlab(work_dir) / "jupyterlab_language_pack_ja_JP" / "locale" / "ja_JP" / "LC_MESSAGES"
             pairs = (
                 docs.readme_pairs(by_package, generic, rng)
+                + docs.cloze_pairs(by_package, rng)
                 + docs.jupyterlab_pairs(locale, rng)
                 + docs.tatoeba_pairs(training, docs.noise_lines(by_package), args.pseudo_documents, rng)
             )
@@ -932,7 +933,7 @@ def main() -> None:
         help=f"default: {TrainConfig.steps} (v1), {DocumentTrainConfig.steps} (v2)",
     )
     parser.add_argument(
-        "--pseudo-documents", type=int, default=40_000, help="v2: Tatoeba pseudo-documents among the training pairs"
+        "--pseudo-documents", type=int, default=10_000, help="v2: Tatoeba pseudo-documents among the training pairs"
     )
     parser.add_argument(
         "--anchor-sentences", type=int, default=60_000, help="v2: Tatoeba sentences whose v1 embedding training keeps"
