@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 DEFAULT_BATCH_SIZE = 1024
-# Bags longer than this are summed in float64 (see pooling.mean_pool).
+# Bags longer than this are summed in float64 (see pooling.mean_blocks).
 _LONG_BAG = LONG_BAG
 
 
@@ -246,6 +245,9 @@ class SSEEncoder:
         if len(batches) <= 1:
             yield from map(self.tokenize, batches)
             return
+        # Imported here: a query never needs it, and it costs cold start ~15 ms.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-tokenize") as tokenizing:
             pending = tokenizing.submit(self.tokenize, batches[0])
             for following in batches[1:]:
