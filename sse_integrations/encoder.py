@@ -6,9 +6,8 @@ torch import). Any other device goes through the torch module in :mod:`sse_integ
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +22,16 @@ from .formats import (
     resolve_hub,
     write_model_folder,
 )
-from .matryoshka import matryoshka_dims, truncate_and_normalize, validate_dim
+from .matryoshka import l2_normalize, matryoshka_dims, validate_dim
+from .pooling import LONG_BAG, flatten_ids, mean_blocks
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 DEFAULT_BATCH_SIZE = 1024
-# Bags longer than this are summed in float64 (see _mean_pool).
-_LONG_BAG = 512
+# Bags longer than this are summed in float64 (see pooling.mean_blocks).
+_LONG_BAG = LONG_BAG
 
 
 def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
@@ -171,11 +171,9 @@ class SSEEncoder:
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of ``texts`` without special tokens, as (flat ids, length per text)."""
+        # encode_batch_fast skips the character offsets nobody here reads (~1.3x faster).
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
-        id_lists = [encoding.ids for encoding in encode(list(texts), add_special_tokens=False)]
-        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
-        flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
-        return flat, lengths
+        return flatten_ids(encode(list(texts), add_special_tokens=False))
 
     def encode(
         self,
@@ -202,51 +200,74 @@ class SSEEncoder:
         dim = validate_dim(truncate_dim, self.full_dim) if truncate_dim is not None else self.truncate_dim
         check_positive_int(batch_size, "batch_size")
         output = np.empty((len(items), dim), dtype=np.float32)
-        starts = range(0, len(items), batch_size)
+        batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+        progress = None
         if show_progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, total=len(starts), desc="Encoding", unit="batch")
-        for start in starts:
-            flat, lengths = self.tokenize(items[start : start + batch_size])
-            pooled = self._embed_ids(flat, lengths)
-            output[start : start + len(lengths)] = truncate_and_normalize(pooled, dim, normalize)
+            progress = tqdm(total=len(batches), desc="Encoding", unit="batch")
+        start = 0
+        for flat, lengths in self._tokenized(batches):
+            batch_output = output[start : start + len(lengths)]
+            for indices, vectors in self._embedded_blocks(flat, lengths, dim):
+                if normalize:
+                    l2_normalize(vectors)
+                batch_output[indices] = vectors
+            start += len(lengths)
+            if progress is not None:
+                progress.update()
+        if progress is not None:
+            progress.close()
         return output
+
+    def _tokenized(self, batches: list[list[str]]) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """Tokenised batches in order; the next batch is tokenised while the caller pools this one.
+
+        The tokenizer releases the GIL and so do numpy's large gathers and sums, so the two
+        stages overlap on separate cores instead of taking turns. A single batch (a query)
+        runs inline: a thread would only add latency.
+        """
+        if len(batches) <= 1:
+            yield from map(self.tokenize, batches)
+            return
+        # Imported here: a query never needs it, and it costs cold start ~15 ms.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-tokenize") as tokenizing:
+            pending = tokenizing.submit(self.tokenize, batches[0])
+            for following in batches[1:]:
+                ready = pending.result()
+                pending = tokenizing.submit(self.tokenize, following)
+                yield ready
+            yield pending.result()
 
     def embed_ids(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Full-width, un-normalised embeddings of pre-tokenised bags (flat ids + bag lengths)."""
         return self._embed_ids(np.asarray(flat_ids, dtype=np.int64), np.asarray(lengths, dtype=np.int64))
 
     def _embed_ids(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        pooled = np.empty((len(lengths), self.full_dim), dtype=np.float32)
+        for indices, vectors in self._embedded_blocks(flat, lengths, self.full_dim):
+            pooled[indices] = vectors
+        return pooled
+
+    def _embedded_blocks(
+        self, flat: np.ndarray, lengths: np.ndarray, dim: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(bag indices, first ``dim`` columns of their embeddings) in blocks, in no fixed order."""
         if self.device is not None:
-            return self._embed_ids_torch(flat, lengths, self.device)
-        pooled = self._mean_pool(flat, lengths)
-        if self.weights.has_dyt:
-            pooled *= self.weights.alpha
-            pooled += self.weights.bias
-            np.tanh(pooled, out=pooled)
-            pooled *= self.weights.beta
-        return pooled
-
-    def _mean_pool(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """EmbeddingBag(mode="mean") in numpy: an empty bag gives zeros.
-
-        One small gather per text keeps the rows in cache; measured 10x faster than one
-        large gather followed by ``np.add.reduceat`` over axis 0.
-        """
-        embedding = self.weights.embedding
-        pooled = np.empty((len(lengths), embedding.shape[1]), dtype=np.float32)
-        start = 0
-        for row, end in enumerate(np.cumsum(lengths).tolist()):
-            rows = embedding.take(flat[start:end], axis=0)
-            if end - start > _LONG_BAG:
-                # float32 row-by-row sums drift on very long texts; float64 keeps them exact to ~1e-7.
-                pooled[row] = rows.sum(axis=0, dtype=np.float64)
-            else:
-                np.add.reduce(rows, axis=0, out=pooled[row])
-            start = end
-        pooled /= np.maximum(lengths, 1).astype(np.float32)[:, None]
-        return pooled
+            yield np.arange(len(lengths)), self._embed_ids_torch(flat, lengths, self.device)[:, :dim]
+            return
+        alpha, beta, bias = self.weights.dyt  # all None for a plain StaticEmbedding
+        for indices, means in mean_blocks(self.weights.embedding, flat, lengths, long_bag=_LONG_BAG):
+            # DyT works column by column, so the dropped Matryoshka tail never needs it.
+            vectors = means[:, :dim]
+            if alpha is not None and beta is not None and bias is not None:
+                vectors *= alpha[:dim]
+                vectors += bias[:dim]
+                np.tanh(vectors, out=vectors)
+                vectors *= beta[:dim]
+            yield indices, vectors
 
     def to_torch(self, device: str | None = None):
         """The model as an :class:`sse_integrations.model.SSE` torch module (for GPU or training)."""

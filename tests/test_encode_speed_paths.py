@@ -1,0 +1,171 @@
+"""The vectorised, pipelined encode path gives what the per-text loop it replaced gave.
+
+``loop_reference`` is that loop, frozen here: one gather + float32 sum per text (float64 past
+512 ids), mean, DyT, truncate, normalise. Every fast-path branch (empty bags, one-id bags,
+equal-length groups split over several gathers, float64 long bags, several pipelined batches)
+is compared with it on every Matryoshka dim.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from sse_integrations import SSEEncoder, pooling
+from sse_integrations.matryoshka import truncate_and_normalize
+
+
+def loop_reference(encoder: SSEEncoder, texts: list[str], dim: int, normalize: bool = True) -> np.ndarray:
+    weights = encoder.weights
+    encodings = encoder.tokenizer.encode_batch(texts, add_special_tokens=False)
+    pooled = np.zeros((len(texts), weights.dim), dtype=np.float32)
+    for row, encoding in enumerate(encodings):
+        ids = np.asarray(encoding.ids, dtype=np.int64)
+        rows = weights.embedding.take(ids, axis=0)
+        if len(ids) > 512:
+            pooled[row] = rows.sum(axis=0, dtype=np.float64)
+        elif len(ids):
+            np.add.reduce(rows, axis=0, out=pooled[row])
+        pooled[row] /= np.float32(max(len(ids), 1))
+    if weights.has_dyt:
+        pooled = weights.beta * np.tanh(weights.alpha * pooled + weights.bias)
+    return truncate_and_normalize(pooled, dim, normalize)
+
+
+def single_token_texts(encoder: SSEEncoder, count: int) -> list[str]:
+    found = []
+    for token_id in range(encoder.vocab_size):
+        # Metaspace prepends "▁" itself, so a "▁word" piece comes back from "word".
+        text = encoder.tokenizer.id_to_token(token_id).lstrip("▁")
+        if text and len(encoder.tokenizer.encode(text, add_special_tokens=False).ids) == 1:
+            found.append(text)
+            if len(found) == count:
+                break
+    return found
+
+
+@pytest.fixture(scope="module")
+def mixed_texts(fixture_texts, tiny_encoder) -> list[str]:
+    """Texts of many lengths, repeated lengths, empties, one-id texts and texts far past 512 ids."""
+    rng = random.Random(15)
+    words = [text for text in fixture_texts if text.strip() and len(text) < 100]
+    sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(700)]
+    # The fixture tokenizer starts nearly every text with a lone "▁" piece: few texts are one id.
+    singles = single_token_texts(tiny_encoder, 40) * 10
+    assert len(singles) >= 20
+    long_texts = [" ".join(rng.choice(words) for _ in range(count)) for count in (60, 61, 200, 200, 900)]
+    texts = sentences + singles + long_texts + fixture_texts + ["", "", " "] + sentences[:50]
+    rng.shuffle(texts)
+    return texts
+
+
+@pytest.mark.parametrize("layout", ["q4", "fp32", "static_st6"])
+@pytest.mark.parametrize("dim", [32, 64, 128, 256, 512])
+def test_matches_the_per_text_loop(fixture_models, mixed_texts, layout, dim):
+    encoder = SSEEncoder.from_pretrained(fixture_models[layout]["path"])
+    got = encoder.encode(mixed_texts, truncate_dim=dim, batch_size=256)
+    np.testing.assert_allclose(got, loop_reference(encoder, mixed_texts, dim), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dim", [64, 512])
+def test_matches_the_per_text_loop_without_normalisation(tiny_encoder, mixed_texts, dim):
+    got = tiny_encoder.encode(mixed_texts, truncate_dim=dim, normalize=False)
+    np.testing.assert_allclose(got, loop_reference(tiny_encoder, mixed_texts, dim, normalize=False), atol=1e-6, rtol=0)
+
+
+def test_bundled_model_matches_the_per_text_loop(fixture_texts):
+    encoder = SSEEncoder.from_pretrained(None)
+    rng = random.Random(150)
+    pieces = [encoder.tokenizer.id_to_token(rng.randrange(encoder.vocab_size)).lstrip("▁") for _ in range(5000)]
+    texts = ["".join(pieces[start : start + rng.randint(0, 40)]) for start in range(0, 4000, 4)]
+    texts += single_token_texts(encoder, 50) + fixture_texts
+    assert (encoder.tokenize(texts)[1] == 1).sum() >= 50
+    for dim in encoder.matryoshka_dims:
+        np.testing.assert_allclose(
+            encoder.encode(texts, truncate_dim=dim), loop_reference(encoder, texts, dim), atol=1e-6, rtol=0
+        )
+
+
+@pytest.mark.parametrize("gather_rows", [1, 7, 512])
+def test_gather_size_does_not_change_sums(tiny_encoder, mixed_texts, monkeypatch, gather_rows):
+    flat, lengths = tiny_encoder.tokenize(mixed_texts)
+    expected = pooling.mean_pool(tiny_encoder.weights.embedding, flat, lengths)
+    monkeypatch.setattr(pooling, "_GATHER_ROWS", gather_rows)
+    np.testing.assert_array_equal(pooling.mean_pool(tiny_encoder.weights.embedding, flat, lengths), expected)
+
+
+def test_empty_bags_pool_to_zeros_and_blocks_cover_every_bag(tiny_encoder):
+    embedding = tiny_encoder.weights.embedding
+    lengths = np.array([0, 3, 0, 1, 3], dtype=np.int64)
+    flat = np.array([5, 6, 7, 9, 1, 2, 3], dtype=np.int64)
+    seen = []
+    for indices, means in pooling.mean_blocks(embedding, flat, lengths, block_rows=2):
+        assert len(indices) == len(means) <= 2
+        seen.extend(indices.tolist())
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    pooled = pooling.mean_pool(embedding, flat, lengths)
+    assert not pooled[[0, 2]].any()
+    np.testing.assert_allclose(pooled[3], embedding[9], rtol=0, atol=0)
+    np.testing.assert_allclose(pooled[4], embedding[[1, 2, 3]].mean(axis=0), atol=1e-7)
+
+
+def test_no_text_at_all(tiny_encoder):
+    flat, lengths = tiny_encoder.tokenize([])
+    assert flat.shape == lengths.shape == (0,)
+    assert pooling.mean_pool(tiny_encoder.weights.embedding, flat, lengths).shape == (0, 512)
+
+
+def test_embed_ids_matches_encode(tiny_encoder, mixed_texts):
+    flat, lengths = tiny_encoder.tokenize(mixed_texts)
+    full = tiny_encoder.embed_ids(flat, lengths)
+    np.testing.assert_allclose(full, loop_reference(tiny_encoder, mixed_texts, 512, normalize=False), atol=1e-6, rtol=0)
+
+
+def test_pipelined_batches_keep_input_order(tiny_encoder, mixed_texts):
+    whole = tiny_encoder.encode(mixed_texts, batch_size=len(mixed_texts))
+    for batch_size in (1, 3, 97):
+        np.testing.assert_array_equal(tiny_encoder.encode(mixed_texts, batch_size=batch_size), whole)
+
+
+def test_a_failing_batch_raises_and_leaves_no_thread_behind(tiny_encoder, monkeypatch):
+    before = threading.active_count()
+    calls = []
+
+    def tokenize(texts):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise RuntimeError("tokenizer failed on batch 2")
+        return SSEEncoder.tokenize(tiny_encoder, texts)
+
+    monkeypatch.setattr(tiny_encoder, "tokenize", tokenize)
+    with pytest.raises(RuntimeError, match="batch 2"):
+        tiny_encoder.encode(["猫"] * 10, batch_size=3)
+    assert threading.active_count() == before
+
+
+def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_texts):
+    expected = tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128)
+    results: dict[int, list[np.ndarray]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        try:
+            barrier.wait()
+            results[worker] = [tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128) for _ in range(3)]
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 8
+    for runs in results.values():
+        for vectors in runs:
+            np.testing.assert_array_equal(vectors, expected)
