@@ -266,7 +266,7 @@ def run_search(options: SearchOptions) -> int:
     if not options.qdrant_url and not Path(options.qdrant_path).exists():
         # Opening embedded storage creates the folder; a search must not leave one behind.
         raise FileNotFoundError(
-            f"no Qdrant storage at {options.qdrant_path}: index documents there first (`index --qdrant-path`)"
+            f"no Qdrant storage at {options.qdrant_path}: the folder does not exist; index documents there first (`index --qdrant-path`)"
         )
     encoder = options.load_encoder()
     client = options.open_client()
