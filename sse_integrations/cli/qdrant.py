@@ -69,6 +69,7 @@ class IndexCommandOptions(QdrantOptions):
     batch_size: int
     sparse: bool
     no_progress: bool
+    progress: bool
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ def add_parsers(subparsers: Any) -> None:
     )
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    index.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
+    )
     index.set_defaults(run=run_index, options=IndexCommandOptions)
 
     search = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
@@ -209,7 +213,7 @@ def run_index(options: IndexCommandOptions) -> int:
             quantization=options.quantization,
             batch_size=options.batch_size,
             # A bar's carriage returns only make sense on a terminal; files and pipes get none.
-            show_progress=not options.no_progress and sys.stderr.isatty(),
+            show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),
             sparse=options.sparse,
         )
         todo = documents
