@@ -12,7 +12,7 @@ import numpy as np
 
 
 def as_text_list(texts: Any, *, name: str = "texts", hint: str = "wrap it: encode([text])") -> list[str]:
-    """Accept any iterable of str; reject a bare string and non-str items by index.
+    """Accept any iterable of str; reject a bare string, non-str items and lone surrogates by index.
 
     Args:
         texts: what the caller passed.
@@ -22,12 +22,15 @@ def as_text_list(texts: Any, *, name: str = "texts", hint: str = "wrap it: encod
     if isinstance(texts, (str, bytes)):
         kind = "string" if isinstance(texts, str) else "bytes"
         raise TypeError(f"{name} must be a list of strings, got a bare {kind}; {hint}")
-    if not isinstance(texts, Iterable):
+    if texts is None or not isinstance(texts, Iterable):
         raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
     items = list(texts)
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"{name}[{index}] must be a str, got {type(item).__name__}: {item!r:.60}")
+        # isascii() is O(1) on CPython, so only non-ASCII texts pay for the UTF-8 check.
+        if not item.isascii():
+            check_unicode(item, f"{name}[{index}]")
     return items
 
 
@@ -42,3 +45,15 @@ def check_positive_int(value: Any, name: str) -> None:
     """Refuse anything but an int (numpy ints included, bools not) of at least 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_unicode(text: str, name: str = "text") -> None:
+    """Refuse a str holding a lone surrogate (e.g. ``"\\ud800"``): it is not Unicode text, and
+    tokenizers and stores reject it with messages that name neither the text nor the place."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{name} holds a lone surrogate {text[error.start]!r} at character {error.start}, which is not "
+            "valid Unicode; fix the source, or decode it with errors='replace'"
+        ) from None

@@ -139,7 +139,13 @@ class SSEEncoder:
         raise FileNotFoundError(f"{name!r} is neither an existing folder nor a hub id of the form 'owner/name'")
 
     def save_pretrained(self, path: str | os.PathLike, *, quantize: str | None = None) -> list[Path]:
-        """Write the published layout: fp32 ``model.safetensors`` or (``quantize="q4"``) the 4-bit files."""
+        """Write the published layout: fp32 ``model.safetensors`` or (``quantize="q4"``) the 4-bit files.
+
+        The other layout's weight files in ``path`` are removed, and ``sse_checksums.json``
+        records the weights' sha256, which :meth:`from_pretrained` verifies (a corrupt or
+        replaced file is a :class:`ModelFormatError` naming it). Returns the tokenizer and
+        weight files written.
+        """
         return write_model_folder(Path(path), self.weights, self.tokenizer.to_str(), quantize=quantize)
 
     # --- properties ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ code runs. Layouts (see DESIGN.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ FP32_FILE = "model.safetensors"
 Q4_REST_FILE = "model_rest.safetensors"
 Q4_EMBEDDING_FILE = "embedding.q4_k_m.bin"
 MODULES_FILE = "modules.json"
+# Written by save_pretrained next to the weights: {"sha256": {file name: hex digest}}.
+CHECKSUM_FILE = "sse_checksums.json"
 
 EMBEDDING_TENSOR = "embedding.weight"
 DYT_TENSORS = ("dyt.alpha", "dyt.beta", "dyt.bias")
@@ -41,7 +44,7 @@ LAYOUTS_TRIED = (
 # down (sentence-transformers module folders), and nothing else.
 HUB_ALLOW_PATTERNS = [
     pattern
-    for name in (MODULES_FILE, TOKENIZER_FILE, FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE)
+    for name in (MODULES_FILE, TOKENIZER_FILE, FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE, CHECKSUM_FILE)
     for pattern in (name, f"*/{name}")
 ]
 
@@ -171,13 +174,70 @@ def write_q4_embedding(path: Path, embedding: np.ndarray) -> None:
         handle.write(scales.astype("<f4").tobytes())
 
 
+# --- checksums ---------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Path, files: list[Path]) -> Path:
+    """Record the sha256 of ``files`` (by name) in ``folder/sse_checksums.json``."""
+    path = Path(folder) / CHECKSUM_FILE
+    record = {"sha256": {file.name: sha256_of(file) for file in files}}
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def verify_checksums(folder: Path, files: tuple[Path, ...]) -> None:
+    """Check ``files`` against ``folder/sse_checksums.json`` when it exists and lists them.
+
+    A folder without the record (a published checkpoint, an older save) loads unchecked.
+    """
+    path = Path(folder) / CHECKSUM_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["sha256"]
+        if not isinstance(recorded, dict):
+            raise TypeError("'sha256' is not an object")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelFormatError(
+            f"{path} is not a checksum record ({error}); delete it or save the model again"
+        ) from None
+    for file in files:
+        expected = recorded.get(file.name)
+        if expected is not None and sha256_of(file) != expected:
+            raise ModelFormatError(
+                f"{file} does not match the sha256 recorded in {path.name}: the file is corrupt or was "
+                "replaced without save_pretrained(); restore it or save the model again"
+            )
+
+
 # --- folders -----------------------------------------------------------------------------
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    return {name: np.asarray(array, dtype=np.float32) for name, array in load_file(str(path)).items()}
+    try:
+        tensors = load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types, and OSError, for bad files
+        raise ModelFormatError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from None
+    return {name: np.asarray(array, dtype=np.float32) for name, array in tensors.items()}
+
+
+def _read_tokenizer(path: Path) -> Any:
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers reports a bad file as a bare Exception
+        raise ModelFormatError(f"{path} is not a readable tokenizer (truncated or corrupt?): {error}") from None
 
 
 def _module_dir(root: Path) -> Path:
@@ -214,8 +274,6 @@ def _missing(root: Path, detail: str) -> ModelFormatError:
 
 def read_model_folder(root: Path) -> LoadedModel:
     """Read the tokenizer and whichever weight layout ``root`` holds."""
-    from tokenizers import Tokenizer
-
     root = Path(root)
     if not root.is_dir():
         raise _missing(root, "the folder does not exist")
@@ -224,7 +282,7 @@ def read_model_folder(root: Path) -> LoadedModel:
     if not has_weights:
         raise _missing(root, f"neither {FP32_FILE} nor {Q4_EMBEDDING_FILE} found in {module_dir}")
     tokenizer_path = _find_tokenizer(module_dir, root)
-    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer = _read_tokenizer(tokenizer_path)
     # The q4 file carries no shape: its size must match the tokenizer's vocabulary exactly.
     tokenizer_vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     rest_path, q4_path, fp32_path = (module_dir / Q4_REST_FILE, module_dir / Q4_EMBEDDING_FILE, module_dir / FP32_FILE)
@@ -235,6 +293,7 @@ def read_model_folder(root: Path) -> LoadedModel:
                 raise _missing(
                     root, f"{needed.name} is missing beside {(q4_path if needed is rest_path else rest_path).name}"
                 )
+        verify_checksums(module_dir, (q4_path, rest_path))
         rest = _read_safetensors(rest_path)
         missing = [name for name in DYT_TENSORS if name not in rest]
         if missing:
@@ -244,6 +303,7 @@ def read_model_folder(root: Path) -> LoadedModel:
         weights = SSEWeights(embedding, *(rest[name] for name in DYT_TENSORS))
         return LoadedModel(weights, tokenizer, tokenizer_path, "q4", module_dir, (q4_path, rest_path))
 
+    verify_checksums(module_dir, (fp32_path,))
     tensors = _read_safetensors(fp32_path)
     if EMBEDDING_TENSOR not in tensors:
         raise ModelFormatError(f"{fp32_path} lacks tensor {EMBEDDING_TENSOR}; found {sorted(tensors)}")
@@ -256,11 +316,17 @@ def read_model_folder(root: Path) -> LoadedModel:
 def write_model_folder(
     folder: Path, weights: SSEWeights, tokenizer_json: str, quantize: str | None = None
 ) -> list[Path]:
-    """Write ``weights`` in the published layout (q4 or fp32, StaticEmbedding if no DyT)."""
-    from safetensors.numpy import save_file
+    """Write ``weights`` in the published layout (q4 or fp32, StaticEmbedding if no DyT).
+
+    The other layout's weight files are removed (the loader would otherwise pick the stale
+    one), and the sha256 of the weights is recorded in ``sse_checksums.json`` for the loader.
+    """
+    from safetensors.numpy import save
 
     if quantize not in (None, "q4"):
         raise ValueError(f"quantize must be None or 'q4', got {quantize!r}")
+    if quantize == "q4" and not weights.has_dyt:
+        raise ValueError("the q4 layout stores dyt.* in model_rest.safetensors; a StaticEmbedding model has none")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TOKENIZER_FILE).write_text(tokenizer_json, encoding="utf-8")
@@ -270,14 +336,19 @@ def write_model_folder(
         if value is not None
     }
     if quantize == "q4":
-        if not weights.has_dyt:
-            raise ValueError("the q4 layout stores dyt.* in model_rest.safetensors; a StaticEmbedding model has none")
-        save_file(dyt, str(folder / Q4_REST_FILE))
-        write_q4_embedding(folder / Q4_EMBEDDING_FILE, weights.embedding)
-        return [folder / TOKENIZER_FILE, folder / Q4_REST_FILE, folder / Q4_EMBEDDING_FILE]
-    tensors = {EMBEDDING_TENSOR: np.ascontiguousarray(weights.embedding, dtype=np.float32), **dyt}
-    save_file(tensors, str(folder / FP32_FILE))
-    return [folder / TOKENIZER_FILE, folder / FP32_FILE]
+        stale, written = [FP32_FILE], [folder / Q4_REST_FILE, folder / Q4_EMBEDDING_FILE]
+        # safetensors' save_file creates 0600 files; open() honours the umask like every other file.
+        written[0].write_bytes(save(dyt))
+        write_q4_embedding(written[1], weights.embedding)
+    else:
+        stale, written = [Q4_REST_FILE, Q4_EMBEDDING_FILE], [folder / FP32_FILE]
+        written[0].write_bytes(
+            save({EMBEDDING_TENSOR: np.ascontiguousarray(weights.embedding, dtype=np.float32), **dyt})
+        )
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    write_checksums(folder, written)
+    return [folder / TOKENIZER_FILE, *written]
 
 
 # --- hub ---------------------------------------------------------------------------------

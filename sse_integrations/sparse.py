@@ -7,6 +7,13 @@ queries get one unit weight per distinct term. The IDF part is left to the vecto
 Terms are SSE token ids (indices below the vocabulary size) and/or hashed character bigrams of
 the NFKC-normalised, lower-cased text (indices from ``BIGRAM_OFFSET`` up), so both kinds can
 share one sparse vector without colliding.
+
+Some characters carry no lexical meaning and are never terms: control characters (category
+Cc, e.g. ``"\x00"``) split words like a space, format characters (Cf, e.g. zero-width spaces)
+are dropped, and a token the tokenizer could not map (its unknown piece, ``<unk>``) is left
+out, since every unknown character would otherwise share that one term and match any other;
+so is a piece that is only the word-boundary mark ``▁``.
+A text with no terms left gets an empty vector (a query of one matches nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +32,34 @@ from ._checks import as_text_list
 FEATURES = ("tokens", "bigrams", "tokens+bigrams")
 BIGRAM_OFFSET = 1 << 24  # above any tokenizer vocabulary
 _BIGRAM_SPACE = (1 << 31) - BIGRAM_OFFSET  # Qdrant sparse indices are uint32; stay in int32 range
+
+
+class _LexicalMap(dict):
+    """``str.translate`` table built on demand: control characters -> space, format characters
+    removed, anything else kept (each code point's category is looked up once)."""
+
+    def __missing__(self, code: int) -> str | int:
+        category = unicodedata.category(chr(code))
+        value: str | int = " " if category == "Cc" else "" if category == "Cf" else code
+        self[code] = value
+        return value
+
+
+_LEXICAL = _LexicalMap()
+
+
+def lexical_text(text: str) -> str:
+    """``text`` without the characters that are never terms (see the module docstring)."""
+    return text if text.isprintable() else text.translate(_LEXICAL)
+
+
+def ignored_token_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids that are never terms: the unknown piece, which stands for any unmapped character, and
+    pieces that are only a word-boundary mark (``▁``) or whitespace, which carry no word."""
+    names = {getattr(tokenizer.model, "unk_token", None), "<unk>", "[UNK]"}
+    ids = {tokenizer.token_to_id(name) for name in names if isinstance(name, str)}
+    ids.update(i for piece, i in tokenizer.get_vocab(with_added_tokens=True).items() if not piece.strip("▁ \t\n"))
+    return frozenset(i for i in ids if i is not None)
 
 
 @dataclass(frozen=True)
@@ -53,6 +88,7 @@ class SparseEncoder:
     b: float = 0.75
     avg_doc_length: float | None = None
     _bigram_cache: dict[str, int] = field(default_factory=dict, repr=False)
+    _unknown_ids: frozenset[int] = field(default=frozenset(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
@@ -63,6 +99,8 @@ class SparseEncoder:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1; got k1={self.k1}, b={self.b}")
         if self.avg_doc_length is not None and self.avg_doc_length <= 0:
             raise ValueError(f"avg_doc_length must be positive, got {self.avg_doc_length}")
+        if self.tokenizer is not None:
+            self._unknown_ids = ignored_token_ids(self.tokenizer)
 
     # --- terms ---------------------------------------------------------------------------
 
@@ -87,13 +125,16 @@ class SparseEncoder:
     def terms(self, texts: Sequence[str]) -> list[list[int]]:
         """Term indices of each text, with repeats (their counts are the term frequencies)."""
         items = as_text_list(texts)
+        cleaned = [lexical_text(text) for text in items]
         per_text: list[list[int]] = [[] for _ in items]
         if "tokens" in self.features:
             encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
-            for terms, encoding in zip(per_text, encode(items, add_special_tokens=False)):
-                terms.extend(encoding.ids)
+            encodings = encode(cleaned, add_special_tokens=False)
+            unknown = self._unknown_ids
+            for terms, encoding in zip(per_text, encodings):
+                terms.extend(i for i in encoding.ids if i not in unknown)
         if "bigrams" in self.features:
-            for terms, text in zip(per_text, items):
+            for terms, text in zip(per_text, cleaned):
                 terms.extend(self._bigrams(text))
         return per_text
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +194,71 @@ def test_sentence_transformers_reads_our_static_layout_identically(fixture_model
     modules = json.loads((tmp_path / "st" / "modules.json").read_text())
     assert "StaticEmbedding" in modules[0]["type"]
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+# --- stale layouts, file modes, checksums (issue 16, items 9, 10) -------------------------
+
+
+@pytest.mark.parametrize("first, second", [("q4", None), (None, "q4")])
+def test_saving_over_the_other_layout_removes_its_files(tiny_encoder, fixture_texts, tmp_path, first, second):
+    tiny_encoder.save_pretrained(tmp_path, quantize=first)
+    written = tiny_encoder.save_pretrained(tmp_path, quantize=second)
+    weights = {"q4": {"embedding.q4_k_m.bin", "model_rest.safetensors"}, None: {"model.safetensors"}}
+    on_disk = {path.name for path in tmp_path.iterdir()}
+    assert on_disk == weights[second] | {"tokenizer.json", "sse_checksums.json"}
+    assert {path.name for path in written} == weights[second] | {"tokenizer.json"}
+    assert SSEEncoder.from_pretrained(tmp_path).layout == ("q4" if second else "fp32")
+
+
+@pytest.mark.parametrize("quantize", [None, "q4"])
+def test_saved_files_have_ordinary_modes(tiny_encoder, tmp_path, quantize):
+    old = os.umask(0o022)
+    try:
+        tiny_encoder.save_pretrained(tmp_path, quantize=quantize)
+    finally:
+        os.umask(old)
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+@pytest.mark.parametrize(
+    "quantize, target", [("q4", "embedding.q4_k_m.bin"), ("q4", "model_rest.safetensors"), (None, "model.safetensors")]
+)
+def test_corrupt_bytes_fail_the_recorded_checksum(tiny_encoder, tmp_path, quantize, target):
+    tiny_encoder.save_pretrained(tmp_path, quantize=quantize)
+    record = json.loads((tmp_path / "sse_checksums.json").read_text())["sha256"]
+    assert record[target] == hashlib.sha256((tmp_path / target).read_bytes()).hexdigest()
+    SSEEncoder.from_pretrained(tmp_path)  # intact: loads
+    data = bytearray((tmp_path / target).read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)[: len(data[middle : middle + 64])]
+    data[middle] ^= 0xFF
+    (tmp_path / target).write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError, match=rf"{re.escape(target)} does not match the sha256"):
+        SSEEncoder.from_pretrained(tmp_path)
+
+
+def test_a_folder_without_a_checksum_record_loads_unchecked(tiny_encoder, tmp_path):
+    tiny_encoder.save_pretrained(tmp_path, quantize="q4")
+    (tmp_path / "sse_checksums.json").unlink()
+    assert SSEEncoder.from_pretrained(tmp_path).layout == "q4"
+
+
+def test_the_bundled_model_carries_a_checksum_record_that_matches():
+    from sse_integrations.encoder import DEFAULT_MODEL_DIR
+
+    record = json.loads((DEFAULT_MODEL_DIR / "sse_checksums.json").read_text())["sha256"]
+    assert set(record) == {"embedding.q4_k_m.bin", "model_rest.safetensors"}
+    for name, digest in record.items():
+        assert hashlib.sha256((DEFAULT_MODEL_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize("target", ["model_rest.safetensors", "tokenizer.json"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_truncated_or_corrupt_files_are_named(tiny_encoder, tmp_path, target, damage):
+    tiny_encoder.save_pretrained(tmp_path, quantize="q4")
+    (tmp_path / "sse_checksums.json").unlink()  # the parsers themselves must name the file
+    data = (tmp_path / target).read_bytes()
+    (tmp_path / target).write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 10)
+    with pytest.raises(ModelFormatError, match=re.escape(target)):
+        SSEEncoder.from_pretrained(tmp_path)

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from sse_integrations.sparse import BIGRAM_OFFSET, SparseEncoder
+from sse_integrations.sparse import BIGRAM_OFFSET, SparseEncoder, ignored_token_ids
 
 
 def bigram(text: str) -> int:
@@ -42,7 +42,8 @@ def test_nfkc_lowercase_and_whitespace_runs():
 def test_token_features_use_the_sse_tokenizer_ids(tiny_encoder):
     encoder = SparseEncoder(tiny_encoder.tokenizer, features="tokens", avg_doc_length=3.0)
     text = "猫が窓のそばで眠っている。"
-    ids = tiny_encoder.tokenizer.encode(text, add_special_tokens=False).ids
+    ignored = ignored_token_ids(tiny_encoder.tokenizer)
+    ids = [i for i in tiny_encoder.tokenizer.encode(text, add_special_tokens=False).ids if i not in ignored]
     [vector] = encoder.encode_documents([text])
     assert vector.indices == sorted(set(ids))
     norm = 1.2 * (1 - 0.75 + 0.75 * len(ids) / 3.0)
@@ -54,7 +55,8 @@ def test_token_features_use_the_sse_tokenizer_ids(tiny_encoder):
 def test_tokens_and_bigrams_do_not_collide(tiny_encoder):
     encoder = SparseEncoder(tiny_encoder.tokenizer, features="tokens+bigrams", avg_doc_length=5.0)
     [terms] = encoder.terms(["猫が寝る"])
-    token_ids = tiny_encoder.tokenizer.encode("猫が寝る", add_special_tokens=False).ids
+    ignored = ignored_token_ids(tiny_encoder.tokenizer)
+    token_ids = [i for i in tiny_encoder.tokenizer.encode("猫が寝る", add_special_tokens=False).ids if i not in ignored]
     assert terms[: len(token_ids)] == token_ids
     assert all(term < BIGRAM_OFFSET for term in token_ids)
     assert all(term >= BIGRAM_OFFSET for term in terms[len(token_ids) :])
@@ -120,3 +122,37 @@ def test_bm25_ranks_like_textbook_bm25_with_idf():
     scores = [sum(idf.get(i, 0) * dict(zip(d.indices, d.values)).get(i, 0) for i in query.indices) for d in docs]
     assert scores.index(max(scores)) == 0
     assert scores[2] == 0
+
+
+# --- pieces that are never terms (issue 16, item 4) --------------------------------------
+
+
+def test_unknown_pieces_and_control_characters_are_never_terms(tiny_encoder):
+    tokenizer = tiny_encoder.tokenizer
+    unk = tokenizer.token_to_id("<unk>")
+    # 饂飩 is outside the fixture's vocabulary: the tokenizer maps it to <unk>.
+    assert unk in tokenizer.encode("饂飩", add_special_tokens=False).ids
+    encoder = SparseEncoder(tokenizer, features="tokens", avg_doc_length=3.0)
+    for text in ("饂飩", "\x00", "\x01\x7f\x9f", "\u200b", " \t\n"):
+        assert encoder.terms([text]) == [[]], repr(text)
+        assert encoder.encode_queries([text])[0].indices == []
+    [with_nul, plain] = encoder.terms(["猫\x00が寝る", "猫 が寝る"])
+    assert with_nul == plain  # a control character splits words like a space
+    both = SparseEncoder(tokenizer, features="tokens+bigrams", avg_doc_length=3.0)
+    assert both.terms(["\x00"]) == [[]]
+    assert all(term != unk for term in both.terms(["饂飩を食べる"])[0])
+
+
+def test_an_unknown_query_does_not_rank_an_unrelated_document_first(tiny_encoder):
+    encoder = SparseEncoder(tiny_encoder.tokenizer, features="tokens")
+    documents = ["饂飩", "猫が寝ている"]
+    encoder.fit(documents)
+    [unrelated_query] = encoder.encode_queries(["鰻"])
+    [unknown_doc, _] = encoder.encode_documents(documents)
+    assert not set(unrelated_query.indices) & set(unknown_doc.indices)
+
+
+def test_lone_surrogate_is_a_clear_error(tiny_encoder):
+    encoder = SparseEncoder(tiny_encoder.tokenizer, avg_doc_length=1.0)
+    with pytest.raises(ValueError, match=r"texts\[1\] holds a lone surrogate"):
+        encoder.encode_documents(["ok", "\ud800"])

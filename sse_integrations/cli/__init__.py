@@ -14,12 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from . import evaluation, model, qdrant
+from ._errors import one_line, user_error_message
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sse-integrations", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sse-integrations",
+        description="Stable Static Embedding (SSE) models from the command line: describe, encode, index, search, evaluate.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in (model, qdrant, evaluation):
         group.add_parsers(subparsers)
@@ -31,6 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = args.options.from_namespace(args)
     try:
         return args.run(options)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"sse-integrations {args.command}: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        # Points are upserted batch by batch with deterministic ids, so nothing written is lost.
+        hint = (
+            "; the documents written so far are kept: run the same command again to resume"
+            if args.command == "index"
+            else ""
+        )
+        print(f"sse-integrations {args.command}: interrupted{hint}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        message = user_error_message(error, options)
+        if message is None:
+            raise
+        print(f"sse-integrations {args.command}: {one_line(message)}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ class EncodeOptions(CommandOptions):
 def add_parsers(subparsers: Any) -> None:
     info = subparsers.add_parser("info", help="describe a model: layout, vocab, dims, size on disk")
     info.add_argument("model", nargs="?", default=None, help="model folder or hub id (default: the bundled model)")
-    info.add_argument("--revision", default=None)
+    info.add_argument("--revision", default=None, help="hub branch, tag or commit to pin (hub ids only)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=run_info, options=InfoOptions)
 
@@ -35,7 +35,7 @@ def add_parsers(subparsers: Any) -> None:
     add_model_option(encode)
     encode.add_argument("--dim", type=int, default=None, help="Matryoshka prefix to keep")
     encode.add_argument("--no-normalize", action="store_true", help="skip L2 normalisation")
-    encode.add_argument("--batch-size", type=int, default=1024)
+    encode.add_argument("--batch-size", type=int, default=1024, help="texts tokenised per step (default: 1024)")
     encode.set_defaults(run=run_encode, options=EncodeOptions)
 
 
@@ -66,8 +66,25 @@ def run_info(options: InfoOptions) -> int:
     return 0
 
 
+def read_stdin_lines() -> list[str]:
+    """One text per line of stdin, decoded as UTF-8; a line ends with LF or CRLF (neither is kept)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream put in place of stdin (tests, embedding hosts)
+        return [line.removesuffix("\n").removesuffix("\r") for line in sys.stdin]
+    texts = []
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"stdin line {number}: not valid UTF-8 (byte {raw[error.start]:#04x} at offset {error.start})"
+            ) from None
+        texts.append(line.removesuffix("\n").removesuffix("\r"))
+    return texts
+
+
 def run_encode(options: EncodeOptions) -> int:
-    texts = options.texts or [line.rstrip("\n") for line in sys.stdin]
+    texts = options.texts or read_stdin_lines()
     encoder = options.load_encoder()
     vectors = encoder.encode(
         texts, truncate_dim=options.dim, normalize=not options.no_normalize, batch_size=options.batch_size

@@ -69,6 +69,7 @@ class IndexCommandOptions(QdrantOptions):
     batch_size: int
     sparse: bool
     no_progress: bool
+    progress: bool
 
 
 @dataclass(frozen=True)
@@ -140,15 +141,20 @@ def add_parsers(subparsers: Any) -> None:
     index.add_argument(
         "--skip-existing", action="store_true", help="do not re-embed documents whose ids are already in the collection"
     )
-    index.add_argument("--batch-size", type=int, default=256)
+    index.add_argument(
+        "--batch-size", type=int, default=256, help="documents embedded and upserted per batch (default: 256)"
+    )
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    index.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
+    )
     index.set_defaults(run=run_index, options=IndexCommandOptions)
 
     search = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
     search.add_argument("queries", nargs="+", metavar="QUERY")
     _add_qdrant_options(search)
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--limit", type=int, default=10, help="hits per query (default: 10)")
     search.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
     search.add_argument("--single-stage", action="store_true", help="search the full vector only")
     search.add_argument(
@@ -206,7 +212,8 @@ def run_index(options: IndexCommandOptions) -> int:
             stages=stages,
             quantization=options.quantization,
             batch_size=options.batch_size,
-            show_progress=not options.no_progress,
+            # A bar's carriage returns only make sense on a terminal; files and pipes get none.
+            show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),
             sparse=options.sparse,
         )
         todo = documents
@@ -218,10 +225,15 @@ def run_index(options: IndexCommandOptions) -> int:
         try:
             index.add_texts([d.text for d in todo], ids=[d.id for d in todo], payloads=[d.payload for d in todo])
         except IndexingError as error:
-            print(f"sse-integrations index: {error}\nrun the same command again to resume", file=sys.stderr)
-            return 1
+            # Bad input fails the same way on every run; only other failures are worth a retry.
+            bad_input = isinstance(error.__cause__, (ValueError, TypeError))
+            print(
+                f"sse-integrations index: {error}" + ("" if bad_input else "; run the same command again to resume"),
+                file=sys.stderr,
+            )
+            return 2 if bad_input else 1
         elapsed = time.perf_counter() - started
-        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages) + (" + sparse BM25" if options.sparse else "")
         print(
             f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
             f"({layout}); the collection holds {index.count()} points"
@@ -255,6 +267,11 @@ def run_search(options: SearchOptions) -> int:
     """Ranked hits with scores, two-stage unless ``--single-stage``."""
     from ..qdrant import SPARSE_NAME, MatryoshkaIndex, stages_from_collection
 
+    if not options.qdrant_url and not Path(options.qdrant_path).exists():
+        # Opening embedded storage creates the folder; a search must not leave one behind.
+        raise FileNotFoundError(
+            f"no Qdrant storage at {options.qdrant_path}: the folder does not exist; index documents there first (`index --qdrant-path`)"
+        )
     encoder = options.load_encoder()
     client = options.open_client()
     try:
