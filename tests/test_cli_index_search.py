@@ -133,14 +133,16 @@ def test_interrupted_index_resumes_to_one_point_per_document(jsonl, tmp_path, ti
     assert len(ids) == 60 and sorted(ids) == sorted(d.id for d in read_documents([jsonl]))
 
 
-def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_path):
-    total = 500
+@pytest.mark.parametrize("skip_existing", [True, False])
+def test_killed_index_process_resumes_to_every_document_once(tmp_path, tiny_model_path, skip_existing):
+    # Enough documents in small batches that the embedded engine is still writing when the kill lands.
+    total = 2000
     lines = DEV_CORPUS.read_text(encoding="utf-8").splitlines()[:total]
     source = tmp_path / "docs.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     storage = tmp_path / "qdrant"
     command = [sys.executable, "-m", "sse_integrations.cli", "index", str(source)]
-    command += index_options(storage, tiny_model_path, batch_size=10)
+    command += index_options(storage, tiny_model_path, batch_size=5)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=tmp_path)
     # Wait until the progress bar reports written documents, then kill without warning.
@@ -161,15 +163,16 @@ def test_killed_index_process_resumes_with_skip_existing(tmp_path, tiny_model_pa
     assert 0 < len(partial) < total and len(set(partial)) == len(partial)
 
     rerun = subprocess.run(
-        [*command, "--skip-existing", "--no-progress"],
+        [*command, *(["--skip-existing"] if skip_existing else []), "--no-progress"],
         capture_output=True,
         text=True,
         env=env,
         cwd=tmp_path,
-        timeout=300,
+        timeout=900,
     )
     assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(partial)} of {total} documents already indexed; adding {total - len(partial)}" in rerun.stderr
+    if skip_existing:
+        assert f"{len(partial)} of {total} documents already indexed; adding {total - len(partial)}" in rerun.stderr
     ids = stored_doc_ids(storage, "docs")
     assert len(ids) == total and sorted(ids) == sorted(json.loads(line)["_id"] for line in lines)
 
