@@ -175,7 +175,7 @@ def test_a_second_opener_gets_a_clear_error(tiny_encoder, corpus, tmp_path, tiny
         "    print('refused:', error)\n"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path), str(tiny_model_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, str(tmp_path), str(tiny_model_path)], capture_output=True, text=True, timeout=600
     )
     assert "refused:" in completed.stdout and "open in another process" in completed.stdout, completed.stderr
     index.close()
