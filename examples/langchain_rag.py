@@ -8,11 +8,12 @@ Needs: pip install "sse-integrations[langchain,qdrant]"
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.langchain import MatryoshkaQdrantRetriever, SSEEmbeddings
@@ -52,7 +53,8 @@ def main() -> None:
         print(f"  {question}: " + ", ".join(f"{doc.id} ({score:.3f})" for doc, score in hits))
 
     # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
-    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", encoder)
+    # An embedded Qdrant shard (Qdrant Edge) in a temporary folder; a QdrantClient(url=...) works alike.
+    index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(texts, ids=ids, payloads=topics)
     retriever = MatryoshkaQdrantRetriever(index=index, k=2)
     prompt = PromptTemplate.from_template("次の文脈を使って答えてください。\n{context}\n\n質問: {question}")
@@ -61,7 +63,7 @@ def main() -> None:
         "context": retriever | RunnableLambda(lambda docs: "\n".join(f"- {d.page_content}" for d in docs)),
         "question": RunnablePassthrough(),
     } | prompt
-    print("\nMatryoshkaQdrantRetriever (Qdrant local mode)")
+    print("\nMatryoshkaQdrantRetriever (embedded Qdrant)")
     for question in QUESTIONS:
         docs = retriever.invoke(question)
         print(f"  {question}: " + ", ".join(f"{d.id} ({d.metadata['score']:.3f})" for d in docs))

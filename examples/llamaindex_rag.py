@@ -8,11 +8,12 @@ Needs: pip install "sse-integrations[llamaindex,qdrant]"
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding
@@ -54,14 +55,15 @@ def main() -> None:
         print(f"  {question}: " + ", ".join(f"{hit.node.ref_doc_id} ({hit.score:.3f})" for hit in hits))
 
     # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
-    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", encoder)
+    # An embedded Qdrant shard (Qdrant Edge) in a temporary folder; a QdrantClient(url=...) works alike.
+    index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(
         [text for _, text in DOCUMENTS.values()],
         ids=list(DOCUMENTS),
         payloads=[{"topic": topic} for topic, _ in DOCUMENTS.values()],
     )
     retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=2)
-    print("\nMatryoshkaQdrantRetriever (Qdrant local mode)")
+    print("\nMatryoshkaQdrantRetriever (embedded Qdrant)")
     for question in QUESTIONS:
         hits = retriever.retrieve(question)
         print(f"  {question}: " + ", ".join(f"{hit.node.node_id} ({hit.score:.3f})" for hit in hits))

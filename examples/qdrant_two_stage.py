@@ -2,17 +2,19 @@
 
 Runs offline on the bundled model and the bundled sample corpus:
     python examples/qdrant_two_stage.py [--model PATH]
-The same code runs on a Qdrant server: use QdrantClient(url="http://localhost:6333"); the index
-then sends each search as one query_points call with a nested prefetch.
+The index runs Qdrant's own engine in-process (Qdrant Edge) on a folder; the same code runs on a
+Qdrant server: pass QdrantClient(url="http://localhost:6333") instead of the folder. Either way
+each search is one query with a nested prefetch, executed by the engine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.qdrant import MatryoshkaIndex
@@ -26,15 +28,20 @@ def main() -> None:
     args = parser.parse_args()
 
     encoder = SSEEncoder.from_pretrained(args.model)  # load once, share with every adapter
-    client = QdrantClient(":memory:")  # or QdrantClient(path="qdrant_storage"), or url=...
-    index = MatryoshkaIndex(client, "sample", encoder, coarse_dim=64)  # vectors "coarse" (64) + "full" (512)
+    with tempfile.TemporaryDirectory() as folder:  # or a lasting folder such as "qdrant_storage"
+        # The collection is an embedded Qdrant shard at folder/sample: vectors "coarse" (64) + "full" (512).
+        with MatryoshkaIndex(folder, "sample", encoder, coarse_dim=64) as index:
+            run(index)
 
+
+def run(index: MatryoshkaIndex) -> None:
     rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
     index.add_texts(
         [row["text"] for row in rows],
         ids=[row["id"] for row in rows],  # caller ids -> deterministic point ids: re-adding updates
         payloads=[{"theme": row["theme"]} for row in rows],
     )
+    index.optimize()  # after a bulk load: builds the HNSW graph (and flushes)
     print(f"{index.count()} documents in {index.collection_name!r}")
 
     query = "雨の日は家で本を読みたい"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from qdrant_client import QdrantClient
 
 from sse_integrations.qdrant import MatryoshkaIndex
 from tests.helpers import HYBRID_CORPUS as CORPUS
@@ -67,12 +66,8 @@ def test_cli_fusion_options_reach_the_index(tmp_path, tiny_model_path, tiny_enco
     weighted = ["--mode", "hybrid", "--fusion-weights", "0.2,1", "--rrf-k", "10", "--json", "--limit", "5"]
     assert main(["search", QUERIES[0], *weighted, *common]) == 0
     cli_hits = json.loads(capsys.readouterr().out)["hits"]
-    client = QdrantClient(path=storage)
-    try:
-        index = MatryoshkaIndex(client, "docs", tiny_encoder, sparse=True, fusion_weights=(0.2, 1.0), rrf_k=10)
+    with MatryoshkaIndex(storage, "docs", tiny_encoder, sparse=True, fusion_weights=(0.2, 1.0), rrf_k=10) as index:
         expected = index.search(QUERIES[0], limit=5, mode="hybrid")
-    finally:
-        client.close()
     assert [hit["id"] for hit in cli_hits] == [hit.payload["doc_id"] for hit in expected]
     assert [hit["score"] for hit in cli_hits] == pytest.approx(
         [hit.score for hit in expected], abs=1e-6

@@ -23,7 +23,6 @@ from sse_integrations.qdrant import (
     MatryoshkaIndex,
     build_points,
     encode_stages,
-    is_local_client,
     make_stages,
     prefetch_limits,
     to_point_id,
@@ -178,20 +177,13 @@ def test_prefetch_limits():
         prefetch_limits(2, 0)
 
 
-def test_is_local_client():
-    assert is_local_client(QdrantClient(":memory:"))
-    assert is_local_client(AsyncQdrantClient(":memory:"))
-    assert not is_local_client(QdrantClient(url="http://127.0.0.1:6333", check_compatibility=False))
-
-
 # --- search ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("execution,fast", [("client", True), ("client", False), ("prefetch", False)])
-def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, queries, execution, fast):
+@pytest.mark.parametrize("execution", ["auto", "client", "prefetch"])
+def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, queries, execution):
     ids, texts = corpus
     index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
-    index.local_fast_path = fast  # candidates' vectors from local storage, or through retrieve()
     for query in queries[:4]:
         expected, scores = brute_force(tiny_encoder, texts, query, 64, prefetch=30, limit=10)
         hits = index.search(query, limit=10, prefetch_limit=30)
@@ -203,7 +195,7 @@ def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, qu
 def test_both_execution_paths_rank_identically(filled, tiny_encoder, queries):
     client_side = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="client")
     query_api = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="prefetch")
-    assert filled.execution == "auto" and not filled._uses_prefetch()  # local mode picks client rescoring
+    assert filled.execution == "auto" and filled.uses_prefetch()  # every engine runs the whole plan
     a = client_side.search_batch(queries, limit=10)
     b = query_api.search_batch(queries, limit=10)
     assert [[p.id for p in hits] for hits in a] == [[p.id for p in hits] for hits in b]
@@ -303,13 +295,10 @@ def test_payload_and_vector_selection(filled, queries):
 
 def test_timings_of_each_stage(filled, tiny_encoder, queries):
     filled.search(queries[0])
-    assert set(filled.last_timings) == {"encode", "coarse", "vectors", "rescore", "payload"}
-    via_retrieve = MatryoshkaIndex(filled.client, "docs", tiny_encoder)
-    via_retrieve.local_fast_path = False
-    via_retrieve.search(queries[0])
-    assert set(via_retrieve.last_timings) == {"encode", "coarse", "retrieve", "rescore", "payload"}
-    filled.search(queries[0], with_vectors=["full"])  # vectors for the caller come from retrieve()
-    assert "retrieve" in filled.last_timings
+    assert set(filled.last_timings) == {"encode", "query"}  # one engine request
+    client_side = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="client")
+    client_side.search(queries[0])
+    assert set(client_side.last_timings) == {"encode", "coarse", "retrieve", "rescore", "payload"}
     filled.search(queries[0], two_stage=False)
     assert set(filled.last_timings) == {"encode", "query"}
 
@@ -337,21 +326,6 @@ def test_generated_ids_and_int_ids(tiny_encoder):
     index.add_texts(["三つ目"], ids=[12])
     assert index.client.retrieve("docs", [12])[0].payload["doc_id"] == 12
     assert index.count() == 3
-
-
-def test_local_vector_reader_matches_retrieve_and_refuses_what_it_cannot_read(filled, corpus):
-    from sse_integrations.qdrant._local import local_vectors as _local_vectors
-
-    ids, _ = corpus
-    point_ids = [to_point_id(doc_id) for doc_id in ids[:5]]
-    read = _local_vectors(filled.client, "docs", point_ids, ["full", "coarse"])
-    records = filled.client.retrieve("docs", point_ids, with_vectors=True)
-    np.testing.assert_array_equal(read["full"], np.array([r.vector["full"] for r in records], dtype=np.float32))
-    np.testing.assert_array_equal(read["coarse"], np.array([r.vector["coarse"] for r in records], dtype=np.float32))
-    assert _local_vectors(filled.client, "docs", [str(uuid.uuid4())], ["full"]) is None  # unknown point
-    assert _local_vectors(filled.client, "nope", point_ids, ["full"]) is None
-    assert _local_vectors(object(), "docs", point_ids, ["full"]) is None
-    assert _local_vectors(filled.client, "docs", point_ids, ["sparse"]) is None
 
 
 def test_delete_by_document_id(tiny_encoder, corpus):

@@ -157,8 +157,9 @@ def test_reopened_storage_reads_the_stored_average_length(tmp_path, tiny_encoder
     hybrid = again.search("設定ファイル", limit=5, mode="hybrid")
     assert len(hybrid) == 5 and (hybrid[0].id, hybrid[0].score) == (top_hybrid.id, pytest.approx(top_hybrid.score))
     assert again.sparse_encoder.avg_doc_length == stored
-    again.add_texts(["新しい文書です。"], ids=["new"])  # new documents use the stored length, not a refit
-    assert again.sparse_encoder.avg_doc_length == stored
+    again.add_texts(["新しい文書です。"], ids=["new"])  # the average now includes the new document
+    expected = SparseEncoder(tiny_encoder.tokenizer).fit([*CORPUS, "新しい文書です。"]).avg_doc_length
+    assert again.sparse_encoder.avg_doc_length == pytest.approx(expected)
     again.client.close()
 
 

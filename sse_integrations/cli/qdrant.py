@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..documents import Document
     from ..qdrant import MatryoshkaIndex, SearchMode
+    from ..qdrant.edge import EdgeClient
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "sample_corpus" / "corpus.jsonl"
 DEMO_QUERIES = [
@@ -48,12 +49,15 @@ class QdrantOptions(CommandOptions):
     def location(self) -> str:
         return self.qdrant_url or self.qdrant_path
 
-    def open_client(self) -> QdrantClient:
-        from qdrant_client import QdrantClient
-
+    def open_client(self) -> QdrantClient | EdgeClient:
+        """A server client, else the embedded engine (Qdrant Edge) on the folder."""
         if self.qdrant_url:
+            from qdrant_client import QdrantClient
+
             return QdrantClient(url=self.qdrant_url, api_key=self.api_key)
-        return QdrantClient(path=str(self.qdrant_path))
+        from ..qdrant.edge import EdgeClient
+
+        return EdgeClient(self.qdrant_path)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ def _add_qdrant_options(parser: Any) -> None:
     where.add_argument(
         "--qdrant-path",
         default="qdrant_storage",
-        help="embedded local Qdrant storage folder (default: ./qdrant_storage)",
+        help="embedded Qdrant (Qdrant Edge, in-process) folder; the collection is the shard FOLDER/COLLECTION "
+        "(default: ./qdrant_storage)",
     )
     where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
     parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
@@ -232,6 +237,7 @@ def run_index(options: IndexCommandOptions) -> int:
                 file=sys.stderr,
             )
             return 2 if bad_input else 1
+        _optimize(index, quiet=options.no_progress)
         elapsed = time.perf_counter() - started
         layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages) + (" + sparse BM25" if options.sparse else "")
         print(
@@ -241,6 +247,18 @@ def run_index(options: IndexCommandOptions) -> int:
     finally:
         client.close()
     return 0
+
+
+def _optimize(index: MatryoshkaIndex, *, quiet: bool) -> None:
+    """Build the embedded shard's search indexes once, after the bulk load (a server does it on its own)."""
+    if not index.embedded:
+        return
+    if not quiet:
+        print(f"optimizing {index.collection_name!r} (building HNSW, merging segments)...", file=sys.stderr)
+    started = time.perf_counter()
+    index.optimize()  # also flushes: the folder reopens without replaying the WAL
+    if not quiet:
+        print(f"optimized in {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
 # --- search --------------------------------------------------------------------------------
@@ -344,8 +362,6 @@ def _snippet(text: str, width: int = 48) -> str:
 
 def run_demo(options: DemoOptions) -> int:
     """Index the bundled corpus into embedded Qdrant, compare two-stage and single-stage search."""
-    from qdrant_client import QdrantClient
-
     from ..documents import read_documents
     from ..qdrant import MatryoshkaIndex, prefetch_limits
 
@@ -354,23 +370,23 @@ def run_demo(options: DemoOptions) -> int:
     repeats = max(1, options.repeats)
     print(f"model: {encoder.source} ({encoder.layout}, vocab {encoder.vocab_size:,}, {encoder.full_dim} dims)")
     with tempfile.TemporaryDirectory(prefix="sse-demo-") as folder:
-        client = QdrantClient(path=str(Path(folder) / "qdrant"))
+        # A folder path: the index runs Qdrant's engine in-process (Qdrant Edge).
+        index = MatryoshkaIndex(
+            Path(folder) / "qdrant",
+            "sample_corpus",
+            encoder,
+            coarse_dim=options.coarse_dim,
+            prefetch_limit=options.prefetch_limit,
+            show_progress=False,
+        )
         try:
-            index = MatryoshkaIndex(
-                client,
-                "sample_corpus",
-                encoder,
-                coarse_dim=options.coarse_dim,
-                prefetch_limit=options.prefetch_limit,
-                show_progress=False,
-            )
             started = time.perf_counter()
             index.add_texts(
                 [d.text for d in documents], ids=[d.id for d in documents], payloads=[d.payload for d in documents]
             )
+            index.optimize()
             elapsed = time.perf_counter() - started
             layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
-            # Most of this time is qdrant-client's local storage committing every point to SQLite.
             print(
                 f"indexed {len(documents)} Japanese documents (Tatoeba, CC-BY 2.0 FR) into embedded Qdrant "
                 f"({layout}) in {elapsed:.2f} s"
@@ -397,7 +413,7 @@ def run_demo(options: DemoOptions) -> int:
                 "50,000 texts, see docs/benchmarks.md)"
             )
         finally:
-            client.close()
+            index.close()
     return 0
 
 

@@ -6,6 +6,8 @@ the rest of the evaluation needs numpy alone.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -141,22 +143,42 @@ def evaluate_two_stage(
     candidate count is what a default ``search(limit=10)`` rescans, so the top 10 (every
     @1..@10 metric) are exactly what that search returns; a ``prefetch_limit`` below
     :data:`MAX_K` also caps the ranked list.
-    Without ``client`` an in-memory Qdrant is used (needs ``sse-integrations[qdrant]``).
+    Without ``client`` the embedded engine (Qdrant Edge) runs in a temporary folder (needs
+    ``sse-integrations[qdrant]``); ``client`` may also be a qdrant-client client or a folder path.
     ``mode`` "sparse" or "hybrid" evaluates the BM25 sparse vector alone or fused with the
     two-stage dense result (``MatryoshkaIndex(sparse=True)``); ``index_options`` go to the
     index (``fusion``, ``fusion_weights``, ``rrf_k``, ``fusion_factor``, ...).
     """
-    from ..qdrant import DEFAULT_PREFETCH_FACTOR, MatryoshkaIndex  # ImportError names the extra
+    from ..qdrant import DEFAULT_PREFETCH_FACTOR  # ImportError names the extra
 
     if prefetch_limit is None:
         prefetch_limit = DEFAULT_PREFETCH_FACTOR * DEFAULT_SEARCH_LIMIT
 
-    if client is None:
-        from qdrant_client import QdrantClient
-
-        client = QdrantClient(":memory:")
     start = time.perf_counter()
     name = collection_name or f"sse-eval-{dataset.name}-{coarse_dim}-{mode}"
+    with contextlib.ExitStack() as cleanup:
+        if client is None:
+            # The embedded engine (Qdrant Edge) in a temporary folder, removed afterwards.
+            client = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sse-eval-"))
+        return _evaluate_index(
+            encoder, dataset, client, name, coarse_dim, prefetch_limit, batch_size, mode, index_options, start
+        )
+
+
+def _evaluate_index(
+    encoder: SSEEncoder,
+    dataset: BEIRDataset,
+    client: Any,
+    name: str,
+    coarse_dim: int,
+    prefetch_limit: int,
+    batch_size: int,
+    mode: SearchMode,
+    index_options: dict[str, Any] | None,
+    start: float,
+) -> EvalResult:
+    from ..qdrant import MatryoshkaIndex
+
     index = MatryoshkaIndex(
         client,
         name,
@@ -167,16 +189,20 @@ def evaluate_two_stage(
         sparse=mode != "dense",
         **(index_options or {}),
     )
-    index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
-    qids, query_texts, relevant = _eval_queries(dataset)
-    # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
-    hits_per_query = index.search_batch(
-        query_texts,
-        limit=min(MAX_K, prefetch_limit),
-        prefetch_limit=prefetch_limit,
-        with_payload=[index.id_key],
-        mode=mode,
-    )
+    try:
+        index.add_texts(dataset.corpus_texts, ids=dataset.corpus_ids)
+        index.optimize()
+        qids, query_texts, relevant = _eval_queries(dataset)
+        # The pipeline cannot return more than its candidates: a prefetch below MAX_K caps the list.
+        hits_per_query = index.search_batch(
+            query_texts,
+            limit=min(MAX_K, prefetch_limit),
+            prefetch_limit=prefetch_limit,
+            with_payload=[index.id_key],
+            mode=mode,
+        )
+    finally:
+        index.close()
     rankings = {}
     for qid, hits in zip(qids, hits_per_query):
         # Qdrant orders equal scores by point id (a uuid of the document id); re-sorting the

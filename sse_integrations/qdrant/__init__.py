@@ -6,25 +6,27 @@ A search ranks the collection on the cheap coarse vector, keeps ``prefetch_limit
 candidates, and rescores only those with the full vector. More stages (32 -> 128 -> 512)
 nest the same way.
 
-Execution follows the engine. A Qdrant server (or cloud) runs the stages natively, so
-search sends one ``query_points`` call with a nested ``prefetch``. qdrant-client's local
-mode (``QdrantClient(":memory:")`` or ``path=...``) rescores a prefetch by filtering the whole
-collection in Python, which is slower than a single full-width query; there the index runs
-the coarse query itself, takes the candidates' larger vectors from the local storage (or
-``retrieve``) and rescores them with numpy. Both return Qdrant ``ScoredPoint`` lists with the
-same ranking.
+Where the collection lives follows the first argument. A folder path runs Qdrant's own engine
+in-process (Qdrant Edge, ``qdrant-edge-py``): the collection is an Edge shard at
+``FOLDER/COLLECTION_NAME``. A ``QdrantClient`` / ``AsyncQdrantClient`` reaches a Qdrant server
+or cluster (or qdrant-client's pure-Python local mode, kept for tests and compatibility). Either
+way a search is one Query API request (nested ``prefetch`` -> rescore, sparse, fusion) that
+the engine executes; results are Qdrant ``ScoredPoint`` lists, identical across engines.
 
 The package, one job per module:
 
 - :mod:`.layout`: stage (vector) names and sizes, their Qdrant config, layout comparison;
 - :mod:`.points`: deterministic point ids, the named vectors, payloads;
 - :mod:`.options`: :class:`IndexOptions`, every setting of an index, checked once;
-- :mod:`.plans`: the query plans (nested prefetch -> rescore, client-side rescoring, sparse,
-  fusion), written once as generators that yield client calls;
+- :mod:`.plans`: the query plans (nested prefetch -> rescore, sparse, fusion), written once as
+  generators that yield client calls;
 - :mod:`.core`: the index's settings, input checks and write plans;
 - :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only run
   the plans' calls (plainly or with ``await``);
-- :mod:`._local`: the only module that touches qdrant-client's internals (local mode).
+- :mod:`.edge`: the embedded engine, qdrant-client's collection calls answered by Edge shards;
+- :mod:`.edge_models`: translation between qdrant-client's models and Edge's types.
+
+No module reads qdrant-client's internals: only its public API and Edge's.
 
 The low-level helpers (:func:`make_stages`, :func:`vectors_config`, :func:`encode_stages`,
 :func:`build_points`, :func:`two_stage_query`) serve people who drive their own client.
@@ -37,7 +39,6 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError('sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"') from error
 
 from ..documents import ID_KEY, TEXT_KEY, TEXT_SUFFIXES, Document, read_documents
-from ._local import is_local_client
 from .core import IndexingError
 from .index import AsyncMatryoshkaIndex, MatryoshkaIndex
 from .layout import (
@@ -93,7 +94,6 @@ __all__ = [
     "SearchMode",
     "build_points",
     "encode_stages",
-    "is_local_client",
     "layout_differences",
     "make_stages",
     "prefetch_limits",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import threading
 import uuid
+import weakref
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -22,7 +24,6 @@ from .._checks import as_text_list, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
-from ._local import is_local_client
 from .layout import (
     SPARSE_METADATA_KEY,
     CollectionMismatchError,
@@ -57,12 +58,23 @@ class _Setting:
         return getattr(index.options, self.name)
 
 
+_CLIENT_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_CLIENT_LOCKS_GUARD = threading.Lock()
+
+
+def client_lock(client: Any) -> threading.RLock:
+    """One lock per client object: qdrant-client's local mode is not safe under concurrent writers."""
+    with _CLIENT_LOCKS_GUARD:
+        try:
+            return _CLIENT_LOCKS.setdefault(client, threading.RLock())
+        except TypeError:  # not weak-referenceable: a lock for this index alone
+            return threading.RLock()
+
+
 class IndexCore:
     """Settings, checks and plans shared by :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`."""
 
     is_async = False
-    #: In local mode, read candidates' vectors from the local storage instead of ``retrieve``.
-    local_fast_path = True
 
     prefetch_limit = _Setting()
     prefetch_factor = _Setting()
@@ -90,7 +102,9 @@ class IndexCore:
     ) -> None:
         """
         Args:
-            client: a ``QdrantClient`` or ``AsyncQdrantClient`` (local mode, server or cloud).
+            client: a ``QdrantClient`` or ``AsyncQdrantClient`` (local mode, server or cloud), or
+                a folder path: the collection is then an embedded Qdrant Edge shard at
+                ``PATH/collection_name`` (created or reopened; ``close()`` releases it).
             collection_name: created on the first ``add_texts`` if missing.
             encoder: an ``SSEEncoder``, a model folder / hub id, or None for the bundled model.
             options: an :class:`IndexOptions` (defaults when None).
@@ -100,6 +114,12 @@ class IndexCore:
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty str, got {collection_name!r}")
         self.options = replace(options, **settings) if options is not None else IndexOptions(**settings)
+        #: True when the index opened the engine itself (a folder path): then ``close()`` closes it.
+        self.owns_client = isinstance(client, (str, os.PathLike))
+        if self.owns_client:
+            from .edge import AsyncEdgeClient, EdgeClient
+
+            client = AsyncEdgeClient(client) if self.is_async else EdgeClient(client)
         if inspect.iscoroutinefunction(getattr(client, "upsert", None)) != self.is_async:
             wanted, other = ("AsyncMatryoshkaIndex", "an async") if not self.is_async else ("MatryoshkaIndex", "a sync")
             raise TypeError(f"{type(client).__name__} is {other} client: use {wanted} with it")
@@ -124,8 +144,13 @@ class IndexCore:
             self.sparse_encoder = SparseEncoder(self.encoder.tokenizer) if o.sparse else None
         if o.sparse_name in {stage.name for stage in self.stages}:
             raise ValueError(f"sparse_name {o.sparse_name!r} is also a dense vector name")
-        self.local = is_local_client(client)
+        #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
+        self.embedded = type(client).__name__ in ("EdgeClient", "AsyncEdgeClient")
+        #: Serialises this index's writes with every other index's on the same client object.
+        self.write_lock = client_lock(client)
         self._collection_checked = False
+        #: Documents and BM25 terms added so far (the average document length's running sums).
+        self.sparse_stats: dict[str, float] | None = None
         #: Seconds spent in each step of the last search (encode, coarse, rescore or query).
         self.last_timings: dict[str, float] = {}
 
@@ -160,9 +185,7 @@ class IndexCore:
 
     def uses_prefetch(self) -> bool:
         """True when searches send one nested-prefetch request, False when they rescore here."""
-        if self.execution == "auto":
-            return not self.local
-        return self.execution == "prefetch"
+        return self.execution != "client"
 
     _uses_prefetch = uses_prefetch  # the name before the split, kept for callers that used it
 
@@ -239,25 +262,57 @@ class IndexCore:
         if self.sparse_encoder is not None:
             if self.sparse_encoder.avg_doc_length is None:
                 self.sparse_encoder.fit(texts)
+            # The running statistics start empty: the add plan counts every document it writes.
+            self.sparse_stats = {"doc_count": 0, "term_count": 0}
             sparse_settings = {
                 "sparse_vectors_config": self.sparse_vectors_config(),
-                "metadata": {SPARSE_METADATA_KEY: self.sparse_encoder.get_config()},
+                "metadata": {SPARSE_METADATA_KEY: {**self.sparse_encoder.get_config(), **self.sparse_stats}},
             }
         return {"vectors_config": self.vectors_config(), **sparse_settings, **self.collection_kwargs}
 
     def _adopt_collection(self, info: models.CollectionInfo) -> None:
         """Refuse a collection of another layout; a sparse index takes the stored BM25 settings."""
         name = self.collection_name
+        stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
+        existing_sparse = info.config.params.sparse_vectors or {}
+        if self.sparse_encoder is None and stored is not None and self.sparse_name in existing_sparse:
+            # The collection was made with sparse=True: follow its layout, as the CLI's search does.
+            self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
         problems = layout_differences(info, self.vectors_config(), self.sparse_vectors_config())
         if problems:
             raise CollectionMismatchError(f"collection {name!r} does not match this index: " + "; ".join(problems))
         if self.sparse_encoder is not None:
-            stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
             if stored is None:
                 raise CollectionMismatchError(
                     f"collection {name!r} has no {SPARSE_METADATA_KEY!r} metadata: it was not made by a sparse index"
                 )
             self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
+            counts = {key: stored[key] for key in ("doc_count", "term_count") if key in stored}
+            self.sparse_stats = counts if len(counts) == 2 else None
+
+    def _term_lengths(self, texts: Sequence[str]) -> list[int]:
+        assert self.sparse_encoder is not None
+        return [len(terms) for terms in self.sparse_encoder.terms(texts)]
+
+    def _sparse_stats_plan(self, texts: Sequence[str]) -> Generator[Call, Any, None]:
+        """Keep BM25's average document length that of every document added so far, stored in the collection.
+
+        Documents keep the weights they were written with; re-added ids count again (the average
+        is a running one, not a scan of the collection).
+        """
+        encoder = self.sparse_encoder
+        if encoder is None or not texts:
+            return
+        lengths = yield (self._term_lengths, {"texts": texts})
+        stats = self.sparse_stats
+        if stats is None:  # made before the running statistics: start from its points and stored average
+            counted = yield ("count", {"collection_name": self.collection_name, "exact": True})
+            stats = {"doc_count": counted.count, "term_count": (encoder.avg_doc_length or 1.0) * counted.count}
+        stats = {"doc_count": stats["doc_count"] + len(lengths), "term_count": stats["term_count"] + sum(lengths)}
+        encoder.avg_doc_length = stats["term_count"] / stats["doc_count"] if stats["term_count"] else 1.0
+        self.sparse_stats = stats
+        metadata = {SPARSE_METADATA_KEY: {**encoder.get_config(), **stats}}
+        yield ("update_collection", {"collection_name": self.collection_name, "metadata": metadata})
 
     def _point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
         return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
@@ -306,6 +361,7 @@ class IndexCore:
         if not texts:
             return []
         yield from self.ensure_collection_plan(create=True, texts=texts)
+        yield from self._sparse_stats_plan(texts)
         starts = range(0, len(texts), batch_size)
         bar = self._progress_bar(len(texts), len(starts), show_progress)
         written: list[DocId] = []
@@ -338,6 +394,16 @@ class IndexCore:
             if bar is not None:
                 bar.close()
         return doc_ids
+
+    def _maintenance_plan(self, method: str) -> Generator[Call, Any, bool]:
+        """``flush`` or ``optimize`` on the embedded engine; a server persists and optimizes on its own."""
+        if not self.embedded:
+            return False
+        return bool((yield (method, {"collection_name": self.collection_name})))
+
+    def _close_plan(self) -> Generator[Call, Any, None]:
+        if self.owns_client:
+            yield ("close", {})
 
     def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
         if isinstance(ids, (str, bytes)):

@@ -88,7 +88,8 @@ class MatryoshkaIndex(IndexCore):
         Raises:
             IndexingError: a batch failed; ``written_ids`` lists the documents stored before it.
         """
-        return run_sync(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
+        with self.write_lock:
+            return run_sync(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
 
     def search(
         self,
@@ -158,11 +159,35 @@ class MatryoshkaIndex(IndexCore):
 
     def delete(self, ids: Sequence[DocId]) -> None:
         """Delete documents by caller id (unknown ids are ignored)."""
-        run_sync(self.client, self._delete_plan(ids))
+        with self.write_lock:
+            run_sync(self.client, self._delete_plan(ids))
 
     def count(self, filter: models.Filter | None = None) -> int:
         """Exact number of points in the collection (matching ``filter``)."""
         return run_sync(self.client, self._count_plan(filter))
+
+    def flush(self) -> None:
+        """Persist the embedded shard's segments now (writes are already in its WAL); no-op on a client."""
+        with self.write_lock:
+            run_sync(self.client, self._maintenance_plan("flush"))
+
+    def optimize(self) -> bool:
+        """Build the embedded shard's HNSW graphs and merge segments now (blocks); no-op on a client.
+
+        Run it after a bulk load: until then searches scan the unindexed segments exactly.
+        """
+        with self.write_lock:
+            return run_sync(self.client, self._maintenance_plan("optimize"))
+
+    def close(self) -> None:
+        """Flush and release an embedded folder the index opened (a client passed in stays open)."""
+        run_sync(self.client, self._close_plan())
+
+    def __enter__(self) -> MatryoshkaIndex:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class AsyncMatryoshkaIndex(IndexCore):
@@ -244,3 +269,21 @@ class AsyncMatryoshkaIndex(IndexCore):
     async def count(self, filter: models.Filter | None = None) -> int:
         """See :meth:`MatryoshkaIndex.count`."""
         return await run_async(self.client, self._count_plan(filter))
+
+    async def flush(self) -> None:
+        """See :meth:`MatryoshkaIndex.flush`."""
+        await run_async(self.client, self._maintenance_plan("flush"))
+
+    async def optimize(self) -> bool:
+        """See :meth:`MatryoshkaIndex.optimize`."""
+        return await run_async(self.client, self._maintenance_plan("optimize"))
+
+    async def close(self) -> None:
+        """See :meth:`MatryoshkaIndex.close`."""
+        await run_async(self.client, self._close_plan())
+
+    async def __aenter__(self) -> AsyncMatryoshkaIndex:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

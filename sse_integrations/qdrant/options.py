@@ -40,8 +40,9 @@ class IndexOptions:
             local mode stores it but searches the float vectors).
         prefetch_limit: default first-stage candidates (int, or one per stage but the last).
         prefetch_factor: with no ``prefetch_limit``, candidates = factor * limit.
-        execution: "auto" (prefetch on servers, client-side rescoring in local mode),
-            "prefetch" (always one Query API call) or "client" (always rescoring here).
+        execution: "auto" or "prefetch" (one Query API request, every stage run by the engine:
+            Qdrant Edge, a server, or qdrant-client's local mode), or "client" (the coarse query on
+            the engine, later stages rescored here from ``retrieve``d vectors; for comparison).
         text_key, id_key: payload keys of the text and of the caller's document id.
         id_namespace: uuid5 namespace that maps string ids to point ids.
         batch_size: documents per encode + upsert in ``add_texts``.

@@ -1,4 +1,7 @@
-"""The query plans: nested prefetch -> rescore, client-side rescoring, BM25 sparse, and fusion.
+"""The query plans: nested prefetch -> rescore, BM25 sparse, and fusion, each one engine request.
+
+The engine (a Qdrant server, Qdrant Edge, or qdrant-client's local mode) executes every stage;
+``execution="client"`` alone keeps a coarse query on the engine and rescores here, for comparison.
 
 :func:`prefetch_limits` and :func:`two_stage_query` serve anyone who drives their own client.
 The ``*_plan`` generators hold the search logic of an index (:class:`PlanIndex`): each yields client calls
@@ -11,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Protocol
 
@@ -19,7 +22,6 @@ import numpy as np
 from qdrant_client import models
 
 from .._checks import check_positive_int
-from . import _local
 from .layout import DenseStage
 from .options import DEFAULT_PREFETCH_FACTOR, SearchMode
 
@@ -30,12 +32,9 @@ Hits = list[list[models.ScoredPoint]]
 class PlanIndex(Protocol):
     """What a search plan reads from its index (:class:`.core.IndexCore` provides it)."""
 
-    client: Any
     collection_name: str
     stages: tuple[DenseStage, ...]
     sparse_encoder: Any
-    local: bool
-    local_fast_path: bool
     last_timings: dict[str, float]
 
     @property
@@ -148,6 +147,9 @@ def search_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
     if request.mode not in ("dense", "sparse", "hybrid"):
         raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {request.mode!r}")
     if request.mode != "dense" and index.sparse_encoder is None:
+        # An index opened without sparse=True takes the sparse vector from the collection's layout.
+        yield from index.ensure_collection_plan(create=False)
+    if request.mode != "dense" and index.sparse_encoder is None:
         raise ValueError(
             f"mode={request.mode!r} needs the sparse vector, but this index was made without sparse=True "
             f"(collection {index.collection_name!r} has dense vectors only)"
@@ -253,18 +255,6 @@ def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
     prefetch_limit = index.prefetch_limit_for(request.limit, request.prefetch_limit)
     if isinstance(prefetch_limit, int):
         prefetch_limit = max(prefetch_limit, candidates)
-    branch = replace(request, limit=candidates, prefetch_limit=prefetch_limit, two_stage=True, mode="dense")
-    if not index.uses_prefetch():
-        # Local mode: run each branch the fast way, then fuse as the Query API would.
-        dense = yield from dense_plan(index, branch)
-        timings = dict(index.last_timings)
-        sparse = yield from sparse_plan(index, branch)
-        timings.update(index.last_timings)
-        index.last_timings = timings
-        return [
-            _local.fuse([d, sp], request.limit, index.fusion, index.rrf_k, index.fusion_weights)
-            for d, sp in zip(dense, sparse)
-        ]
     yield from index.ensure_collection_plan(create=False)
     index.last_timings = timings = {}
     if not request.queries:
@@ -368,19 +358,6 @@ def _candidate_vectors(
     """The later stages' vectors of the candidates still present: (ids, name -> matrix, id -> record)."""
     later = [stage.name for stage in index.stages[1:]]
     started = time.perf_counter()
-    if index.local and index.local_fast_path and not request.with_vectors:
-        matrices = yield (
-            _local.local_vectors,
-            {
-                "client": index.client,
-                "collection_name": index.collection_name,
-                "point_ids": unique_ids,
-                "names": later,
-            },
-        )
-        if matrices is not None:
-            timings["vectors"] = time.perf_counter() - started
-            return unique_ids, matrices, {}
     fetch_vectors: bool | list[str]
     if request.with_vectors is True:
         fetch_vectors = True

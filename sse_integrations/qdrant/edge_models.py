@@ -1,0 +1,278 @@
+"""Translation between qdrant-client's models and Qdrant Edge's (``qdrant_edge``) types.
+
+The index builds its requests, filters and points once, as qdrant-client models; the Edge
+backend (:mod:`.edge`) turns them into Edge's own classes here and turns Edge's results back
+into ``models.ScoredPoint`` / ``models.Record``, so callers see one result type everywhere.
+Anything without an Edge counterpart raises ``TypeError`` naming it, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import qdrant_edge as edge
+from qdrant_client import models
+
+# Qdrant's own default rank constant for RRF (the Query API uses it when k is not given).
+DEFAULT_RRF_K = 2
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def point_id(value: Any) -> int | str:
+    """An Edge point id as qdrant-client reports it: int, or the UUID as a string."""
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def edge_filter(flt: models.Filter | None) -> edge.Filter | None:
+    if flt is None:
+        return None
+    min_should = None
+    if flt.min_should is not None:
+        min_should = edge.MinShould(
+            conditions=[_condition(c) for c in flt.min_should.conditions], min_count=flt.min_should.min_count
+        )
+    return edge.Filter(
+        must=[_condition(c) for c in _as_list(flt.must)] or None,
+        should=[_condition(c) for c in _as_list(flt.should)] or None,
+        must_not=[_condition(c) for c in _as_list(flt.must_not)] or None,
+        min_should=min_should,
+    )
+
+
+def _match(match: Any) -> Any:
+    if match is None:
+        return None
+    if isinstance(match, models.MatchValue):
+        return edge.MatchValue(match.value)
+    if isinstance(match, models.MatchText):
+        return edge.MatchText(match.text)
+    if isinstance(match, models.MatchAny):
+        values: Any = list(match.any)
+        return edge.MatchAny(values)
+    if isinstance(match, models.MatchExcept):
+        excluded: Any = list(match.except_)
+        return edge.MatchExcept(excluded)
+    if isinstance(match, models.MatchPhrase):
+        return edge.MatchPhrase(match.phrase)
+    if isinstance(match, models.MatchTextAny):
+        return edge.MatchTextAny(match.text_any)
+    raise TypeError(f"the embedded engine has no counterpart for filter match {type(match).__name__}")
+
+
+def _range(rng: Any) -> Any:
+    if rng is None:
+        return None
+    if isinstance(rng, models.DatetimeRange):
+        parts = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in rng.model_dump().items()}
+        return edge.RangeDateTime(**parts)
+    return edge.RangeFloat(gte=rng.gte, gt=rng.gt, lte=rng.lte, lt=rng.lt)
+
+
+def _condition(cond: Any) -> Any:
+    if isinstance(cond, models.Filter):
+        return edge_filter(cond)
+    if isinstance(cond, models.FieldCondition):
+        unsupported = [name for name in ("geo_bounding_box", "geo_radius", "geo_polygon") if getattr(cond, name)]
+        if unsupported:
+            raise TypeError(f"the embedded engine index does not translate {unsupported} filter conditions")
+        values_count = None
+        if cond.values_count is not None:
+            values_count = edge.ValuesCount(**cond.values_count.model_dump())
+        return edge.FieldCondition(
+            key=cond.key,
+            match=_match(cond.match),
+            range=_range(cond.range),
+            values_count=values_count,
+            is_empty=cond.is_empty,
+            is_null=cond.is_null,
+        )
+    if isinstance(cond, models.HasIdCondition):
+        return edge.HasIdCondition({edge_id(i) for i in cond.has_id})
+    if isinstance(cond, models.IsEmptyCondition):
+        return edge.IsEmptyCondition(cond.is_empty.key)
+    if isinstance(cond, models.IsNullCondition):
+        return edge.IsNullCondition(cond.is_null.key)
+    if isinstance(cond, models.HasVectorCondition):
+        return edge.HasVectorCondition(cond.has_vector)
+    if isinstance(cond, models.NestedCondition):
+        nested = edge_filter(cond.nested.filter)
+        assert nested is not None
+        return edge.NestedCondition(cond.nested.key, nested)
+    raise TypeError(f"the embedded engine has no counterpart for filter condition {type(cond).__name__}")
+
+
+def edge_id(value: Any) -> Any:
+    return uuid.UUID(value) if isinstance(value, str) else value
+
+
+def _vector(value: Any) -> Any:
+    if isinstance(value, models.SparseVector):
+        return edge.SparseVector(list(value.indices), [float(v) for v in value.values])
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32).tolist()
+    return list(value)
+
+
+def _scoring(query: Any, using: str | None) -> Any:
+    """The scoring part of a request: nearest on a named vector, or RRF / DBSF of the prefetches."""
+    if query is None:
+        return None
+    if isinstance(query, models.NearestQuery):
+        query = query.nearest
+    if isinstance(query, models.FusionQuery):
+        if query.fusion == models.Fusion.DBSF:
+            return edge.Fusion.Dbsf()
+        return edge.Fusion.Rrf(k=DEFAULT_RRF_K)
+    if isinstance(query, models.RrfQuery):
+        rrf = query.rrf
+        weights = [float(w) for w in rrf.weights] if rrf.weights is not None else None
+        return edge.Fusion.Rrf(k=rrf.k if rrf.k is not None else DEFAULT_RRF_K, weights=weights)
+    if isinstance(query, (models.SparseVector, np.ndarray, list, tuple)):
+        return edge.Query.Nearest(_vector(query), using=using)
+    raise TypeError(f"the embedded engine index does not translate query {type(query).__name__}")
+
+
+def _params(params: models.SearchParams | None) -> edge.SearchParams | None:
+    if params is None:
+        return None
+    quantization = None
+    if params.quantization is not None:
+        q = params.quantization
+        quantization = edge.QuantizationSearchParams(
+            ignore=bool(q.ignore), rescore=q.rescore, oversampling=q.oversampling
+        )
+    return edge.SearchParams(
+        hnsw_ef=params.hnsw_ef,
+        exact=bool(params.exact),
+        quantization=quantization,
+        indexed_only=bool(params.indexed_only),
+    )
+
+
+def _prefetches(prefetch: Any) -> list[edge.Prefetch] | None:
+    if prefetch is None:
+        return None
+    return [
+        edge.Prefetch(
+            limit=p.limit if p.limit is not None else 10,
+            query=_scoring(p.query, p.using),
+            prefetches=_prefetches(p.prefetch),
+            params=_params(p.params),
+            filter=edge_filter(p.filter),
+            score_threshold=p.score_threshold,
+        )
+        for p in _as_list(prefetch)
+    ]
+
+
+def _with(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return list(value)
+    raise TypeError(f"the embedded engine takes True/False or a list of names, got {type(value).__name__}")
+
+
+def edge_request(request: models.QueryRequest) -> edge.QueryRequest:
+    """An Edge ``QueryRequest`` that runs the same plan (prefetch -> rescore, fusion) as the Query API."""
+    return edge.QueryRequest(
+        limit=request.limit if request.limit is not None else 10,
+        offset=request.offset,
+        query=_scoring(request.query, request.using),
+        prefetches=_prefetches(request.prefetch),
+        with_vector=_with(request.with_vector),
+        with_payload=_with(request.with_payload),
+        filter=edge_filter(request.filter),
+        score_threshold=request.score_threshold,
+        params=_params(request.params),
+    )
+
+
+def edge_point(point: models.PointStruct) -> edge.Point:
+    vectors = point.vector
+    if not isinstance(vectors, Mapping):
+        raise TypeError("the embedded engine index stores named vectors only")
+    return edge.Point(
+        edge_id(point.id), {name: _vector(value) for name, value in vectors.items()}, dict(point.payload or {})
+    )
+
+
+def _vectors_out(vector: Any) -> Any:
+    if vector is None:
+        return None
+    if isinstance(vector, Mapping):
+        return {name: _vectors_out(value) for name, value in vector.items()}
+    if isinstance(vector, edge.SparseVector):
+        return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+    return list(vector)
+
+
+def scored_point(point: edge.ScoredPoint) -> models.ScoredPoint:
+    return models.ScoredPoint(
+        id=point_id(point.id),
+        version=point.version,
+        score=point.score,
+        payload=point.payload,
+        vector=_vectors_out(point.vector),
+    )
+
+
+def record(point: edge.Record) -> models.Record:
+    return models.Record(id=point_id(point.id), payload=point.payload, vector=_vectors_out(point.vector))
+
+
+def _quantization(config: Any) -> Any:
+    if config is None:
+        return None
+    if isinstance(config, models.ScalarQuantization):
+        scalar = config.scalar
+        return edge.ScalarQuantizationConfig(
+            edge.ScalarType.Int8, quantile=scalar.quantile, always_ram=scalar.always_ram
+        )
+    if isinstance(config, models.BinaryQuantization):
+        return edge.BinaryQuantizationConfig(always_ram=config.binary.always_ram)
+    if isinstance(config, models.ProductQuantization):
+        ratio = getattr(edge.CompressionRatio, str(config.product.compression.value).upper())
+        return edge.ProductQuantizationConfig(ratio, always_ram=config.product.always_ram)
+    raise TypeError(f"the embedded engine index does not translate quantization {type(config).__name__}")
+
+
+def hnsw(config: models.HnswConfigDiff | None) -> edge.HnswIndexConfig | None:
+    """Qdrant's HNSW defaults with the caller's overrides (m=0 leaves a vector without a graph)."""
+    if config is None:
+        return None
+    return edge.HnswIndexConfig(
+        m=config.m if config.m is not None else 16,
+        ef_construct=config.ef_construct if config.ef_construct is not None else 100,
+        full_scan_threshold=config.full_scan_threshold if config.full_scan_threshold is not None else 10_000,
+        max_indexing_threads=config.max_indexing_threads or 0,
+        on_disk=config.on_disk,
+        payload_m=config.payload_m,
+    )
+
+
+def vector_params(params: models.VectorParams) -> edge.EdgeVectorParams:
+    if params.distance != models.Distance.COSINE:
+        raise ValueError(f"the embedded engine index uses cosine vectors, got {params.distance}")
+    return edge.EdgeVectorParams(
+        size=params.size,
+        distance=edge.Distance.Cosine,
+        on_disk=params.on_disk,
+        quantization_config=_quantization(params.quantization_config),
+        hnsw_config=hnsw(params.hnsw_config),
+    )
+
+
+def sparse_params(params: models.SparseVectorParams) -> edge.EdgeSparseVectorParams:
+    modifier = edge.Modifier.Idf if params.modifier == models.Modifier.IDF else None
+    return edge.EdgeSparseVectorParams(modifier=modifier)

@@ -1,0 +1,211 @@
+"""The embedded engine (Qdrant Edge) behind MatryoshkaIndex: the same results as qdrant-client, on disk, safely shared."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from sse_integrations.qdrant import AsyncMatryoshkaIndex, CollectionMismatchError, MatryoshkaIndex
+from sse_integrations.qdrant.edge import EdgeClient, FolderInUseError
+from tests.helpers import hit_ids, query_texts
+
+OPTIONS = {"sparse": True, "fusion_factor": 3}
+
+
+@pytest.fixture(scope="module")
+def corpus(dev_corpus) -> tuple[list[str], list[str]]:
+    ids, texts = dev_corpus
+    return ids[:300], texts[:300]
+
+
+@pytest.fixture(scope="module")
+def payloads(corpus) -> list[dict]:
+    return [{"group": position % 3} for position in range(len(corpus[0]))]
+
+
+@pytest.fixture(scope="module")
+def client_index(tiny_encoder, corpus, payloads) -> MatryoshkaIndex:
+    index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder, **OPTIONS)
+    index.add_texts(corpus[1], ids=corpus[0], payloads=payloads, batch_size=64)
+    return index
+
+
+@pytest.fixture(scope="module")
+def edge_index(tiny_encoder, corpus, payloads, tmp_path_factory):
+    index = MatryoshkaIndex(tmp_path_factory.mktemp("edge"), "docs", tiny_encoder, **OPTIONS)
+    index.add_texts(corpus[1], ids=corpus[0], payloads=payloads, batch_size=64)
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="module")
+def queries() -> list[str]:
+    return query_texts(8)
+
+
+GROUP_1 = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
+SEARCHES = {
+    "two-stage": {},
+    "two-stage, prefetch 40": {"prefetch_limit": 40},
+    "single-stage": {"two_stage": False},
+    "sparse": {"mode": "sparse"},
+    "hybrid": {"mode": "hybrid"},
+    "filtered two-stage": {"filter": GROUP_1},
+    "filtered hybrid": {"mode": "hybrid", "filter": GROUP_1},
+}
+
+
+def ranked_groups(hits: list[models.ScoredPoint]) -> list[frozenset]:
+    """Ids grouped by equal score, best first: engines may order exact ties (common under RRF) differently."""
+    groups: list[tuple[float, set]] = []
+    for hit in hits:
+        if groups and abs(groups[-1][0] - hit.score) < 1e-6:
+            groups[-1][1].add(hit.payload["doc_id"])
+        else:
+            groups.append((hit.score, {hit.payload["doc_id"]}))
+    # The last group may be cut by the limit, where either engine may keep a different tied member.
+    return [frozenset(ids) for _, ids in groups[:-1]] + [frozenset({len(groups[-1][1])})] if groups else []
+
+
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+def test_edge_and_client_return_the_same_ids_in_the_same_order(client_index, edge_index, queries, search):
+    keywords = SEARCHES[search]
+    expected = client_index.search_batch(queries, limit=10, **keywords)
+    found = edge_index.search_batch(queries, limit=10, **keywords)
+    assert [ranked_groups(hits) for hits in found] == [ranked_groups(hits) for hits in expected]
+    if keywords.get("mode") != "hybrid":  # without fusion there are no ties here: the very same order
+        assert [hit_ids(hits) for hits in found] == [hit_ids(hits) for hits in expected]
+    for ours, theirs in zip(found, expected):
+        assert [hit.score for hit in ours] == pytest.approx([hit.score for hit in theirs], abs=1e-4)
+        assert all(isinstance(hit, models.ScoredPoint) for hit in ours)
+    if "filter" in keywords:
+        assert all(hit.payload["group"] == 1 for hits in found for hit in hits)
+
+
+@pytest.mark.parametrize(
+    "fusion", [{"fusion": "dbsf"}, {"fusion_weights": (1.0, 3.0), "rrf_k": 10}, {"fusion_weights": (2.0, 0.5)}]
+)
+def test_fusion_options_agree_with_the_client(tiny_encoder, corpus, tmp_path, queries, fusion):
+    client = MatryoshkaIndex(QdrantClient(":memory:"), "f", tiny_encoder, **OPTIONS, **fusion)
+    embedded = MatryoshkaIndex(tmp_path, "f", tiny_encoder, **OPTIONS, **fusion)
+    for index in (client, embedded):
+        index.add_texts(corpus[1][:120], ids=corpus[0][:120])
+    expected = client.search_batch(queries, limit=8, mode="hybrid")
+    found = embedded.search_batch(queries, limit=8, mode="hybrid")
+    assert [ranked_groups(h) for h in found] == [ranked_groups(h) for h in expected]
+    embedded.close()
+
+
+def test_plan_runs_on_the_engine_and_counts_deletes_and_updates(tiny_encoder, corpus, tmp_path):
+    ids, texts = corpus
+    index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
+    assert index.uses_prefetch() and index.embedded
+    index.add_texts(texts[:50], ids=ids[:50])
+    index.add_texts(texts[50:60], ids=ids[:10])  # re-adding an id replaces its point
+    assert index.count() == 50
+    assert index.search(texts[50], limit=1)[0].payload["doc_id"] == ids[0]
+    index.delete(ids[:5] + ["never-added"])
+    assert index.count() == 45
+    assert set(index.last_timings) == {"encode", "query"}  # one engine query, no client-side rescoring
+    index.close()
+
+
+def test_reopen_after_close_and_after_optimize(tiny_encoder, corpus, tmp_path, queries):
+    ids, texts = corpus
+    with MatryoshkaIndex(tmp_path, "docs", tiny_encoder, sparse=True) as first:
+        first.add_texts(texts[:200], ids=ids[:200])
+        before = [ranked_groups(h) for h in first.search_batch(queries, limit=5, mode="hybrid")]
+        dense = [hit_ids(h) for h in first.search_batch(queries, limit=5)]
+        assert first.optimize() in (True, False)
+        assert [ranked_groups(h) for h in first.search_batch(queries, limit=5, mode="hybrid")] == before
+        assert [hit_ids(h) for h in first.search_batch(queries, limit=5)] == dense
+    assert (tmp_path / "docs" / "sse_collection.json").is_file()
+    # Reopened without repeating sparse=True: the layout is read from the collection.
+    again = MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
+    assert again.count() == 200
+    assert [ranked_groups(h) for h in again.search_batch(queries, limit=5, mode="hybrid")] == before
+    assert [hit_ids(h) for h in again.search_batch(queries, limit=5)] == dense
+    again.close()
+
+
+def test_a_qdrant_client_local_folder_is_refused_with_what_it_is(tiny_encoder, tmp_path):
+    client = QdrantClient(path=str(tmp_path))
+    MatryoshkaIndex(client, "docs", tiny_encoder).add_texts(["猫です。"], ids=["a"])
+    client.close()
+    with pytest.raises(ValueError, match="qdrant-client local-mode folder"):
+        MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
+
+
+def test_a_folder_that_is_not_a_collection_is_refused(tiny_encoder, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a collection made by sse-integrations"):
+        MatryoshkaIndex(tmp_path, "docs", tiny_encoder).add_texts(["猫です。"])
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == ["notes.txt"]
+
+
+def test_another_layout_is_refused_before_any_write(tiny_encoder, corpus, tmp_path):
+    ids, texts = corpus
+    with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
+        index.add_texts(texts[:20], ids=ids[:20])
+    other = MatryoshkaIndex(tmp_path, "docs", tiny_encoder, coarse_dim=32)
+    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 64, expected 32"):
+        other.add_texts(texts[20:30], ids=ids[20:30])
+    other.close()
+    with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
+        assert index.count() == 20
+
+
+def test_a_second_opener_gets_a_clear_error(tiny_encoder, corpus, tmp_path, tiny_model_path):
+    ids, texts = corpus
+    index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
+    index.add_texts(texts[:10], ids=ids[:10])
+    with pytest.raises(FolderInUseError, match="open in another process"):
+        MatryoshkaIndex(tmp_path, "docs", tiny_encoder).count()
+    code = (
+        "import sys\n"
+        "from sse_integrations.qdrant import MatryoshkaIndex\n"
+        "from sse_integrations.qdrant.edge import FolderInUseError\n"
+        "try:\n"
+        "    MatryoshkaIndex(sys.argv[1], 'docs', sys.argv[2]).count()\n"
+        "except FolderInUseError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(tiny_model_path)], capture_output=True, text=True, timeout=600
+    )
+    assert "refused:" in completed.stdout and "open in another process" in completed.stdout, completed.stderr
+    index.close()
+    # Released on close: the folder opens again, nothing lost.
+    with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as again:
+        assert again.count() == 10
+
+
+def test_edge_client_scrolls_every_point(tiny_encoder, corpus, tmp_path):
+    ids, texts = corpus
+    with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
+        index.add_texts(texts[:25], ids=ids[:25])
+    client = EdgeClient(tmp_path)
+    seen, offset = [], None
+    while True:
+        records, offset = client.scroll("docs", limit=10, offset=offset)
+        seen += [r.payload["doc_id"] for r in records]
+        if offset is None:
+            break
+    client.close()
+    assert sorted(seen) == sorted(ids[:25])
+
+
+async def test_async_index_on_a_folder(tiny_encoder, corpus, edge_index, queries, tmp_path):
+    ids, texts = corpus
+    index = AsyncMatryoshkaIndex(tmp_path, "docs", tiny_encoder, **OPTIONS)
+    await index.add_texts(texts, ids=ids, payloads=[{"group": p % 3} for p in range(len(ids))], batch_size=64)
+    assert await index.count() == len(ids)
+    for mode in ("dense", "sparse", "hybrid"):
+        found = await index.search_batch(queries, limit=6, mode=mode)
+        expected = edge_index.search_batch(queries, limit=6, mode=mode)
+        assert [ranked_groups(h) for h in found] == [ranked_groups(h) for h in expected]
+    await index.close()
