@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
+from sse_integrations import SSEEncoder
 from sse_integrations.cli import build_parser, main
+from sse_integrations.qdrant import MatryoshkaIndex
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,8 +49,10 @@ def index_args(tmp_path: Path, model: Path) -> list[str]:
     return ["--collection", "c", "--qdrant-path", str(tmp_path / "qdrant"), "--model", str(model)]
 
 
-def test_qdrant_path_held_by_another_client(docs, tmp_path, tiny_model_path, capsys):
-    holder = QdrantClient(path=str(tmp_path / "qdrant"))
+def test_qdrant_path_held_by_another_index(docs, tmp_path, tiny_model_path, capsys):
+    # The embedded engine allows one open index per collection folder.
+    holder = MatryoshkaIndex(tmp_path / "qdrant", "c", SSEEncoder.from_pretrained(tiny_model_path))
+    holder.add_texts(["猫が寝ている"], ids=["held"])  # the shard exists and is open
     try:
         line = run_cli(["index", str(docs), *index_args(tmp_path, tiny_model_path)], capsys)
     finally:

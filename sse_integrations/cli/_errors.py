@@ -33,7 +33,7 @@ def user_error_message(error: Exception, options: Any) -> str | None:
         names = {cls.__name__ for cls in type(link).__mro__}
         if url and (names & _CONNECTION_ERRORS or isinstance(link, ConnectionError)):
             return f"cannot reach a Qdrant server at {url} ({one_line(str(link)) or type(link).__name__})"
-        if path and "already accessed by another instance" in str(link):
+        if path and "FolderInUseError" in names:
             return (
                 f"the Qdrant storage {path} is in use by another process; wait for it to finish, or use "
                 "a Qdrant server (--qdrant-url) for concurrent access"
