@@ -224,11 +224,11 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         if len(metadatas) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(metadatas)} metadatas")
         check_metadata(self.index, metadatas)
-        ids = list(ids) if ids is not None else [None] * len(texts)
-        if len(ids) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(ids)} ids")
+        given: list[str | None] = list(ids) if ids is not None else [None] * len(texts)
+        if len(given) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(given)} ids")
         # LangChain's add_documents passes Document.id, None where a document has none.
-        doc_ids = [str(uuid.uuid4()) if doc_id is None else doc_id for doc_id in ids]
+        doc_ids = [str(uuid.uuid4()) if doc_id is None else doc_id for doc_id in given]
         written = yield from _stores.add_plan(self.index, texts, doc_ids, metadatas, kwargs.get("batch_size"))
         return [str(doc_id) for doc_id in written]
 

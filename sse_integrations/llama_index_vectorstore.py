@@ -93,7 +93,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         encoder: SSEEncoder | str | os.PathLike | None = None,
         **index_settings: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(stores_text=True)
         if index is None:
             from .qdrant import MatryoshkaIndex
 
@@ -156,7 +156,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         if filters is None:
             yield from _stores.delete_plan(self._index, list(node_ids or []))
         else:
-            yield from _stores.delete_by_filter_plan(self._index, self._filter(filters, node_ids))
+            yield from _stores.delete_by_filter_plan(self._index, self._filter(filters, node_ids) or models.Filter())
 
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
