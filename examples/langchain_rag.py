@@ -1,4 +1,4 @@
-"""LangChain + SSE, offline: embed with SSEEmbeddings, retrieve two-stage from Qdrant in an LCEL chain.
+"""LangChain + SSE, offline: documents -> two-stage Qdrant vector store -> retriever in an LCEL chain.
 
 Run:  python examples/langchain_rag.py            (the bundled default model)
       python examples/langchain_rag.py --model PATH_OR_HUB_ID
@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+from langchain_core.documents import Document
+from langchain_core.language_models.fake import FakeListLLM
+from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from qdrant_client import models
 
 from sse_integrations import SSEEncoder
-from sse_integrations.langchain import MatryoshkaQdrantRetriever, SSEEmbeddings
+from sse_integrations.langchain import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbeddings
 from sse_integrations.qdrant import MatryoshkaIndex
 
 DOCUMENTS = {
@@ -43,13 +46,35 @@ def main() -> None:
     texts = [text for _, text in DOCUMENTS.values()]
     topics = [{"topic": topic} for topic, _ in DOCUMENTS.values()]
 
-    # 1. SSEEmbeddings in any LangChain vector store (here the in-memory one).
-    store = InMemoryVectorStore(embeddings)
-    store.add_texts(texts, metadatas=topics, ids=ids)
     print(f"model: {encoder.source}  ({encoder.full_dim} dims)\n")
+
+    # 0. The framework's own flow: Documents -> vector store -> retriever -> chain. The store runs
+    #    two-stage Matryoshka search in Qdrant (local mode here; a client or path= for a folder).
+    #    Long texts would go through a splitter first (langchain-text-splitters).
+    documents = [
+        Document(page_content=text, metadata={"topic": topic}, id=doc_id) for doc_id, (topic, text) in DOCUMENTS.items()
+    ]
+    store = MatryoshkaQdrantVectorStore.from_documents(documents, embeddings, collection_name="rag")
+    rag_retriever = store.as_retriever(search_kwargs={"k": 2})
+    format_docs = RunnableLambda(lambda docs: "\n".join(f"- {d.page_content}" for d in docs))
+    prompt = PromptTemplate.from_template("次の文脈を使って答えてください。\n{context}\n\n質問: {question}")
+    llm = FakeListLLM(responses=["(your chat model answers here)"])  # offline stand-in for a real LLM
+    rag_chain = (
+        {"context": rag_retriever | format_docs, "question": RunnablePassthrough()} | prompt | llm | StrOutputParser()
+    )
+    print("MatryoshkaQdrantVectorStore -> as_retriever()")
+    for question in QUESTIONS:
+        print(f"  {question}: " + ", ".join(d.id or "" for d in rag_retriever.invoke(question)))
+    food = store.similarity_search("おいしい日本料理", k=2, filter={"topic": "food"})
+    print("  filter={'topic': 'food'}: " + ", ".join(sorted(d.id or "" for d in food)))
+    print(f"  chain answer: {rag_chain.invoke(QUESTIONS[0])}\n")
+
+    # 1. SSEEmbeddings in any LangChain vector store (here the in-memory one).
+    memory_store = InMemoryVectorStore(embeddings)
+    memory_store.add_texts(texts, metadatas=topics, ids=ids)
     print("InMemoryVectorStore + SSEEmbeddings")
     for question in QUESTIONS:
-        hits = store.similarity_search_with_score(question, k=2)
+        hits = memory_store.similarity_search_with_score(question, k=2)
         print(f"  {question}: " + ", ".join(f"{doc.id} ({score:.3f})" for doc, score in hits))
 
     # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
@@ -57,7 +82,6 @@ def main() -> None:
     index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(texts, ids=ids, payloads=topics)
     retriever = MatryoshkaQdrantRetriever(index=index, k=2)
-    prompt = PromptTemplate.from_template("次の文脈を使って答えてください。\n{context}\n\n質問: {question}")
     # An LCEL chain up to the prompt; pipe it into your chat model (`| llm`) for answers.
     chain = {
         "context": retriever | RunnableLambda(lambda docs: "\n".join(f"- {d.page_content}" for d in docs)),

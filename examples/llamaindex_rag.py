@@ -1,4 +1,4 @@
-"""LlamaIndex + SSE, offline: SSEEmbedding as Settings.embed_model, then a two-stage Qdrant retriever.
+"""LlamaIndex + SSE, offline: documents -> splitter -> two-stage Qdrant vector store -> query engine.
 
 Run:  python examples/llamaindex_rag.py            (the bundled default model)
       python examples/llamaindex_rag.py --model PATH_OR_HUB_ID
@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
 from llama_index.core.llms.mock import MockLLM
+from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from qdrant_client import models
 
 from sse_integrations import SSEEncoder
-from sse_integrations.llama_index import MatryoshkaQdrantRetriever, SSEEmbedding
+from sse_integrations.llama_index import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbedding
 from sse_integrations.qdrant import MatryoshkaIndex
 
 DOCUMENTS = {
@@ -48,6 +49,23 @@ def main() -> None:
         Document(text=text, id_=doc_id, metadata={"topic": topic}, excluded_embed_metadata_keys=["topic"])
         for doc_id, (topic, text) in DOCUMENTS.items()
     ]
+
+    # 0. The framework's own flow: documents -> splitter -> vector store -> query engine, with
+    #    the store running two-stage Matryoshka search in Qdrant (local mode here).
+    store = MatryoshkaQdrantVectorStore(client=QdrantClient(":memory:"), collection_name="rag", encoder=encoder)
+    rag_index = VectorStoreIndex.from_documents(
+        documents,
+        storage_context=StorageContext.from_defaults(vector_store=store),
+        transformations=[SentenceSplitter(chunk_size=128, chunk_overlap=0)],
+    )
+    response = rag_index.as_query_engine(similarity_top_k=2).query(QUESTIONS[0])
+    print("MatryoshkaQdrantVectorStore -> as_query_engine()")
+    print(
+        f"  {QUESTIONS[0]}: " + ", ".join(f"{hit.node.ref_doc_id} ({hit.score:.3f})" for hit in response.source_nodes)
+    )
+    rag_index.delete_ref_doc("cat")  # every chunk of that document goes
+    print(f"  after delete_ref_doc('cat'): {store.index.count()} chunks\n")
+
     vector_index = VectorStoreIndex.from_documents(documents)
     print("VectorStoreIndex + SSEEmbedding")
     for question in QUESTIONS:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._payload import read_point
+
 SEARCH_MODES = ("dense", "sparse", "hybrid")
 
 
@@ -67,14 +69,17 @@ class StoredHit:
     text: str
     metadata: dict[str, Any]
     score: float
+    node: dict[str, Any] | None = None
 
 
 def stored_hits(index: Any, points: Sequence[Any]) -> list[StoredHit]:
-    """The index's ``ScoredPoint``s with the text and document id taken out of the payload."""
+    """The index's ``ScoredPoint``s read by the shared payload convention (:mod:`._payload`).
+
+    The retrievers predate the vector stores and keep the document id in the metadata too.
+    """
     hits = []
     for point in points:
-        metadata = dict(point.payload or {})
-        text = metadata.pop(index.text_key, "")
-        doc_id = metadata.get(index.id_key, point.id)
-        hits.append(StoredHit(str(doc_id), text, metadata, point.score))
+        stored = read_point(index, point)
+        metadata = {**stored.metadata, index.id_key: (point.payload or {}).get(index.id_key, point.id)}
+        hits.append(StoredHit(stored.id, stored.text, metadata, point.score, stored.node))
     return hits

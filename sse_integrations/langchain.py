@@ -1,9 +1,11 @@
-"""LangChain adapters: :class:`SSEEmbeddings` and a two-stage Qdrant retriever.
+"""LangChain adapters: :class:`SSEEmbeddings`, a two-stage Qdrant retriever and vector store.
 
 ``SSEEmbeddings`` is a ``langchain_core`` ``Embeddings`` backed by an :class:`SSEEncoder`;
 ``MatryoshkaQdrantRetriever`` is a ``BaseRetriever`` over a
 :class:`sse_integrations.qdrant.MatryoshkaIndex` (coarse Matryoshka prefix, then full-width
-rescoring), usable as is in an LCEL chain.
+rescoring), usable as is in an LCEL chain; ``MatryoshkaQdrantVectorStore`` (from
+:mod:`.langchain_vectorstore`) is a ``VectorStore`` over the same index, for the framework's
+``from_documents`` -> ``as_retriever()`` flow.
 
 Example:
     >>> from sse_integrations import SSEEncoder
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -37,7 +39,28 @@ from ._checks import check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
-__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbeddings"]
+if TYPE_CHECKING:
+    from .langchain_vectorstore import MatryoshkaQdrantVectorStore, RetrievalMode, dict_filter_to_qdrant
+
+__all__ = [
+    "MatryoshkaQdrantRetriever",
+    "MatryoshkaQdrantVectorStore",
+    "RetrievalMode",
+    "SSEEmbeddings",
+    "dict_filter_to_qdrant",
+]
+
+# The vector store needs qdrant-client as well: loaded on first use, so the embeddings and the
+# retriever work with the langchain extra alone.
+_VECTORSTORE_NAMES = ("MatryoshkaQdrantVectorStore", "RetrievalMode", "dict_filter_to_qdrant")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VECTORSTORE_NAMES:
+        from . import langchain_vectorstore
+
+        return getattr(langchain_vectorstore, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:

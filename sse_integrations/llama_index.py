@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
     from llama_index.core.callbacks import CallbackManager
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import BaseNode, Document, ImageNode, IndexNode, NodeWithScore, QueryBundle, TextNode
     from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
@@ -35,7 +35,34 @@ from ._checks import as_text_list, check_positive_int, check_text
 from .encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
 from .matryoshka import validate_dim
 
-__all__ = ["MatryoshkaQdrantRetriever", "SSEEmbedding", "metadata_filters_to_qdrant"]
+if TYPE_CHECKING:
+    from .llama_index_vectorstore import MatryoshkaQdrantVectorStore
+
+__all__ = ["MatryoshkaQdrantRetriever", "MatryoshkaQdrantVectorStore", "SSEEmbedding", "metadata_filters_to_qdrant"]
+
+
+def __getattr__(name: str) -> Any:
+    # The vector store needs qdrant-client as well: loaded on first use, so the embedding and
+    # the retriever work with the llamaindex extra alone.
+    if name == "MatryoshkaQdrantVectorStore":
+        from . import llama_index_vectorstore
+
+        return llama_index_vectorstore.MatryoshkaQdrantVectorStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_NODE_CLASSES = {cls.class_name(): cls for cls in (TextNode, Document, ImageNode, IndexNode)}
+
+
+def node_from_stored(node_id: str, text: str, metadata: dict[str, Any], node_data: dict[str, Any] | None) -> BaseNode:
+    """A node rebuilt from a point: text, id and metadata, plus relationships etc. when the store wrote them."""
+    if node_data is None:
+        return TextNode(id_=node_id, text=text, metadata=metadata)
+    data = dict(node_data)
+    node_class = _NODE_CLASSES.get(data.pop("type", ""), TextNode)
+    node = node_class.model_validate({**data, "id_": node_id, "metadata": metadata})
+    node.set_content(text)
+    return node
 
 
 def metadata_filters_to_qdrant(filters: MetadataFilters) -> Any:
@@ -279,7 +306,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
         return [
-            NodeWithScore(node=TextNode(id_=hit.id, text=hit.text, metadata=hit.metadata), score=hit.score)
+            NodeWithScore(node=node_from_stored(hit.id, hit.text, hit.metadata, hit.node), score=hit.score)
             for hit in _retrievers.stored_hits(self.index, points)
         ]
 

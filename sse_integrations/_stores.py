@@ -1,0 +1,209 @@
+"""What the LangChain and LlamaIndex vector stores share: operations on a Matryoshka index, sync or async.
+
+Each operation is written once as a plan, a generator that yields ``(callable, kwargs)`` and
+gets the call's result back; :func:`run` executes it on a sync index and :func:`arun` on an
+async one (awaiting what the calls return) or, for a sync index, in a worker thread. The
+callables are the index's public methods, plus a few collection-level calls the index has no
+method for yet (``collection_exists``, ``retrieve``, delete by filter, search by a raw
+vector); they go to ``index.client`` and are kept here, in one place.
+
+Imports Qdrant but no framework, so neither store imports the other's adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from ._payload import REF_DOC_KEY, StoredPoint, read_point
+from .qdrant import to_point_id
+
+Step = tuple[Callable[..., Any], dict[str, Any]]
+Plan = Generator[Step, Any, Any]
+
+RETRIEVAL_MODES = ("dense", "sparse", "hybrid")
+
+
+def is_async_index(index: Any) -> bool:
+    return inspect.iscoroutinefunction(index.search)
+
+
+def run(index: Any, plan: Plan, async_name: str) -> Any:
+    """Run ``plan`` on a sync index; an async index names ``async_name``, the method to await instead."""
+    if is_async_index(index):
+        raise TypeError(f"this store wraps an AsyncMatryoshkaIndex: use {async_name}, or build it on a MatryoshkaIndex")
+    return _run_sync(plan)
+
+
+def _run_sync(plan: Plan) -> Any:
+    try:
+        call = next(plan)
+        while True:
+            function, kwargs = call
+            call = plan.send(function(**kwargs))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def arun(index: Any, plan: Plan) -> Any:
+    """Await ``plan`` on an async index; a sync index runs it in a worker thread (its calls block)."""
+    if not is_async_index(index):
+        return await asyncio.to_thread(_run_sync, plan)
+    try:
+        call = next(plan)
+        while True:
+            function, kwargs = call
+            result = function(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            call = plan.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+# plans -----------------------------------------------------------------------------------------
+
+
+def exists_plan(index: Any) -> Generator[Step, Any, bool]:
+    # The index creates its collection on the first add (a sparse index fits BM25 on those
+    # texts), so an empty store has none yet: reads answer "nothing" instead of failing.
+    return bool((yield (index.client.collection_exists, {"collection_name": index.collection_name})))
+
+
+def add_plan(
+    index: Any, texts: Sequence[str], ids: Sequence[Any], payloads: Sequence[dict[str, Any]], batch_size: int | None
+) -> Generator[Step, Any, list[Any]]:
+    kwargs: dict[str, Any] = {"texts": list(texts), "ids": list(ids), "payloads": list(payloads)}
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    return list((yield (index.add_texts, kwargs)))
+
+
+def search_plan(index: Any, query: str, limit: int, **search: Any) -> Generator[Step, Any, list[StoredPoint]]:
+    """``index.search`` read by the payload convention; an empty store gives no hits."""
+    if not (yield from exists_plan(index)):
+        return []
+    points = yield (index.search, {"query": query, "limit": limit, **search})
+    return [read_point(index, point) for point in points]
+
+
+def vector_search_plan(
+    index: Any, vector: Sequence[float], limit: int, query_filter: models.Filter | None
+) -> Generator[Step, Any, list[StoredPoint]]:
+    """Exact search by a full-width vector (the caller embedded the query already): no coarse stage."""
+    if len(vector) != index.full.dim:
+        raise ValueError(f"the vector has {len(vector)} dims, the index's full vector {index.full.dim}")
+    if not (yield from exists_plan(index)):
+        return []
+    response = yield (
+        index.client.query_points,
+        {
+            "collection_name": index.collection_name,
+            "query": list(map(float, vector)),
+            "using": index.full.name,
+            "limit": limit,
+            "query_filter": query_filter,
+            "with_payload": True,
+        },
+    )
+    return [read_point(index, point) for point in response.points]
+
+
+def mmr_plan(
+    index: Any, query: str, k: int, fetch_k: int, lambda_mult: float, **search: Any
+) -> Generator[Step, Any, list[StoredPoint]]:
+    """Maximal marginal relevance over the index's ``fetch_k`` best hits, on their full vectors."""
+    candidates = yield from search_plan(index, query, fetch_k, with_vectors=[index.full.name], **search)
+    if not candidates:
+        return []
+    query_vector = (yield (index.encode_queries, {"queries": [query]}))[index.full.name][0]
+    vectors = np.array([point.vector[index.full.name] for point in candidates], dtype=np.float32)
+    return [candidates[i] for i in maximal_marginal_relevance(query_vector, vectors, k, lambda_mult)]
+
+
+def maximal_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, lambda_mult: float) -> list[int]:
+    """Greedy MMR on unit vectors: each pick maximises ``lambda * sim(query) - (1 - lambda) * max sim(picked)``."""
+    relevance = vectors @ query
+    picked: list[int] = []
+    redundancy = np.full(len(vectors), -np.inf)
+    while len(picked) < min(k, len(vectors)):
+        scores = lambda_mult * relevance - (1 - lambda_mult) * np.where(np.isinf(redundancy), 0.0, redundancy)
+        scores[picked] = -np.inf
+        best = int(np.argmax(scores))
+        picked.append(best)
+        redundancy = np.maximum(redundancy, vectors @ vectors[best])
+    return picked
+
+
+def get_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, list[StoredPoint]]:
+    """Stored points by caller id, in the order asked; unknown ids are left out."""
+    if not ids or not (yield from exists_plan(index)):
+        return []
+    point_ids = [to_point_id(doc_id, index.id_namespace) for doc_id in ids]
+    records = yield (
+        index.client.retrieve,
+        {"collection_name": index.collection_name, "ids": point_ids, "with_payload": True},
+    )
+    by_point = {str(record.id): read_point(index, record) for record in records}
+    return [by_point[str(point_id)] for point_id in point_ids if str(point_id) in by_point]
+
+
+def delete_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, None]:
+    if ids and (yield from exists_plan(index)):
+        yield (index.delete, {"ids": list(ids)})
+
+
+def delete_by_filter_plan(index: Any, query_filter: models.Filter) -> Generator[Step, Any, None]:
+    if (yield from exists_plan(index)):
+        yield (
+            index.client.delete,
+            {
+                "collection_name": index.collection_name,
+                "points_selector": models.FilterSelector(filter=query_filter),
+                "wait": True,
+            },
+        )
+
+
+def ref_doc_filter(ref_doc_ids: Sequence[str]) -> models.Filter:
+    return models.Filter(must=[models.FieldCondition(key=REF_DOC_KEY, match=models.MatchAny(any=list(ref_doc_ids)))])
+
+
+def id_filter(index: Any, ids: Sequence[Any]) -> models.HasIdCondition:
+    return models.HasIdCondition(has_id=[to_point_id(doc_id, index.id_namespace) for doc_id in ids])
+
+
+def scroll_plan(index: Any, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:
+    """Every point matching ``query_filter`` (all of them for None), page by page."""
+    if not (yield from exists_plan(index)):
+        return []
+    points: list[StoredPoint] = []
+    offset = None
+    while True:
+        records, offset = yield (
+            index.client.scroll,
+            {
+                "collection_name": index.collection_name,
+                "scroll_filter": query_filter,
+                "limit": 256,
+                "offset": offset,
+                "with_payload": True,
+            },
+        )
+        points.extend(read_point(index, record) for record in records)
+        if offset is None:
+            return points
+
+
+def both(first: models.Filter | None, second: Any) -> models.Filter | None:
+    """A filter that needs ``first`` and ``second`` (either may be None)."""
+    if second is None:
+        return first
+    if first is None:
+        return second if isinstance(second, models.Filter) else models.Filter(must=[second])
+    return models.Filter(must=[first, second])

@@ -1,0 +1,245 @@
+"""A LlamaIndex vector store over a Matryoshka index: :class:`MatryoshkaQdrantVectorStore`.
+
+Re-exported by :mod:`sse_integrations.llama_index` (loaded on first use, so the embedding and
+the retriever keep working without qdrant-client). Nodes are written by the shared payload
+convention (:mod:`._payload`): text and node id by the index, metadata as top-level keys, the
+source document under ``ref_doc_id`` and the rest of the node (relationships, templates,
+excluded keys) under ``_node``, so ``VectorStoreIndex.from_vector_store`` over an existing
+collection gets whole nodes back, and the other readers of the collection get plain metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+try:
+    from llama_index.core.schema import BaseNode, MetadataMode
+    from llama_index.core.vector_stores.types import (
+        BasePydanticVectorStore,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryMode,
+        VectorStoreQueryResult,
+    )
+    from qdrant_client import QdrantClient, models
+except ImportError as error:  # pragma: no cover - exercised only without the extras
+    raise ImportError(
+        'MatryoshkaQdrantVectorStore needs llama-index-core and qdrant-client: pip install "sse-integrations[llamaindex,qdrant]"'
+    ) from error
+from pydantic import PrivateAttr
+
+from . import _stores
+from ._payload import NODE_KEY, REF_DOC_KEY, StoredPoint, check_metadata
+from .encoder import SSEEncoder
+from .llama_index import metadata_filters_to_qdrant, node_from_stored
+
+__all__ = ["MatryoshkaQdrantVectorStore"]
+
+DEFAULT_COLLECTION = "llama_index"
+
+_MODES = {
+    VectorStoreQueryMode.DEFAULT: "dense",
+    VectorStoreQueryMode.SPARSE: "sparse",
+    VectorStoreQueryMode.HYBRID: "hybrid",
+}
+# Left out of the node data: the payload keeps them (text, metadata) or nothing needs them (the embedding).
+_NOT_NODE_DATA = {"embedding", "metadata", "text", "text_resource", "id_"}
+
+
+def node_payload(node: BaseNode) -> dict[str, Any]:
+    """The payload of ``node`` besides the text and id, which the index writes."""
+    data = node.model_dump(mode="json", exclude=_NOT_NODE_DATA)
+    payload: dict[str, Any] = {**node.metadata, NODE_KEY: {"type": node.class_name(), **data}}
+    if node.ref_doc_id is not None:
+        payload[REF_DOC_KEY] = node.ref_doc_id
+    return payload
+
+
+class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
+    """LlamaIndex vector store over a :class:`sse_integrations.qdrant.MatryoshkaIndex`.
+
+    The index embeds every Matryoshka stage of a node's text with its SSE encoder and searches
+    by the query text (``is_embedding_query`` is False, so LlamaIndex does not embed queries
+    for it); results, order and scores equal ``index.search``. ``VectorStoreQueryMode``
+    DEFAULT is the two-stage dense search, SPARSE is BM25 and HYBRID the fusion of both (an
+    index made with ``sparse=True``); ``alpha`` weighs the dense list in an RRF fusion
+    (``fusion_weights = (alpha, 1 - alpha)``).
+
+    Args:
+        index: a ``MatryoshkaIndex`` (sync and async) or ``AsyncMatryoshkaIndex`` (async only);
+            None builds a ``MatryoshkaIndex`` from the other arguments.
+        client: a ``QdrantClient`` (else one on ``path``, a local-mode folder, else ``":memory:"``).
+        collection_name, encoder, index_settings: the built index's collection, encoder
+            (``SSEEncoder``, folder or hub id; None = bundled) and ``IndexOptions`` fields.
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = False
+    flat_metadata: bool = False
+
+    _index: Any = PrivateAttr()
+    _weighted: dict[float, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(
+        self,
+        index: Any = None,
+        *,
+        client: Any = None,
+        path: str | os.PathLike | None = None,
+        collection_name: str = DEFAULT_COLLECTION,
+        encoder: SSEEncoder | str | os.PathLike | None = None,
+        **index_settings: Any,
+    ) -> None:
+        super().__init__(stores_text=True)
+        if index is None:
+            from .qdrant import MatryoshkaIndex
+
+            if client is None:
+                client = QdrantClient(path=os.fspath(path)) if path is not None else QdrantClient(":memory:")
+            index = MatryoshkaIndex(client, collection_name, encoder, **index_settings)
+        elif client is not None or path is not None or encoder is not None or index_settings:
+            raise ValueError("pass an index, or the arguments to build one, not both")
+        for attribute in ("search", "add_texts", "delete", "text_key", "id_key", "client"):
+            if not hasattr(index, attribute):
+                raise TypeError(
+                    f"index must be a MatryoshkaIndex or AsyncMatryoshkaIndex, got {type(index).__name__} (no {attribute!r})"
+                )
+        self._index = index
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MatryoshkaQdrantVectorStore"
+
+    @property
+    def client(self) -> Any:
+        return self._index.client
+
+    @property
+    def index(self) -> Any:
+        """The wrapped Matryoshka index."""
+        return self._index
+
+    # writes ----------------------------------------------------------------------------------
+
+    def _add_plan(self, nodes: Sequence[BaseNode]) -> Any:
+        payloads = [node_payload(node) for node in nodes]
+        check_metadata(self._index, [node.metadata for node in nodes])
+        texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes]
+        ids = [node.node_id for node in nodes]
+        written = yield from _stores.add_plan(self._index, texts, ids, payloads, None)
+        return [str(node_id) for node_id in written]
+
+    def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        """Store nodes (their embeddings are not used: the index embeds each stage itself); returns their ids."""
+        return _stores.run(self._index, self._add_plan(nodes), "async_add()")
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        return await _stores.arun(self._index, self._add_plan(nodes))
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the source document ``ref_doc_id``."""
+        _stores.run(
+            self._index, _stores.delete_by_filter_plan(self._index, _stores.ref_doc_filter([ref_doc_id])), "adelete()"
+        )
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await _stores.arun(
+            self._index, _stores.delete_by_filter_plan(self._index, _stores.ref_doc_filter([ref_doc_id]))
+        )
+
+    def _delete_nodes_plan(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> Any:
+        if node_ids is None and filters is None:
+            raise ValueError("delete_nodes() needs node_ids or filters (clear() deletes everything)")
+        if filters is None:
+            yield from _stores.delete_plan(self._index, list(node_ids or []))
+        else:
+            yield from _stores.delete_by_filter_plan(self._index, self._filter(filters, node_ids) or models.Filter())
+
+    def delete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        """Delete nodes by id, by metadata filters, or both (a node must match both)."""
+        _stores.run(self._index, self._delete_nodes_plan(node_ids, filters), "adelete_nodes()")
+
+    async def adelete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
+    ) -> None:
+        await _stores.arun(self._index, self._delete_nodes_plan(node_ids, filters))
+
+    def clear(self) -> None:
+        """Delete every node; the collection and its layout (and BM25 statistics) stay."""
+        _stores.run(self._index, _stores.delete_by_filter_plan(self._index, models.Filter()), "aclear()")
+
+    async def aclear(self) -> None:
+        await _stores.arun(self._index, _stores.delete_by_filter_plan(self._index, models.Filter()))
+
+    # reads -----------------------------------------------------------------------------------
+
+    def _filter(self, filters: MetadataFilters | None, node_ids: Sequence[str] | None = None) -> models.Filter | None:
+        converted = metadata_filters_to_qdrant(filters) if filters is not None else None
+        return _stores.both(converted, _stores.id_filter(self._index, node_ids) if node_ids is not None else None)
+
+    def _get_plan(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> Any:
+        if filters is None and node_ids is not None:
+            return (yield from _stores.get_plan(self._index, node_ids))  # in the order asked
+        return (yield from _stores.scroll_plan(self._index, self._filter(filters, node_ids)))
+
+    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
+        """Nodes by id (in that order), by metadata filters, both, or all of them."""
+        return [_node(point) for point in _stores.run(self._index, self._get_plan(node_ids, filters), "aget_nodes()")]
+
+    async def aget_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        return [_node(point) for point in await _stores.arun(self._index, self._get_plan(node_ids, filters))]
+
+    def _query_plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Any:
+        if query.mode not in _MODES:
+            raise ValueError(f"query mode {query.mode.value!r} is not supported: use default, sparse or hybrid")
+        # VectorStoreIndex passes node_ids=[] when the store keeps the nodes: that means no id filter.
+        query_filter = self._filter(query.filters, query.node_ids or None)
+        if query.doc_ids:
+            query_filter = _stores.both(query_filter, _stores.ref_doc_filter(query.doc_ids))
+        if query.query_str is None:
+            if query.query_embedding is None or query.mode != VectorStoreQueryMode.DEFAULT:
+                raise ValueError("the query needs query_str (or, in the default mode, a full-width query_embedding)")
+            plan = _stores.vector_search_plan(self._index, query.query_embedding, query.similarity_top_k, query_filter)
+        else:
+            index = self._index_for(query)
+            search = {**kwargs, "filter": query_filter, "mode": _MODES[query.mode]}
+            plan = _stores.search_plan(index, query.query_str, query.similarity_top_k, **search)
+        points = yield from plan
+        return VectorStoreQueryResult(
+            nodes=[_node(point) for point in points],
+            similarities=[float(point.score or 0.0) for point in points],
+            ids=[point.id for point in points],
+        )
+
+    def _index_for(self, query: VectorStoreQuery) -> Any:
+        """The index, or a twin on the same collection whose RRF weights are ``(alpha, 1 - alpha)``."""
+        if query.alpha is None or query.mode != VectorStoreQueryMode.HYBRID:
+            return self._index
+        alpha = float(query.alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if self._index.fusion != "rrf":
+            raise ValueError("alpha weighs an RRF fusion; this index fuses with 'dbsf'")
+        if alpha not in self._weighted:
+            index = self._index
+            options = replace(index.options, fusion_weights=(alpha, 1.0 - alpha))
+            self._weighted[alpha] = type(index)(index.client, index.collection_name, index.encoder, options=options)
+        return self._weighted[alpha]
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Top ``similarity_top_k`` nodes; extra ``kwargs`` go to ``index.search`` (e.g. ``prefetch_limit``)."""
+        return _stores.run(self._index, self._query_plan(query, kwargs), "aquery()")
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await _stores.arun(self._index, self._query_plan(query, kwargs))
+
+
+def _node(point: StoredPoint) -> BaseNode:
+    return node_from_stored(point.id, point.text, point.metadata, point.node)
