@@ -14,7 +14,7 @@ from llama_index.core import Document, Settings, StorageContext, VectorStoreInde
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
-from qdrant_client import models
+from qdrant_client import QdrantClient, models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbedding

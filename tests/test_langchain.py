@@ -207,14 +207,17 @@ def test_retriever_matches_index_search(index, query):
     points = index.search(query, limit=7)
     assert all(isinstance(document, Document) for document in documents)
     assert [document.id for document in documents] == ids_of(points)
-    assert [document.metadata["score"] for document in documents] == [point.score for point in points]
+    # qdrant-client local mode scores jitter in the 8th digit between identical calls (BLAS summation order).
+    assert [document.metadata["score"] for document in documents] == pytest.approx(
+        [point.score for point in points], rel=1e-6
+    )
     for document, point in zip(documents, points):
         assert document.page_content == point.payload["text"]
         assert document.metadata == {
             "doc_id": point.payload["doc_id"],
             "group": point.payload["group"],
             "source": "tatoeba",
-            "score": point.score,
+            "score": document.metadata["score"],  # compared above, to the engine's jitter
         }
 
 

@@ -233,7 +233,8 @@ def test_retriever_matches_index_search(index, query):
     points = index.search(query, limit=7)
     assert all(isinstance(hit, NodeWithScore) for hit in hits)
     assert [hit.node.node_id for hit in hits] == ids_of(points)
-    assert [hit.score for hit in hits] == [point.score for point in points]
+    # qdrant-client local mode scores jitter in the 8th digit between identical calls (BLAS summation order).
+    assert [hit.score for hit in hits] == pytest.approx([point.score for point in points], rel=1e-6)
     for hit, point in zip(hits, points):
         assert hit.node.get_content() == point.payload["text"]
         assert hit.node.metadata == {"doc_id": point.payload["doc_id"], "group": point.payload["group"]}
