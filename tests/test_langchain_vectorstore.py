@@ -81,7 +81,9 @@ def test_from_texts_builds_an_index_whose_search_the_store_returns(store):
         expected = index.search(query, limit=5)
         got = store.similarity_search_with_score(query, k=5)
         assert [doc.id for doc, _ in got] == [point.payload["doc_id"] for point in expected]
-        assert [score for _, score in got] == [point.score for point in expected]
+        assert [score for _, score in got] == pytest.approx(
+            [point.score for point in expected], rel=1e-6
+        )  # qdrant-client local mode: scores jitter in the 8th digit between identical searches
         point = expected[0]
         assert got[0][0].page_content == point.payload["text"]
         assert got[0][0].metadata == {key: point.payload[key] for key in ("group", "weight", "lang")}
@@ -89,7 +91,12 @@ def test_from_texts_builds_an_index_whose_search_the_store_returns(store):
 
 async def test_async_search_equals_sync(store):
     query = query_texts(1)[0]
-    assert await store.asimilarity_search_with_score(query, k=4) == store.similarity_search_with_score(query, k=4)
+    found = await store.asimilarity_search_with_score(query, k=4)
+    expected = store.similarity_search_with_score(query, k=4)
+    assert [doc for doc, _ in found] == [doc for doc, _ in expected]
+    assert [score for _, score in found] == pytest.approx(
+        [score for _, score in expected], rel=1e-6
+    )  # qdrant-client local mode: scores jitter in the 8th digit between identical searches
 
 
 FILTERS = {
