@@ -54,35 +54,26 @@ VARIANTS = [
 ]
 
 
+def built_dev_set(script: str, work_dir: Path, out_dir: Path) -> Path:
+    """``out_dir``, built by ``scripts/<script>`` (downloads in ``work_dir``) when missing."""
+    if not (out_dir / "corpus.jsonl").exists():
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / script),
+            "--work-dir",
+            str(work_dir),
+            "--out-dir",
+            str(out_dir),
+        ]
+        subprocess.run(command, check=True)
+    return out_dir
+
+
 def data_sets(args: argparse.Namespace) -> list[tuple[Path, str]]:
     if args.data:
         return [data_spec(spec) for spec in args.data]
-    keyword_set = args.work_dir / KEYWORD_SET
-    if not (keyword_set / "corpus.jsonl").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "build_keyword_dev_set.py"),
-                "--work-dir",
-                str(args.work_dir / "keyword"),
-                "--out-dir",
-                str(keyword_set),
-            ],
-            check=True,
-        )
-    document_set = args.work_dir / DOCUMENT_SET
-    if not (document_set / "corpus.jsonl").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "build_document_dev_set.py"),
-                "--work-dir",
-                str(args.work_dir / "readmes"),
-                "--out-dir",
-                str(document_set),
-            ],
-            check=True,
-        )
+    keyword_set = built_dev_set("build_keyword_dev_set.py", args.work_dir / "keyword", args.work_dir / KEYWORD_SET)
+    document_set = built_dev_set("build_document_dev_set.py", args.work_dir / "readmes", args.work_dir / DOCUMENT_SET)
     return [(ROOT / "tests" / "data" / "tatoeba_ja_dev", "test"), (keyword_set, "test"), (document_set, "test")]
 
 

@@ -24,11 +24,11 @@ Downloads about 400 small packages once (pip download / npm pack, no install); t
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
 import japanese_readmes as readmes
+from build_keyword_dev_set import write_beir_splits as write_beir
 
 MAX_QUERY_CHARS = 40
 MIN_QUERY_CHARS = 4
@@ -71,22 +71,6 @@ def build(by_package: dict[str, list[readmes.Section]]):
         queries[query_id] = heading
         qrels[split][query_id] = doc_id
     return corpus, queries, qrels
-
-
-def write_beir(
-    out_dir: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, str]]
-) -> None:
-    (out_dir / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "corpus.jsonl", "w", encoding="utf-8") as handle:
-        for doc_id, text in corpus.items():
-            handle.write(json.dumps({"_id": doc_id, "title": "", "text": text}, ensure_ascii=False) + "\n")
-    with open(out_dir / "queries.jsonl", "w", encoding="utf-8") as handle:
-        for query_id, text in queries.items():
-            handle.write(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n")
-    for split, pairs in qrels.items():
-        with open(out_dir / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as handle:
-            handle.write("query-id\tcorpus-id\tscore\n")
-            handle.writelines(f"{query_id}\t{doc_id}\t1\n" for query_id, doc_id in pairs.items())
 
 
 def main(argv: list[str] | None = None) -> None:

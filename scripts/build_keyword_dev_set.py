@@ -137,6 +137,19 @@ def build(documents: list[str], synonyms: dict[str, list[str]], rng: random.Rand
 
 
 def write_beir(out_dir: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, str]) -> None:
+    """The first half of the queries is the ``dev`` split, the second half ``test``."""
+    query_ids = list(qrels)
+    half = len(query_ids) // 2
+    splits = {
+        split: {q: qrels[q] for q in ids} for split, ids in (("dev", query_ids[:half]), ("test", query_ids[half:]))
+    }
+    write_beir_splits(out_dir, corpus, queries, splits)
+
+
+def write_beir_splits(
+    out_dir: Path, corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, str]]
+) -> None:
+    """A BEIR folder with one relevant document per query and one qrels file per split."""
     (out_dir / "qrels").mkdir(parents=True, exist_ok=True)
     with open(out_dir / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for doc_id, text in corpus.items():
@@ -144,12 +157,10 @@ def write_beir(out_dir: Path, corpus: dict[str, str], queries: dict[str, str], q
     with open(out_dir / "queries.jsonl", "w", encoding="utf-8") as handle:
         for query_id, text in queries.items():
             handle.write(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n")
-    query_ids = list(qrels)
-    half = len(query_ids) // 2
-    for split, ids in (("dev", query_ids[:half]), ("test", query_ids[half:])):
+    for split, pairs in qrels.items():
         with open(out_dir / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as handle:
             handle.write("query-id\tcorpus-id\tscore\n")
-            handle.writelines(f"{query_id}\t{qrels[query_id]}\t1\n" for query_id in ids)
+            handle.writelines(f"{query_id}\t{doc_id}\t1\n" for query_id, doc_id in pairs.items())
 
 
 def main(argv: list[str] | None = None) -> None:
