@@ -39,7 +39,7 @@ from sse_integrations.matryoshka import truncate_and_normalize  # noqa: E402
 
 DIMS = (512, 256, 128, 64, 32)
 MODEL_CARD = ROOT / "sse_integrations" / "assets" / "default_model" / "README.md"
-# (name, folder relative to the work dir or the repository, split, dense target share of the teacher at 512 / 64)
+# (name, folder relative to the work dir or absolute, qrels split)
 DATA_SETS = (
     ("documents", "dev/ja_docs", "test"),
     ("keywords", "dev/vscode_keywords", "test"),
@@ -73,10 +73,11 @@ def main() -> None:
             for label, encoder in (("q4", bundled), ("fp32", fp32), ("previous", previous))
             if encoder is not None
         }
-        at = {dim: ndcg(dataset, *(truncate_and_normalize(x, dim) for x in embedded["q4"])) for dim in DIMS}
+        at: dict[int, float] = {}
         for dim in DIMS:
             fp_q, fp_c = (truncate_and_normalize(x, dim) for x in embedded["fp32"])
             q4_q, q4_c = (truncate_and_normalize(x, dim) for x in embedded["q4"])
+            at[dim] = ndcg(dataset, q4_q, q4_c)
             cosine = float(np.mean(np.sum(np.concatenate([q4_q, q4_c]) * np.concatenate([fp_q, fp_c]), axis=1)))
             fp_ndcg = ndcg(dataset, fp_q, fp_c)
             agreement_rows.append(
