@@ -75,9 +75,9 @@ def test_edge_and_client_return_the_same_ids_in_the_same_order(client_index, edg
     keywords = SEARCHES[search]
     expected = client_index.search_batch(queries, limit=10, **keywords)
     found = edge_index.search_batch(queries, limit=10, **keywords)
+    # Same order wherever scores differ; exact ties (RRF, or BM25 over the fixture's small
+    # vocabulary) may be broken differently by the two engines.
     assert [ranked_groups(hits) for hits in found] == [ranked_groups(hits) for hits in expected]
-    if keywords.get("mode") != "hybrid":  # without fusion there are no ties here: the very same order
-        assert [hit_ids(hits) for hits in found] == [hit_ids(hits) for hits in expected]
     for ours, theirs in zip(found, expected):
         assert [hit.score for hit in ours] == pytest.approx([hit.score for hit in theirs], abs=1e-4)
         assert all(isinstance(hit, models.ScoredPoint) for hit in ours)
