@@ -49,12 +49,15 @@ def main() -> None:
     print(f"model: {encoder.source}  ({encoder.full_dim} dims)\n")
 
     # 0. The framework's own flow: Documents -> vector store -> retriever -> chain. The store runs
-    #    two-stage Matryoshka search in Qdrant (local mode here; a client or path= for a folder).
+    #    two-stage Matryoshka search in embedded Qdrant (Qdrant's engine in-process, on a folder);
+    #    pass client=QdrantClient(url=...) instead for a Qdrant server.
     #    Long texts would go through a splitter first (langchain-text-splitters).
     documents = [
         Document(page_content=text, metadata={"topic": topic}, id=doc_id) for doc_id, (topic, text) in DOCUMENTS.items()
     ]
-    store = MatryoshkaQdrantVectorStore.from_documents(documents, embeddings, collection_name="rag")
+    store = MatryoshkaQdrantVectorStore.from_documents(
+        documents, embeddings, collection_name="rag", path=tempfile.mkdtemp(prefix="sse-example-")
+    )
     rag_retriever = store.as_retriever(search_kwargs={"k": 2})
     format_docs = RunnableLambda(lambda docs: "\n".join(f"- {d.page_content}" for d in docs))
     prompt = PromptTemplate.from_template("次の文脈を使って答えてください。\n{context}\n\n質問: {question}")

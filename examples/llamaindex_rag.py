@@ -14,7 +14,7 @@ from llama_index.core import Document, Settings, StorageContext, VectorStoreInde
 from llama_index.core.llms.mock import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbedding
@@ -51,8 +51,11 @@ def main() -> None:
     ]
 
     # 0. The framework's own flow: documents -> splitter -> vector store -> query engine, with
-    #    the store running two-stage Matryoshka search in Qdrant (local mode here).
-    store = MatryoshkaQdrantVectorStore(client=QdrantClient(":memory:"), collection_name="rag", encoder=encoder)
+    #    the store running two-stage Matryoshka search in embedded Qdrant (Qdrant's engine
+    #    in-process, on a folder); pass client=QdrantClient(url=...) instead for a Qdrant server.
+    store = MatryoshkaQdrantVectorStore(
+        path=tempfile.mkdtemp(prefix="sse-example-"), collection_name="rag", encoder=encoder
+    )
     rag_index = VectorStoreIndex.from_documents(
         documents,
         storage_context=StorageContext.from_defaults(vector_store=store),

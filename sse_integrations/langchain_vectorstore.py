@@ -199,8 +199,10 @@ class MatryoshkaQdrantVectorStore(VectorStore):
             collection_name: the Qdrant collection.
             embedding: an ``SSEEmbeddings`` whose encoder the index shares (other embeddings
                 cannot drive two-stage search: the index embeds every Matryoshka stage itself).
-            client: a ``QdrantClient``; else one from ``location`` (":memory:", a URL) or ``path``
-                (a local-mode folder); none of them gives ``":memory:"``.
+            client: a ``QdrantClient`` / ``AsyncQdrantClient``; else one from ``location``
+                (":memory:", a URL); ``path`` is a folder for the embedded engine (Qdrant Edge, as
+                ``MatryoshkaIndex(path, ...)``; for qdrant-client's local mode pass
+                ``client=QdrantClient(path=...)``); none of them gives ``":memory:"``.
             encoder: an ``SSEEncoder`` or model folder / hub id (default: the embedding's, else bundled).
             retrieval_mode: see the class.
             index_settings: ``IndexOptions`` fields (``coarse_dim``, ``sparse``, ``fusion``, ...).
@@ -208,10 +210,12 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         from .qdrant import MatryoshkaIndex
 
         encoder = _encoder_of(embedding, encoder)
-        if client is None:
-            client = QdrantClient(path=os.fspath(path)) if path is not None else QdrantClient(location or ":memory:")
-        elif location is not None or path is not None:
-            raise ValueError("pass a client, or a location / path to make one, not both")
+        if sum(given is not None for given in (client, location, path)) > 1:
+            raise ValueError("pass one of client, location or path, not several")
+        if path is not None:
+            client = os.fspath(path)  # the index opens (or creates) an embedded shard there
+        elif client is None:
+            client = QdrantClient(location or ":memory:")
         return cls(MatryoshkaIndex(client, collection_name, encoder, **index_settings), retrieval_mode=retrieval_mode)
 
     # writes ----------------------------------------------------------------------------------

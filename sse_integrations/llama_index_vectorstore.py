@@ -71,7 +71,9 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
     Args:
         index: a ``MatryoshkaIndex`` (sync and async) or ``AsyncMatryoshkaIndex`` (async only);
             None builds a ``MatryoshkaIndex`` from the other arguments.
-        client: a ``QdrantClient`` (else one on ``path``, a local-mode folder, else ``":memory:"``).
+        client: a ``QdrantClient``; or ``path``, a folder for the embedded engine (Qdrant Edge, as
+            ``MatryoshkaIndex(path, ...)``; for qdrant-client's local mode pass
+            ``client=QdrantClient(path=...)``); neither gives ``QdrantClient(":memory:")``.
         collection_name, encoder, index_settings: the built index's collection, encoder
             (``SSEEncoder``, folder or hub id; None = bundled) and ``IndexOptions`` fields.
     """
@@ -97,8 +99,12 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         if index is None:
             from .qdrant import MatryoshkaIndex
 
-            if client is None:
-                client = QdrantClient(path=os.fspath(path)) if path is not None else QdrantClient(":memory:")
+            if client is not None and path is not None:
+                raise ValueError("pass a client or a path, not both")
+            if path is not None:
+                client = os.fspath(path)  # the index opens (or creates) an embedded shard there
+            elif client is None:
+                client = QdrantClient(":memory:")
             index = MatryoshkaIndex(client, collection_name, encoder, **index_settings)
         elif client is not None or path is not None or encoder is not None or index_settings:
             raise ValueError("pass an index, or the arguments to build one, not both")

@@ -50,6 +50,32 @@ class TestVectorStoreStandardOnAsyncIndex(VectorStoreIntegrationTests):
         yield MatryoshkaQdrantVectorStore(index)
 
 
+@pytest.mark.integration
+class TestVectorStoreStandardOnEmbeddedEngine(VectorStoreIntegrationTests):
+    """The same suite on a folder: Qdrant's own engine in-process (Qdrant Edge)."""
+
+    @pytest.fixture
+    def vectorstore(self, bundled_encoder, tmp_path):
+        store = MatryoshkaQdrantVectorStore.from_existing_collection(
+            "standard", SSEEmbeddings(encoder=bundled_encoder), path=tmp_path / "qdrant"
+        )
+        yield store
+        store.index.close()
+
+
+@pytest.mark.integration
+class TestVectorStoreStandardOnAsyncEmbeddedEngine(VectorStoreIntegrationTests):
+    @property
+    def has_sync(self) -> bool:
+        return False
+
+    @pytest.fixture
+    async def vectorstore(self, bundled_encoder, tmp_path):
+        index = AsyncMatryoshkaIndex(tmp_path / "qdrant", "standard", bundled_encoder)
+        yield MatryoshkaQdrantVectorStore(index)
+        await index.close()
+
+
 # --- parity with the index, on the fixture model ----------------------------------------------
 
 

@@ -187,9 +187,8 @@ from qdrant_client import QdrantClient
 from sse_integrations.llama_index import MatryoshkaQdrantVectorStore, SSEEmbedding
 from sse_integrations.qdrant import MatryoshkaIndex
 
-path, model, query = sys.argv[1:]
-client = QdrantClient(path=path)
-index = MatryoshkaIndex(client, "reopen", model)
+path, model, query, backend = sys.argv[1:]
+index = MatryoshkaIndex(QdrantClient(path=path) if backend == "client" else path, "reopen", model)
 vector_index = VectorStoreIndex.from_vector_store(MatryoshkaQdrantVectorStore(index), embed_model=SSEEmbedding(model))
 response = vector_index.as_query_engine(llm=MockLLM(), similarity_top_k=2).query(query)
 for hit in response.source_nodes:
@@ -199,19 +198,28 @@ print("expected", *[point.payload["doc_id"] for point in index.search(query, lim
 """.replace("import sys\n", "import sys\nfrom llama_index.core.schema import NodeRelationship\n")
 
 
-def test_reopen_in_a_new_process(tiny_encoder, tiny_model_path, tmp_path):
+@pytest.mark.parametrize("backend", ["client", "edge"])
+def test_reopen_in_a_new_process(tiny_encoder, tiny_model_path, tmp_path, backend):
+    """``VectorStoreIndex.from_vector_store`` over a folder written by another process answers queries."""
     path = tmp_path / "qdrant"
-    client = QdrantClient(path=str(path))
-    store = MatryoshkaQdrantVectorStore(MatryoshkaIndex(client, "reopen", tiny_encoder))
+    if backend == "client":
+        client = QdrantClient(path=str(path))
+        store = MatryoshkaQdrantVectorStore(MatryoshkaIndex(client, "reopen", tiny_encoder))
+    else:  # path= is the embedded engine
+        store = MatryoshkaQdrantVectorStore(path=path, collection_name="reopen", encoder=tiny_encoder)
     documents = [Document(text=text, id_=f"source-{i}", metadata={"part": i}) for i, text in enumerate(HYBRID_CORPUS)]
     VectorStoreIndex.from_documents(
         documents,
         storage_context=StorageContext.from_defaults(vector_store=store),
         embed_model=SSEEmbedding(encoder=tiny_encoder),
     )
-    client.close()  # local mode locks its folder
+    # Both engines lock their folder; the index closes only a client it opened itself.
+    if backend == "client":
+        client.close()
+    else:
+        store.index.close()
     completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(REOPEN), str(path), str(tiny_model_path), HYBRID_QUERIES[3]],
+        [sys.executable, "-c", textwrap.dedent(REOPEN), str(path), str(tiny_model_path), HYBRID_QUERIES[3], backend],
         capture_output=True,
         text=True,
         timeout=300,
