@@ -32,6 +32,8 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 DEFAULT_BATCH_SIZE = 1024
 # Bags longer than this are summed in float64 (see pooling.mean_blocks).
 _LONG_BAG = LONG_BAG
+# Token ids in a batch up to which 4-bit weights dequantise only the rows the batch uses.
+_ROWS_ON_DEMAND = 4096
 
 
 def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
@@ -265,7 +267,8 @@ class SSEEncoder:
             yield np.arange(len(lengths)), self._embed_ids_torch(flat, lengths, self.device)[:, :dim]
             return
         alpha, beta, bias = self.weights.dyt  # all None for a plain StaticEmbedding
-        for indices, means in mean_blocks(self.weights.embedding, flat, lengths, long_bag=_LONG_BAG):
+        table, flat = self._rows_for(flat)
+        for indices, means in mean_blocks(table, flat, lengths, long_bag=_LONG_BAG):
             # DyT works column by column, so the dropped Matryoshka tail never needs it.
             vectors = means[:, :dim]
             if alpha is not None and beta is not None and bias is not None:
@@ -274,6 +277,19 @@ class SSEEncoder:
                 np.tanh(vectors, out=vectors)
                 vectors *= beta[:dim]
             yield indices, vectors
+
+    def _rows_for(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The embedding rows ``flat`` refers to, as (table, ids into it).
+
+        4-bit weights not yet dequantised serve a small batch (a query, a few texts) from just
+        its distinct rows, so a new process answers its first query without building the full
+        table; the first larger batch builds it once. Same values either way: each row is
+        dequantised by the same formula, and the pooling sums them in the same order.
+        """
+        if self.weights.materialised or len(flat) > _ROWS_ON_DEMAND:
+            return self.weights.embedding, flat
+        distinct, positions = np.unique(flat, return_inverse=True)
+        return self.weights.rows(distinct), positions.reshape(-1)
 
     def to_torch(self, device: str | None = None):
         """The model as an :class:`sse_integrations.model.SSE` torch module (for GPU or training)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,22 +58,38 @@ class ModelFormatError(ValueError):
     """A model folder that is missing files or whose files disagree with each other."""
 
 
-@dataclass(frozen=True)
 class SSEWeights:
     """The tensors of an SSE model as float32 numpy arrays.
 
     ``alpha``, ``beta`` and ``bias`` are None for a plain StaticEmbedding model, whose
-    normalisation is the identity.
+    normalisation is the identity. Weights read from the 4-bit layout (:meth:`from_q4`) keep
+    the packed codes and dequantise rows on use: :meth:`rows` gives just the rows asked for,
+    and the full ``embedding`` table is built on first access (once, thread-safe), so a
+    process that embeds a few queries never pays for, nor holds, the 64 MB float32 table.
     """
 
-    embedding: np.ndarray
-    alpha: np.ndarray | None = None
-    beta: np.ndarray | None = None
-    bias: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.embedding.ndim != 2:
-            raise ModelFormatError(f"{EMBEDDING_TENSOR} must be 2-D, got shape {self.embedding.shape}")
+    def __init__(
+        self,
+        embedding: np.ndarray | None,
+        alpha: np.ndarray | None = None,
+        beta: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        *,
+        packed_q4: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        if (embedding is None) == (packed_q4 is None):
+            raise ValueError("pass the embedding table or its packed 4-bit rows (packed_q4), exactly one")
+        self._embedding = embedding
+        self._q4 = packed_q4
+        self._materialising = threading.Lock()
+        self.alpha, self.beta, self.bias = alpha, beta, bias
+        if embedding is not None:
+            self.shape: tuple[int, ...] = tuple(embedding.shape)
+        else:
+            assert packed_q4 is not None
+            self.shape = (packed_q4[0].shape[0], packed_q4[0].shape[1] * 2)
+        if len(self.shape) != 2:
+            raise ModelFormatError(f"{EMBEDDING_TENSOR} must be 2-D, got shape {self.shape}")
         present = [name for name, value in zip(DYT_TENSORS, self.dyt) if value is not None]
         if present and len(present) != 3:
             raise ModelFormatError(f"DyT needs all of {', '.join(DYT_TENSORS)}; only {present} given")
@@ -81,6 +98,35 @@ class SSEWeights:
                 raise ModelFormatError(
                     f"{name} has shape {tuple(value.shape)}, expected ({self.dim},) to match {EMBEDDING_TENSOR}"
                 )
+
+    @classmethod
+    def from_q4(
+        cls, packed: np.ndarray, scales: np.ndarray, alpha: np.ndarray, beta: np.ndarray, bias: np.ndarray
+    ) -> SSEWeights:
+        """Weights over packed 4-bit rows (vocab, dim // 2) and their float32 scales (vocab,)."""
+        return cls(None, alpha, beta, bias, packed_q4=(packed, scales))
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The (vocab, dim) float32 table."""
+        if self._embedding is None:
+            with self._materialising:
+                if self._embedding is None and self._q4 is not None:
+                    self._embedding = dequantize_q4(*self._q4)
+        assert self._embedding is not None
+        return self._embedding
+
+    @property
+    def materialised(self) -> bool:
+        """Whether the full float32 table exists (always, except 4-bit weights not yet used in bulk)."""
+        return self._embedding is not None
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Embedding rows ``ids``, float32, equal to ``embedding[ids]`` bit for bit."""
+        if self._embedding is not None or self._q4 is None:
+            return self.embedding.take(ids, axis=0)
+        packed, scales = self._q4
+        return dequantize_q4(packed.take(ids, axis=0), scales.take(ids))
 
     @property
     def dyt(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -92,11 +138,11 @@ class SSEWeights:
 
     @property
     def vocab_size(self) -> int:
-        return int(self.embedding.shape[0])
+        return int(self.shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self.embedding.shape[1])
+        return int(self.shape[1])
 
 
 @dataclass(frozen=True)
@@ -145,8 +191,8 @@ def q4_bytes_per_row(dim: int) -> int:
     return dim // 2 + 4
 
 
-def read_q4_embedding(path: Path, dim: int, expected_vocab: int | None = None) -> np.ndarray:
-    """Read ``embedding.q4_k_m.bin``; vocab is derived from the file size, then checked."""
+def read_q4_packed(path: Path, dim: int, expected_vocab: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``embedding.q4_k_m.bin`` as (packed codes, scales); vocab comes from the file size, then is checked."""
     size = path.stat().st_size
     per_row = q4_bytes_per_row(dim)
     if expected_vocab is not None and size != expected_vocab * per_row:
@@ -162,9 +208,7 @@ def read_q4_embedding(path: Path, dim: int, expected_vocab: int | None = None) -
         )
     vocab = size // per_row
     raw = np.fromfile(path, dtype=np.uint8)
-    packed = raw[: vocab * dim // 2].reshape(vocab, dim // 2)
-    scales = raw[vocab * dim // 2 :].view("<f4")
-    return dequantize_q4(packed, scales)
+    return raw[: vocab * dim // 2].reshape(vocab, dim // 2), raw[vocab * dim // 2 :].view("<f4")
 
 
 def write_q4_embedding(path: Path, embedding: np.ndarray) -> None:
@@ -299,8 +343,8 @@ def read_model_folder(root: Path) -> LoadedModel:
         if missing:
             raise ModelFormatError(f"{rest_path} lacks tensors {missing}; found {sorted(rest)}")
         dim = int(rest["dyt.alpha"].shape[0])
-        embedding = read_q4_embedding(q4_path, dim, tokenizer_vocab_size)
-        weights = SSEWeights(embedding, *(rest[name] for name in DYT_TENSORS))
+        packed, scales = read_q4_packed(q4_path, dim, tokenizer_vocab_size)
+        weights = SSEWeights.from_q4(packed, scales, *(rest[name] for name in DYT_TENSORS))
         return LoadedModel(weights, tokenizer, tokenizer_path, "q4", module_dir, (q4_path, rest_path))
 
     verify_checksums(module_dir, (fp32_path,))

@@ -169,3 +169,51 @@ def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_text
     for runs in results.values():
         for vectors in runs:
             np.testing.assert_array_equal(vectors, expected)
+
+
+# --- 4-bit rows on demand -----------------------------------------------------------------
+
+
+def test_a_fresh_four_bit_encoder_serves_small_batches_from_their_rows(tiny_model_path, fixture_texts):
+    """A new process's first queries dequantise only their rows, with the full table's exact values."""
+    from sse_integrations import encoder as encoder_module
+
+    fresh = SSEEncoder.from_pretrained(tiny_model_path)
+    reference = SSEEncoder.from_pretrained(tiny_model_path)
+    for text in [text for text in fixture_texts if len(text) < 1_000]:  # not the 20,000-character one
+        for dim in (32, 512):
+            np.testing.assert_array_equal(fresh.encode([text], truncate_dim=dim), loop_reference(reference, [text], dim))
+    assert not fresh.weights.materialised
+    assert fresh.weights.rows(np.array([3, 1, 3])).shape == (3, fresh.full_dim)
+    big = [f"{text} {index}" for index in range(400) for text in fixture_texts[:6]]
+    assert sum(len(e.ids) for e in fresh.tokenizer.encode_batch(big)) > encoder_module._ROWS_ON_DEMAND
+    np.testing.assert_array_equal(fresh.encode(big), loop_reference(reference, big, 512))
+    assert fresh.weights.materialised  # the first large batch built the table once
+
+
+def test_eight_threads_building_the_four_bit_table_at_once_agree(tiny_model_path, fixture_texts):
+    short_texts = [text for text in fixture_texts if len(text) < 1_000]
+    fresh = SSEEncoder.from_pretrained(tiny_model_path)
+    expected = SSEEncoder.from_pretrained(tiny_model_path).encode(short_texts * 200)
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work(worker: int) -> None:
+        try:
+            barrier.wait()
+            # Half the threads start with small batches (rows on demand) while the others build the table.
+            texts = short_texts if worker % 2 else short_texts * 200
+            small = fresh.encode(texts)
+            results[worker] = fresh.encode(short_texts * 200)
+            np.testing.assert_array_equal(small, expected[: len(small)])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert all(np.array_equal(vectors, expected) for vectors in results.values()) and len(results) == 8
