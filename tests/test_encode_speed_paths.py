@@ -182,7 +182,9 @@ def test_a_fresh_four_bit_encoder_serves_small_batches_from_their_rows(tiny_mode
     reference = SSEEncoder.from_pretrained(tiny_model_path)
     for text in [text for text in fixture_texts if len(text) < 1_000]:  # not the 20,000-character one
         for dim in (32, 512):
-            np.testing.assert_array_equal(fresh.encode([text], truncate_dim=dim), loop_reference(reference, [text], dim))
+            np.testing.assert_array_equal(
+                fresh.encode([text], truncate_dim=dim), loop_reference(reference, [text], dim)
+            )
     assert not fresh.weights.materialised
     assert fresh.weights.rows(np.array([3, 1, 3])).shape == (3, fresh.full_dim)
     big = [f"{text} {index}" for index in range(400) for text in fixture_texts[:6]]
