@@ -3,9 +3,8 @@
 Each operation is written once as a plan, a generator that yields ``(callable, kwargs)`` and
 gets the call's result back; :func:`run` executes it on a sync index and :func:`arun` on an
 async one (awaiting what the calls return) or, for a sync index, in a worker thread. The
-callables are the index's public methods, plus a few collection-level calls the index has no
-method for yet (``collection_exists``, ``retrieve``, delete by filter, search by a raw
-vector); they go to ``index.client`` and are kept here, in one place.
+callables are the index's public methods only, so both stores work wherever the index does
+(a Qdrant server, qdrant-client's local mode, the embedded engine on a folder).
 
 Imports Qdrant but no framework, so neither store imports the other's adapter.
 """
@@ -72,7 +71,7 @@ async def arun(index: Any, plan: Plan) -> Any:
 def exists_plan(index: Any) -> Generator[Step, Any, bool]:
     # The index creates its collection on the first add (a sparse index fits BM25 on those
     # texts), so an empty store has none yet: reads answer "nothing" instead of failing.
-    return bool((yield (index.client.collection_exists, {"collection_name": index.collection_name})))
+    return bool((yield (index.exists, {})))
 
 
 def add_plan(
@@ -96,22 +95,8 @@ def vector_search_plan(
     index: Any, vector: Sequence[float], limit: int, query_filter: models.Filter | None
 ) -> Generator[Step, Any, list[StoredPoint]]:
     """Exact search by a full-width vector (the caller embedded the query already): no coarse stage."""
-    if len(vector) != index.full.dim:
-        raise ValueError(f"the vector has {len(vector)} dims, the index's full vector {index.full.dim}")
-    if not (yield from exists_plan(index)):
-        return []
-    response = yield (
-        index.client.query_points,
-        {
-            "collection_name": index.collection_name,
-            "query": list(map(float, vector)),
-            "using": index.full.name,
-            "limit": limit,
-            "query_filter": query_filter,
-            "with_payload": True,
-        },
-    )
-    return [read_point(index, point) for point in response.points]
+    points = yield (index.search_by_vector, {"vector": vector, "limit": limit, "filter": query_filter})
+    return [read_point(index, point) for point in points]
 
 
 def mmr_plan(
@@ -142,15 +127,8 @@ def maximal_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, l
 
 def get_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, list[StoredPoint]]:
     """Stored points by caller id, in the order asked; unknown ids are left out."""
-    if not ids or not (yield from exists_plan(index)):
-        return []
-    point_ids = [to_point_id(doc_id, index.id_namespace) for doc_id in ids]
-    records = yield (
-        index.client.retrieve,
-        {"collection_name": index.collection_name, "ids": point_ids, "with_payload": True},
-    )
-    by_point = {str(record.id): read_point(index, record) for record in records}
-    return [by_point[str(point_id)] for point_id in point_ids if str(point_id) in by_point]
+    records = yield (index.get, {"ids": list(ids)})
+    return [read_point(index, record) for record in records]
 
 
 def delete_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, None]:
@@ -159,15 +137,7 @@ def delete_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, None]:
 
 
 def delete_by_filter_plan(index: Any, query_filter: models.Filter) -> Generator[Step, Any, None]:
-    if (yield from exists_plan(index)):
-        yield (
-            index.client.delete,
-            {
-                "collection_name": index.collection_name,
-                "points_selector": models.FilterSelector(filter=query_filter),
-                "wait": True,
-            },
-        )
+    yield (index.delete_where, {"filter": query_filter})
 
 
 def ref_doc_filter(ref_doc_ids: Sequence[str]) -> models.Filter:
@@ -179,25 +149,9 @@ def id_filter(index: Any, ids: Sequence[Any]) -> models.HasIdCondition:
 
 
 def scroll_plan(index: Any, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:
-    """Every point matching ``query_filter`` (all of them for None), page by page."""
-    if not (yield from exists_plan(index)):
-        return []
-    points: list[StoredPoint] = []
-    offset = None
-    while True:
-        records, offset = yield (
-            index.client.scroll,
-            {
-                "collection_name": index.collection_name,
-                "scroll_filter": query_filter,
-                "limit": 256,
-                "offset": offset,
-                "with_payload": True,
-            },
-        )
-        points.extend(read_point(index, record) for record in records)
-        if offset is None:
-            return points
+    """Every point matching ``query_filter`` (all of them for None)."""
+    records = yield (index.scroll, {"filter": query_filter})
+    return [read_point(index, record) for record in records]
 
 
 def both(first: models.Filter | None, second: Any) -> models.Filter | None:

@@ -21,6 +21,7 @@ The package, one job per module:
 - :mod:`.plans`: the query plans (nested prefetch -> rescore, sparse, fusion), written once as
   generators that yield client calls;
 - :mod:`.core`: the index's settings, input checks and write plans;
+- :mod:`.records`: plans that read or delete without encoding (by id, by filter, by a vector);
 - :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only run
   the plans' calls (plainly or with ``await``);
 - :mod:`.edge`: the embedded engine, qdrant-client's collection calls answered by Edge shards;

@@ -340,6 +340,8 @@ class EdgeClient:
             request["filter"] = request.pop("query_filter")
         if "search_params" in request:
             request["params"] = request.pop("search_params")
+        if "with_vectors" in request:  # query_points says with_vectors, QueryRequest with_vector
+            request["with_vector"] = request.pop("with_vectors")
         return self.query_batch_points(collection_name, [models.QueryRequest(**request)])[0]
 
     # maintenance -----------------------------------------------------------------------------

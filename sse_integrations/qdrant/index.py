@@ -14,6 +14,7 @@ from typing import Any
 from qdrant_client import models
 
 from .._checks import check_text
+from . import records
 from .core import IndexCore
 from .options import SearchMode
 from .plans import Call
@@ -166,6 +167,39 @@ class MatryoshkaIndex(IndexCore):
         """Exact number of points in the collection (matching ``filter``)."""
         return run_sync(self.client, self._count_plan(filter))
 
+    def exists(self) -> bool:
+        """Whether the collection exists yet (the first ``add_texts`` creates it)."""
+        return run_sync(self.client, records.exists_plan(self))
+
+    def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
+        """Stored points by caller id, in the order asked; unknown ids are left out."""
+        return run_sync(self.client, records.get_plan(self, ids, with_vectors))
+
+    def scroll(
+        self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
+    ) -> list[models.Record]:
+        """Every stored point matching ``filter`` (all of them for None)."""
+        return run_sync(self.client, records.scroll_plan(self, filter, with_vectors))
+
+    def delete_where(self, filter: models.Filter) -> None:
+        """Delete every point matching a Qdrant filter (for example all chunks of one source document)."""
+        with self.write_lock:
+            run_sync(self.client, records.delete_where_plan(self, filter))
+
+    def search_by_vector(
+        self,
+        vector: Sequence[float],
+        limit: int = 10,
+        *,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[models.ScoredPoint]:
+        """Top ``limit`` points for a full-width embedding you already have, on the full vector alone."""
+        return run_sync(
+            self.client, records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
+        )
+
     def flush(self) -> None:
         """Persist the embedded shard's segments now (writes are already in its WAL); no-op on a client."""
         with self.write_lock:
@@ -269,6 +303,37 @@ class AsyncMatryoshkaIndex(IndexCore):
     async def count(self, filter: models.Filter | None = None) -> int:
         """See :meth:`MatryoshkaIndex.count`."""
         return await run_async(self.client, self._count_plan(filter))
+
+    async def exists(self) -> bool:
+        """See :meth:`MatryoshkaIndex.exists`."""
+        return await run_async(self.client, records.exists_plan(self))
+
+    async def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
+        """See :meth:`MatryoshkaIndex.get`."""
+        return await run_async(self.client, records.get_plan(self, ids, with_vectors))
+
+    async def scroll(
+        self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
+    ) -> list[models.Record]:
+        """See :meth:`MatryoshkaIndex.scroll`."""
+        return await run_async(self.client, records.scroll_plan(self, filter, with_vectors))
+
+    async def delete_where(self, filter: models.Filter) -> None:
+        """See :meth:`MatryoshkaIndex.delete_where`."""
+        await run_async(self.client, records.delete_where_plan(self, filter))
+
+    async def search_by_vector(
+        self,
+        vector: Sequence[float],
+        limit: int = 10,
+        *,
+        filter: models.Filter | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[models.ScoredPoint]:
+        """See :meth:`MatryoshkaIndex.search_by_vector`."""
+        plan = records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
+        return await run_async(self.client, plan)
 
     async def flush(self) -> None:
         """See :meth:`MatryoshkaIndex.flush`."""

@@ -1,0 +1,113 @@
+"""Plans that read and delete stored points without encoding: by caller id, by filter, by a raw vector.
+
+The vector stores need them (``get_by_ids``, deletion by source document, scrolling a
+collection, search by an embedding the caller already has); they live here as plans so that
+:class:`.index.MatryoshkaIndex` and :class:`.index.AsyncMatryoshkaIndex` run them like every
+other call, on a server, in local mode and on the embedded engine alike. Every read answers
+"nothing" before the collection exists: an index creates it on its first ``add_texts``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+from qdrant_client import models
+
+from .plans import Call
+from .points import DocId
+
+SCROLL_PAGE = 256
+
+
+def exists_plan(index: Any) -> Generator[Call, Any, bool]:
+    return bool((yield ("collection_exists", {"collection_name": index.collection_name})))
+
+
+def get_plan(
+    index: Any, ids: Sequence[DocId], with_vectors: bool | Sequence[str]
+) -> Generator[Call, Any, list[models.Record]]:
+    """Points by caller id, in the order asked; unknown ids are left out."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be a list, got a bare string")
+    point_ids = index._point_ids(ids)
+    if not point_ids or not (yield from exists_plan(index)):
+        return []
+    records = yield (
+        "retrieve",
+        {
+            "collection_name": index.collection_name,
+            "ids": point_ids,
+            "with_payload": True,
+            "with_vectors": with_vectors,
+        },
+    )
+    by_point = {str(record.id): record for record in records}
+    return [by_point[str(point_id)] for point_id in point_ids if str(point_id) in by_point]
+
+
+def scroll_plan(
+    index: Any, filter: models.Filter | None, with_vectors: bool | Sequence[str]
+) -> Generator[Call, Any, list[models.Record]]:
+    """Every point matching ``filter`` (all for None), read page by page."""
+    if not (yield from exists_plan(index)):
+        return []
+    records: list[models.Record] = []
+    offset = None
+    while True:
+        page, offset = yield (
+            "scroll",
+            {
+                "collection_name": index.collection_name,
+                "scroll_filter": filter,
+                "limit": SCROLL_PAGE,
+                "offset": offset,
+                "with_payload": True,
+                "with_vectors": with_vectors,
+            },
+        )
+        records.extend(page)
+        if offset is None:
+            return records
+
+
+def delete_where_plan(index: Any, filter: models.Filter) -> Generator[Call, Any, None]:
+    if not isinstance(filter, models.Filter):
+        raise TypeError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
+    if (yield from exists_plan(index)):
+        yield (
+            "delete",
+            {
+                "collection_name": index.collection_name,
+                "points_selector": models.FilterSelector(filter=filter),
+                "wait": True,
+            },
+        )
+
+
+def search_by_vector_plan(
+    index: Any,
+    vector: Sequence[float],
+    limit: int,
+    filter: models.Filter | None,
+    with_payload: bool | Sequence[str],
+    with_vectors: bool | Sequence[str],
+) -> Generator[Call, Any, list[models.ScoredPoint]]:
+    """Search the full-width vector alone with an embedding the caller made (no coarse stage)."""
+    if len(vector) != index.full.dim:
+        raise ValueError(f"the vector has {len(vector)} dims, the index's full vector {index.full.dim}")
+    if not (yield from exists_plan(index)):
+        return []
+    response = yield (
+        "query_points",
+        {
+            "collection_name": index.collection_name,
+            "query": [float(value) for value in vector],
+            "using": index.full.name,
+            "limit": limit,
+            "query_filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+        },
+    )
+    return list(response.points)

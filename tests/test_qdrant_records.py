@@ -1,0 +1,85 @@
+"""Reads and deletes without encoding (get, scroll, delete_where, search_by_vector, exists) on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from qdrant_client import AsyncQdrantClient, QdrantClient, models
+
+from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+from tests.helpers import HYBRID_CORPUS, HYBRID_IDS
+
+GROUP_0 = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=0))])
+
+
+def _payloads() -> list[dict]:
+    return [{"group": position % 2} for position in range(len(HYBRID_CORPUS))]
+
+
+@pytest.fixture(params=["client", "edge"])
+def index(request, tiny_encoder, tmp_path):
+    where = QdrantClient(":memory:") if request.param == "client" else tmp_path
+    made = MatryoshkaIndex(where, "records", tiny_encoder)
+    yield made
+    made.close()
+
+
+def test_nothing_is_stored_before_the_first_add(index):
+    assert not index.exists()
+    assert index.get(["doc-1"]) == [] and index.scroll() == []
+    assert index.search_by_vector([0.0] * index.full.dim) == []
+    index.delete_where(GROUP_0)  # nothing to delete, no error
+
+
+def test_get_scroll_delete_where_and_search_by_vector(index, tiny_encoder):
+    index.add_texts(HYBRID_CORPUS, ids=HYBRID_IDS, payloads=_payloads())
+    assert index.exists()
+    asked = ["doc-3", "unknown", "doc-0"]
+    assert [record.payload["doc_id"] for record in index.get(asked)] == ["doc-3", "doc-0"]
+    with_vectors = index.get(["doc-2"], with_vectors=[index.full.name])[0]
+    stored = np.asarray(with_vectors.vector[index.full.name])
+    np.testing.assert_allclose(stored, index.encode_queries([HYBRID_CORPUS[2]])[index.full.name][0], atol=1e-6)
+    assert sorted(record.payload["doc_id"] for record in index.scroll()) == sorted(HYBRID_IDS)
+    expected_group = sorted(i for i, p in zip(HYBRID_IDS, _payloads()) if p["group"] == 0)
+    assert sorted(record.payload["doc_id"] for record in index.scroll(GROUP_0)) == expected_group
+    hits = index.search_by_vector(stored, limit=3)
+    assert hits[0].payload["doc_id"] == "doc-2" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    exact = index.search(HYBRID_CORPUS[2], limit=3, two_stage=False)
+    assert [hit.payload["doc_id"] for hit in hits] == [hit.payload["doc_id"] for hit in exact]
+    index.delete_where(GROUP_0)
+    assert index.count() == len(HYBRID_IDS) - len(expected_group)
+    assert all(record.payload["group"] == 1 for record in index.scroll())
+
+
+def test_bad_arguments_are_named(index):
+    index.add_texts(HYBRID_CORPUS[:2], ids=HYBRID_IDS[:2])
+    with pytest.raises(ValueError, match="dims"):
+        index.search_by_vector([0.1, 0.2])
+    with pytest.raises(TypeError, match="bare string"):
+        index.get("doc-1")
+    with pytest.raises(TypeError, match="Filter"):
+        index.delete_where({"group": 0})
+
+
+@pytest.mark.parametrize("backend", ["client", "edge"])
+def test_the_async_index_answers_alike(tiny_encoder, tmp_path, backend):
+    async def scenario() -> tuple[list, list, int]:
+        where = AsyncQdrantClient(":memory:") if backend == "client" else tmp_path
+        index = AsyncMatryoshkaIndex(where, "records", tiny_encoder)
+        assert not await index.exists()
+        await index.add_texts(HYBRID_CORPUS, ids=HYBRID_IDS, payloads=_payloads())
+        got = [record.payload["doc_id"] for record in await index.get(["doc-4", "doc-1"])]
+        scrolled = sorted(record.payload["doc_id"] for record in await index.scroll(GROUP_0))
+        vector = index.encode_queries([HYBRID_CORPUS[4]])[index.full.name][0]
+        assert (await index.search_by_vector(vector, limit=1))[0].payload["doc_id"] == "doc-4"
+        await index.delete_where(GROUP_0)
+        remaining = await index.count()
+        await index.close()
+        return got, scrolled, remaining
+
+    got, scrolled, remaining = asyncio.run(scenario())
+    assert got == ["doc-4", "doc-1"]
+    assert scrolled == sorted(i for i, p in zip(HYBRID_IDS, _payloads()) if p["group"] == 0)
+    assert remaining == len(HYBRID_IDS) - len(scrolled)
