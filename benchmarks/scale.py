@@ -254,8 +254,9 @@ def worker_local(args: argparse.Namespace, docs: list[str], queries: list[str]) 
     client = QdrantClient(path=str(folder))
     index = MatryoshkaIndex(client, COLLECTION, encoder)
     result: dict = {"build": build(index, docs)}
-    result["exact"], exact = timed(exact_search(index), queries)
-    result["two_stage"], found = timed(lambda q: index.search(q, K), queries)
+    queries = queries[: args.local_queries]
+    result["exact"], exact = timed(exact_search(index), queries, warmup=3)
+    result["two_stage"], found = timed(lambda q: index.search(q, K), queries, warmup=3)
     result["two_stage"]["recall"] = recall(found, exact)
     if args.size <= args.local_sparse_max:
         sparse = MatryoshkaIndex(client, COLLECTION + "_sparse", encoder, sparse=True)
@@ -363,6 +364,8 @@ def worker_options(args: argparse.Namespace) -> list[str]:
         str(args.local_sparse_max),
         "--local-sparse-queries",
         str(args.local_sparse_queries),
+        "--local-queries",
+        str(args.local_queries),
     ]
 
 
@@ -376,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-sizes", type=sizes, default=[10_000, 50_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest size with the HNSW-on-512 variant")
-    parser.add_argument("--local-sparse-max", type=int, default=50_000)
+    parser.add_argument("--local-queries", type=int, default=100, help="queries of the local-mode dense searches")
+    parser.add_argument(
+        "--local-sparse-max", type=int, default=50_000, help="largest local-mode size with a sparse=True collection"
+    )
     parser.add_argument("--local-sparse-queries", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--fresh", action="store_true", help="redo steps that have results")

@@ -221,8 +221,7 @@ def markdown(results: dict, args: Any) -> str:
         "",
         "## qdrant-client local mode, for comparison",
         "",
-        "Pure-Python engine, `QdrantClient(path=...)`; sparse and hybrid on "
-        f"{args.local_sparse_queries} queries (about a second each).",
+        local_note(results, local_sizes),
         "",
         local_table(results, local_sizes) if local_sizes else "(not run)",
         "",
@@ -231,6 +230,25 @@ def markdown(results: dict, args: Any) -> str:
         *targets(results),
     ]
     return "\n".join(parts) + "\n"
+
+
+def local_note(results: dict, sizes: list[int]) -> str:
+    counts = {
+        label: sorted({stats["queries"] for s in sizes if (stats := get(results, "local", s, key))})
+        for label, key in (("dense", "exact"), ("sparse", "sparse"))
+    }
+    skipped = [n(s) for s in sizes if get(results, "local", s) and not get(results, "local", s, "sparse")]
+    return (
+        "qdrant-client's pure-Python engine on disk (`QdrantClient(path=...)`, the same `MatryoshkaIndex`), "
+        f"dense searches on {'/'.join(map(str, counts['dense'])) or '-'} queries, sparse and hybrid on "
+        f"{'/'.join(map(str, counts['sparse'])) or '-'}. It commits every point to SQLite on its own, so "
+        "its indexing rate is that of the disk's syncs."
+        + (
+            f" No `sparse=True` collection at {', '.join(skipped)} documents (it would take as long again)."
+            if skipped
+            else ""
+        )
+    )
 
 
 def plot(results: dict, path: Path) -> bool:
