@@ -9,8 +9,10 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
   latency (encode included, payloads returned) of exact 512, two-stage at the default and at
   every prefetch limit of ``PREFETCH_CURVE`` with recall@10 against exact 512;
 - ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the layout before
-  issue 14): its build time and HNSW single-stage 512 latency and recall (sizes <= ``--hnsw-max``);
+  issue 14): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
+- ``coarse128``: ``coarse_dim=128`` instead of 64: recall and latency per prefetch limit
+  (sizes <= ``--variant-max``, as ``hnsw``);
 - ``reopen``: a new process opens the dense folder and answers a first query;
 - ``local``: qdrant-client local mode (``QdrantClient(path=...)``) for comparison, small sizes only.
 
@@ -51,6 +53,7 @@ K = 10
 QUERY_POOL = 1000
 PAIR_CHUNK = 65536
 PREFETCH_CURVE = (100, 200, 300, 500, 1000, 1500, 2000, 3000, 5000)
+COARSE128_CURVE = (50, 100, 200, 300, 500, 1000)
 DEFAULT_WORKDIR = Path(os.environ.get("SSE_SCALE_DIR", Path("/tmp") / "sse-scale-bench"))
 COLLECTION = "scale"
 DOCS = ROOT / "docs"
@@ -200,6 +203,27 @@ def worker_hnsw(args: argparse.Namespace, docs: list[str], queries: list[str]) -
     return result
 
 
+def worker_coarse128(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """A 128-dim coarse stage: a wider first stage against a longer candidate list."""
+    from sse_integrations import SSEEncoder
+    from sse_integrations.qdrant import MatryoshkaIndex
+
+    encoder = SSEEncoder.from_pretrained()
+    folder = fresh_folder(args.workdir / f"coarse128-{args.size}")
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, coarse_dim=128)
+    result: dict = {"build": build(index, docs)}
+    result["exact"], exact = timed(exact_search(index), queries)
+    curve = {}
+    for limit in COARSE128_CURVE:
+        stats, found = timed(lambda q, limit=limit: index.search(q, K, prefetch_limit=limit), queries)
+        curve[str(limit)] = {**stats, "recall": recall(found, exact)}
+    result["curve"] = curve
+    index.close()
+    result["folder_mb"] = folder_mb(folder)
+    shutil.rmtree(folder)
+    return result
+
+
 def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
@@ -290,6 +314,7 @@ WORKERS = {
     "dense": worker_dense,
     "hnsw": worker_hnsw,
     "sparse": worker_sparse,
+    "coarse128": worker_coarse128,
     "reopen": worker_reopen,
     "local": worker_local,
     "local_reopen": worker_local_reopen,
@@ -330,9 +355,9 @@ def steps(args: argparse.Namespace) -> list[tuple[str, int]]:
     planned = []
     for size in args.sizes:
         planned += [("dense", size), ("reopen", size)]
-        if size <= args.hnsw_max:
-            planned.append(("hnsw", size))
         planned.append(("sparse", size))
+        if size <= args.variant_max:
+            planned += [("coarse128", size), ("hnsw", size)]
     for size in args.local_sizes:
         planned += [("local", size), ("local_reopen", size)]
     return planned
@@ -378,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=sizes, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--local-sizes", type=sizes, default=[10_000, 50_000])
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--hnsw-max", type=int, default=100_000, help="largest size with the HNSW-on-512 variant")
+    parser.add_argument(
+        "--variant-max", type=int, default=100_000, help="largest size with the coarse-128 and HNSW-on-512 variants"
+    )
     parser.add_argument("--local-queries", type=int, default=100, help="queries of the local-mode dense searches")
     parser.add_argument(
         "--local-sparse-max", type=int, default=50_000, help="largest local-mode size with a sparse=True collection"
