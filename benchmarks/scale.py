@@ -8,8 +8,8 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``dense``: ``add_texts`` (encode + upsert) + ``optimize()`` on a default index, folder size,
   latency (encode included, payloads returned) of exact 512, two-stage at the default and at
   every prefetch limit of ``PREFETCH_CURVE`` with recall@10 against exact 512;
-- ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the layout before
-  issue 14): its build time and HNSW single-stage 512 latency and recall;
+- ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the previous
+  default layout): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
 - ``coarse128``: ``coarse_dim=128`` instead of 64: recall and latency per prefetch limit
   (sizes <= ``--variant-max``, as ``hnsw``);
