@@ -241,7 +241,8 @@ def markdown(results: dict, args: Any) -> str:
         "",
         'Only the coarse vector has an HNSW graph by default; the row "a graph on 512 too" is the '
         "previous default layout (`DenseStage(..., hnsw=True)` still builds it), whose single-stage "
-        "search is the HNSW single-stage row. The folder includes Qdrant's write-ahead log.",
+        'search is the HNSW single-stage row. The folder includes Qdrant\'s write-ahead log. A "-" is '
+        "a step that did not run (`--variant-max` and time limits; rerun the command to fill it in).",
         "",
         "## Prefetch limit against recall and latency (two-stage, 64 -> 512)",
         "",
