@@ -34,7 +34,7 @@ bench: install
 	$(PY) benchmarks/encode_speed.py
 	$(PY) benchmarks/two_stage.py
 
-# About an hour on 2 cores and several GB of folders under SSE_SCALE_DIR (default /tmp/sse-scale-bench).
+# Hours on 2 cores (the 1M steps above all) and several GB of folders under SSE_SCALE_DIR (default /tmp/sse-scale-bench).
 bench-scale: install
 	$(PY) benchmarks/scale.py
 
