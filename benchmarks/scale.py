@@ -13,6 +13,8 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
 - ``coarse128``: ``coarse_dim=128`` instead of 64: recall and latency per prefetch limit
   (sizes <= ``--variant-max``, as ``hnsw``);
+- ``ondisk``: the 512-dim vectors memory-mapped from disk instead of held in RAM, and
+  ``ondisk_reopen`` of that folder (sizes <= ``--variant-max``);
 - ``reopen``: a new process opens the dense folder and answers a first query;
 - ``local``: qdrant-client local mode (``QdrantClient(path=...)``) for comparison, small sizes only.
 
@@ -224,6 +226,24 @@ def worker_coarse128(args: argparse.Namespace, docs: list[str], queries: list[st
     return result
 
 
+def worker_ondisk(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """The 512-dim vectors left on disk (memory-mapped) instead of read into RAM; reopened by ``ondisk_reopen``."""
+    from sse_integrations import SSEEncoder
+    from sse_integrations.qdrant import DenseStage, MatryoshkaIndex
+
+    encoder = SSEEncoder.from_pretrained()
+    folder = fresh_folder(args.workdir / f"ondisk-{args.size}")
+    stages = [64, DenseStage("full", encoder.full_dim, on_disk=True)]
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages)
+    result: dict = {"build": build(index, docs)}
+    result["exact"], exact = timed(exact_search(index), queries)
+    result["two_stage"], found = timed(lambda q: index.search(q, K), queries)
+    result["two_stage"]["recall"] = recall(found, exact)
+    index.close()
+    result["folder_mb"] = folder_mb(folder)
+    return result
+
+
 def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
@@ -249,7 +269,8 @@ def worker_reopen(args: argparse.Namespace, docs: list[str], queries: list[str])
 
     encoder = SSEEncoder.from_pretrained()
     loaded = time.perf_counter()
-    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder)
+    prefix = "ondisk" if args.worker == "ondisk_reopen" else "edge"
+    index = MatryoshkaIndex(args.workdir / f"{prefix}-{args.size}", COLLECTION, encoder)
     hits = index.search(queries[0], K)
     first = time.perf_counter()
     index.search(queries[1], K)
@@ -315,6 +336,8 @@ WORKERS = {
     "hnsw": worker_hnsw,
     "sparse": worker_sparse,
     "coarse128": worker_coarse128,
+    "ondisk": worker_ondisk,
+    "ondisk_reopen": worker_reopen,
     "reopen": worker_reopen,
     "local": worker_local,
     "local_reopen": worker_local_reopen,
@@ -357,7 +380,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, int]]:
         planned += [("dense", size), ("reopen", size)]
         planned.append(("sparse", size))
         if size <= args.variant_max:
-            planned += [("coarse128", size), ("hnsw", size)]
+            planned += [("coarse128", size), ("ondisk", size), ("ondisk_reopen", size), ("hnsw", size)]
     for size in args.local_sizes:
         planned += [("local", size), ("local_reopen", size)]
     return planned
