@@ -184,6 +184,10 @@ def local_table(results: dict, sizes: list[int]) -> str:
                 for s in sizes
             ),
         ],
+        [
+            "1-minute load average at the start / end",
+            *(f"{d['loadavg_before'][0]:.1f} / {d['loadavg_after'][0]:.1f}" if (d := cell(s)) else "-" for s in sizes),
+        ],
     ]
     return markdown_table(["qdrant-client local mode (`path=`)"] + [f"{n(size)} docs" for size in sizes], rows)
 
@@ -306,7 +310,7 @@ def local_note(results: dict, sizes: list[int]) -> str:
         f"{'/'.join(map(str, counts['sparse'])) or '-'}. It commits every point to SQLite on its own, so "
         "its indexing rate is that of the disk's syncs."
         + (
-            f" No `sparse=True` collection at {', '.join(skipped)} documents (it would take as long again)."
+            f" No `sparse=True` collection at {', '.join(skipped)} documents: its build alone would take as long again, over 10 minutes."
             if skipped
             else ""
         )
