@@ -254,6 +254,9 @@ def markdown(results: dict, args: Any) -> str:
     command = "python benchmarks/scale.py --sizes {} --local-sizes {} --queries {}".format(
         ",".join(map(str, sizes)), ",".join(map(str, local_sizes)), args.queries
     )
+    with_sparse = [size for size in local_sizes if get(results, "local", size, "sparse")]
+    if len(with_sparse) < len(local_sizes):
+        command += f" --local-sparse-max {max(with_sparse, default=0)}"
     parts = [
         "# Scale: the embedded engine from 10k to 1M documents",
         "",
