@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo lint test bench fixtures clean
+.PHONY: install demo lint test bench bench-scale fixtures clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test: install
 bench: install
 	$(PY) benchmarks/encode_speed.py
 	$(PY) benchmarks/two_stage.py
+
+# Hours on 2 cores (the 1M steps above all) and several GB of folders under SSE_SCALE_DIR (default /tmp/sse-scale-bench).
+bench-scale: install
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -110,6 +110,14 @@ def test_make_stages_names_dims_and_validation():
         vectors_config(make_stages(512, quantization="product"))
 
 
+def test_only_the_first_stage_gets_an_hnsw_graph_by_default():
+    config = vectors_config(make_stages(512, stages=[32, 128, 512]))
+    assert config["coarse"].hnsw_config is None  # the collection's HNSW settings
+    assert config["coarse_128"].hnsw_config.m == 0 and config["full"].hnsw_config.m == 0
+    graphs = vectors_config([DenseStage("c", 64, hnsw=False), DenseStage("f", 512, hnsw=True)])
+    assert graphs["c"].hnsw_config.m == 0 and graphs["f"].hnsw_config is None
+
+
 def test_point_ids_are_deterministic_and_pass_ints_and_uuids_through():
     some_uuid = str(uuid.uuid4())
     assert to_point_id(42) == 42

@@ -38,12 +38,17 @@ class DenseStage:
         dim: prefix width (a Matryoshka dim of the model).
         quantization: None, "binary", "scalar", or a ``models.QuantizationConfig``.
         on_disk: keep the original vectors on disk (server only; Qdrant's default if None).
+        hnsw: build an HNSW graph on this vector. None (the default) builds one on the first
+            stage only: later stages just rescore the candidates of the one before, and a graph
+            on the 512-dim vector cost most of the indexing time (benchmarks/scale.py,
+            docs/scale.md). Without a graph, a single-stage search of that vector scans it exactly.
     """
 
     name: str
     dim: int
     quantization: QuantizationOption = None
     on_disk: bool | None = None
+    hnsw: bool | None = None
 
 
 def make_stages(
@@ -109,16 +114,25 @@ def _quantization_config(option: QuantizationOption) -> models.QuantizationConfi
 def vectors_config(
     stages: Sequence[DenseStage], distance: models.Distance = models.Distance.COSINE
 ) -> dict[str, models.VectorParams]:
-    """``vectors_config`` for ``create_collection``: one cosine ``VectorParams`` per stage."""
+    """``vectors_config`` for ``create_collection``: one cosine ``VectorParams`` per stage.
+
+    A stage without a graph gets ``hnsw_config`` m=0 (Qdrant's way to skip building one); a
+    stage with one keeps the collection's HNSW settings.
+    """
     return {
         stage.name: models.VectorParams(
             size=stage.dim,
             distance=distance,
             quantization_config=_quantization_config(stage.quantization),
             on_disk=stage.on_disk,
+            hnsw_config=None if _has_graph(stage, position) else models.HnswConfigDiff(m=0),
         )
-        for stage in stages
+        for position, stage in enumerate(stages)
     }
+
+
+def _has_graph(stage: DenseStage, position: int) -> bool:
+    return stage.hnsw if stage.hnsw is not None else position == 0
 
 
 def _describe(dense: Mapping[str, Any], sparse: Iterable[str]) -> str:

@@ -18,6 +18,11 @@ from .points import ID_NAMESPACE
 # benchmarks/two_stage.py (docs/benchmarks.md), bundled model, 50,000 Tatoeba sentences:
 # recall@10 against the exact 512-dim ranking with a 64-dim coarse stage was 0.947 at 100
 # candidates, 0.984 at 300 and 0.992 at 500, the smallest measured limit reaching 0.99.
+# On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md) 500
+# gave 0.992 / 0.968 / 0.946 at 10k / 100k / 1M documents; 0.99 took 1,500 at 100k and 3,000 at
+# 1M, at several times the latency (the coarse HNSW search runs with ef >= the limit). Kept at
+# 50: a larger default would slow every small collection to serve big ones, which can pass
+# prefetch_limit.
 DEFAULT_PREFETCH_FACTOR = 50
 # Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
 DEFAULT_FUSION_FACTOR = 5

@@ -73,12 +73,16 @@ def build_points(
     sequence with one ready-made vector per document (e.g. ``models.SparseVector``).
     """
     points = []
+    # Every field is already of its final type (point ids from to_point_id, float lists, sparse
+    # models), so pydantic's validation would only re-walk each vector; in a profile of
+    # add_texts on the embedded engine it took longer than the engine's own upsert.
+    make_point: Any = models.PointStruct.model_construct
     for row, (doc_id, text) in enumerate(zip(doc_ids, texts)):
         payload = dict(payloads[row] or {}) if payloads is not None else {}
         payload[text_key] = text
         payload[id_key] = str(doc_id) if isinstance(doc_id, uuid.UUID) else doc_id
         points.append(
-            models.PointStruct(
+            make_point(
                 id=to_point_id(doc_id, namespace),
                 vector={
                     name: rows[row].tolist() if isinstance(rows, np.ndarray) else rows[row]
