@@ -830,7 +830,7 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
             queries = [json.loads(line)["text"] for line in open(folder / "queries.jsonl", encoding="utf-8")]
             jobs += [("query", queries, "dev queries"), ("passage", [d["text"] for d in corpus], "dev documents")]
-        taught = [p for p in pairs if p.source in ("readme", "jupyterlab")]
+        taught = [p for p in pairs if p.source in DocumentTrainConfig.distillation_sources]
         jobs += [
             ("query", [p.query for p in taught], "training queries"),
             ("passage", [p.document for p in taught], "training documents"),
