@@ -78,3 +78,26 @@ def hybrid_index(encoder, client=None):
     index = MatryoshkaIndex(client or QdrantClient(":memory:"), "hybrid", encoder, sparse=True, fusion_factor=2)
     index.add_texts(HYBRID_CORPUS, ids=HYBRID_IDS, payloads=[{"group": i % 2} for i in range(len(HYBRID_CORPUS))])
     return index
+
+
+def run_in_threads(work, count: int = 8) -> None:
+    """Run ``work(worker)`` for workers 0..count-1 in threads released together; re-raise the first error."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(worker: int) -> None:
+        try:
+            barrier.wait()
+            work(worker)
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(worker,)) for worker in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

@@ -16,6 +16,7 @@ import pytest
 
 from sse_integrations import SSEEncoder, pooling
 from sse_integrations.matryoshka import truncate_and_normalize
+from tests.helpers import run_in_threads
 
 
 def loop_reference(encoder: SSEEncoder, texts: list[str], dim: int, normalize: bool = True) -> np.ndarray:
@@ -149,22 +150,11 @@ def test_a_failing_batch_raises_and_leaves_no_thread_behind(tiny_encoder, monkey
 def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_texts):
     expected = tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128)
     results: dict[int, list[np.ndarray]] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
 
     def work(worker: int) -> None:
-        try:
-            barrier.wait()
-            results[worker] = [tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128) for _ in range(3)]
-        except BaseException as error:
-            errors.append(error)
+        results[worker] = [tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128) for _ in range(3)]
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    run_in_threads(work)
     assert len(results) == 8
     for runs in results.values():
         for vectors in runs:
@@ -198,24 +188,13 @@ def test_eight_threads_building_the_four_bit_table_at_once_agree(tiny_model_path
     fresh = SSEEncoder.from_pretrained(tiny_model_path)
     expected = SSEEncoder.from_pretrained(tiny_model_path).encode(short_texts * 200)
     results: dict[int, np.ndarray] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
 
     def work(worker: int) -> None:
-        try:
-            barrier.wait()
-            # Half the threads start with small batches (rows on demand) while the others build the table.
-            texts = short_texts if worker % 2 else short_texts * 200
-            small = fresh.encode(texts)
-            results[worker] = fresh.encode(short_texts * 200)
-            np.testing.assert_array_equal(small, expected[: len(small)])
-        except BaseException as error:
-            errors.append(error)
+        # Half the threads start with small batches (rows on demand) while the others build the table.
+        texts = short_texts if worker % 2 else short_texts * 200
+        small = fresh.encode(texts)
+        results[worker] = fresh.encode(short_texts * 200)
+        np.testing.assert_array_equal(small, expected[: len(small)])
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    run_in_threads(work)
     assert all(np.array_equal(vectors, expected) for vectors in results.values()) and len(results) == 8

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 from sse_integrations import MATRYOSHKA_DIMS, SSEEncoder
 from tests.conftest import reference_embeddings
+from tests.helpers import run_in_threads
 
 LAYOUTS = ["fp32", "q4", "st_q4", "st_root", "static_old", "static_st6"]
 
@@ -149,23 +149,12 @@ def test_eight_threads_match_one_thread(tiny_encoder, fixture_texts):
     texts = [f"{text} {index}" for index in range(40) for text in fixture_texts[:4]] + fixture_texts
     expected = tiny_encoder.encode(texts, batch_size=16)
     results: dict[int, np.ndarray] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
 
     def work(worker: int) -> None:
-        try:
-            barrier.wait()
-            for _ in range(5):
-                results[worker] = tiny_encoder.encode(texts, batch_size=16)
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(5):
+            results[worker] = tiny_encoder.encode(texts, batch_size=16)
 
-    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    run_in_threads(work)
     assert len(results) == 8
     for vectors in results.values():
         np.testing.assert_array_equal(vectors, expected)

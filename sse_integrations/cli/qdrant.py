@@ -409,8 +409,8 @@ def run_demo(options: DemoOptions) -> int:
             )
             print(
                 f"(at {len(documents)} documents a full 512-dim scan is already sub-millisecond, so two-stage "
-                "saves nothing here; it pays off on large collections: benchmarks/two_stage.py measures "
-                "50,000 texts, see docs/benchmarks.md)"
+                "saves nothing here; it pays off on large collections: benchmarks/scale.py measures "
+                "10k to 1M documents, see docs/scale.md)"
             )
         finally:
             index.close()
