@@ -315,6 +315,9 @@ class IndexCore:
         yield ("update_collection", {"collection_name": self.collection_name, "metadata": metadata})
 
     def _point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
+        """Point ids of caller ids given as a list (a bare string would read as one id per character)."""
+        if isinstance(ids, (str, bytes)):
+            raise TypeError("ids must be a list, got a bare string")
         return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
 
     def _make_points(
@@ -406,8 +409,6 @@ class IndexCore:
             yield ("close", {})
 
     def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
-        if isinstance(ids, (str, bytes)):
-            raise TypeError("ids must be a list, got a bare string")
         point_ids = self._point_ids(ids)
         if point_ids:
             yield (

@@ -28,8 +28,6 @@ def get_plan(
     index: Any, ids: Sequence[DocId], with_vectors: bool | Sequence[str]
 ) -> Generator[Call, Any, list[models.Record]]:
     """Points by caller id, in the order asked; unknown ids are left out."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError("ids must be a list, got a bare string")
     point_ids = index._point_ids(ids)
     if not point_ids or not (yield from exists_plan(index)):
         return []
