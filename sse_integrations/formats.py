@@ -83,11 +83,6 @@ class SSEWeights:
         self._q4 = packed_q4
         self._materialising = threading.Lock()
         self.alpha, self.beta, self.bias = alpha, beta, bias
-        if embedding is not None:
-            self.shape: tuple[int, ...] = tuple(embedding.shape)
-        else:
-            assert packed_q4 is not None
-            self.shape = (packed_q4[0].shape[0], packed_q4[0].shape[1] * 2)
         if len(self.shape) != 2:
             raise ModelFormatError(f"{EMBEDDING_TENSOR} must be 2-D, got shape {self.shape}")
         present = [name for name, value in zip(DYT_TENSORS, self.dyt) if value is not None]
@@ -105,6 +100,15 @@ class SSEWeights:
     ) -> SSEWeights:
         """Weights over packed 4-bit rows (vocab, dim // 2) and their float32 scales (vocab,)."""
         return cls(None, alpha, beta, bias, packed_q4=(packed, scales))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(vocab, dim), read from the table or the packed rows without dequantising them."""
+        if self._embedding is not None:
+            return tuple(self._embedding.shape)
+        assert self._q4 is not None
+        packed = self._q4[0]
+        return (packed.shape[0], packed.shape[1] * 2)
 
     @property
     def embedding(self) -> np.ndarray:
