@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from qdrant_client import QdrantClient
 
 from sse_integrations.qdrant import SPARSE_METADATA_KEY, MatryoshkaIndex
 from sse_integrations.sparse import SparseEncoder
 from tests.helpers import HYBRID_CORPUS as CORPUS
-from tests.helpers import hit_ids
+from tests.helpers import hit_ids, run_in_threads
 
 SHORT = ["猫。", "犬。", "雨。", "空。"]
 LONG = [text * 4 for text in CORPUS[:4]]
@@ -58,23 +56,14 @@ def test_a_sparse_collection_opened_without_sparse_true_reads_its_layout(tiny_en
 @pytest.mark.parametrize("round_", range(2))
 def test_eight_threads_adding_to_one_local_client_keep_every_document(tiny_encoder, round_):
     client = QdrantClient(":memory:")
-    errors: list[BaseException] = []
 
     def add(worker: int) -> None:
-        try:
-            # One index per thread, as a web server's request handlers would make them. Short texts
-            # in batches of 2: many interleaved upserts, which corrupted local mode's arrays unguarded.
-            index = MatryoshkaIndex(client, "t", tiny_encoder)
-            index.add_texts(
-                [f"文 {worker}-{i}" for i in range(100)], ids=[f"{worker}-{i}" for i in range(100)], batch_size=2
-            )
-        except BaseException as error:  # reported below, not lost in the thread
-            errors.append(error)
+        # One index per thread, as a web server's request handlers would make them. Short texts
+        # in batches of 2: many interleaved upserts, which corrupted local mode's arrays unguarded.
+        index = MatryoshkaIndex(client, "t", tiny_encoder)
+        index.add_texts(
+            [f"文 {worker}-{i}" for i in range(100)], ids=[f"{worker}-{i}" for i in range(100)], batch_size=2
+        )
 
-    threads = [threading.Thread(target=add, args=(worker,)) for worker in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    run_in_threads(add)
     assert MatryoshkaIndex(client, "t", tiny_encoder).count() == 8 * 100
