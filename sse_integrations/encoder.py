@@ -7,6 +7,8 @@ torch import). Any other device goes through the torch module in :mod:`sse_integ
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,36 @@ DEFAULT_BATCH_SIZE = 1024
 _LONG_BAG = LONG_BAG
 # Token ids in a batch up to which 4-bit weights dequantise only the rows the batch uses.
 _ROWS_ON_DEMAND = 4096
+# Batches in the tokenizer at once while its own threads are on (see SSEEncoder._tokenized).
+_TOKENIZING_THREADS = 2
+# tokenizers reads this on every batch call; these values (any case) turn its threads off.
+PARALLELISM_VARIABLE = "TOKENIZERS_PARALLELISM"
+_PARALLELISM_OFF = ("", "off", "false", "f", "no", "n", "0")
+_parallelism_choice = threading.Lock()
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _tokenizer_threads_off() -> bool:
+    """Whether tokenizers encodes a batch on the calling thread alone; unset means: make it so.
+
+    Left on, tokenizers spreads every batch over all cores (rayon), whose idle workers spin
+    while our threads pool, and a bulk encode stays below model2vec's (measured in
+    docs/benchmarks.md). Like transformers' pipelines and model2vec, which run threads of
+    their own, a bulk encode turns it off when the user has not chosen, by setting
+    TOKENIZERS_PARALLELISM=false for the process (once); a value the user set is kept.
+    """
+    with _parallelism_choice:
+        value = os.environ.get(PARALLELISM_VARIABLE)
+        if value is None:
+            os.environ[PARALLELISM_VARIABLE] = "false"
+            return True
+    return value.strip().lower() in _PARALLELISM_OFF
 
 
 def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
@@ -214,26 +246,67 @@ class SSEEncoder:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=len(batches), desc="Encoding", unit="batch")
-        start = 0
-        for flat, lengths in self._tokenized(batches):
-            batch_output = output[start : start + len(lengths)]
-            for indices, vectors in self._embedded_blocks(flat, lengths, dim):
-                if normalize:
-                    l2_normalize(vectors)
-                batch_output[indices] = vectors
-            start += len(lengths)
-            if progress is not None:
-                progress.update()
+        if len(batches) > 1 and self.device is None and _tokenizer_threads_off():
+            self._encode_on_threads(batches, output, dim, normalize, progress)
+        else:
+            start = 0
+            for flat, lengths in self._tokenized(batches):
+                self._pool_into(flat, lengths, output[start : start + len(lengths)], dim, normalize)
+                start += len(lengths)
+                if progress is not None:
+                    progress.update()
         if progress is not None:
             progress.close()
         return output
 
-    def _tokenized(self, batches: list[list[str]]) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-        """Tokenised batches in order; the next batch is tokenised while the caller pools this one.
+    def _pool_into(self, flat: np.ndarray, lengths: np.ndarray, out: np.ndarray, dim: int, normalize: bool) -> None:
+        """Embeddings of one tokenised batch into ``out`` (its rows, in input order)."""
+        for indices, vectors in self._embedded_blocks(flat, lengths, dim):
+            if normalize:
+                l2_normalize(vectors)
+            out[indices] = vectors
 
-        The tokenizer releases the GIL and so do numpy's large gathers and sums, so the two
-        stages overlap on separate cores instead of taking turns. A single batch (a query)
-        runs inline: a thread would only add latency.
+    def _encode_on_threads(
+        self, batches: list[list[str]], output: np.ndarray, dim: int, normalize: bool, progress: Any
+    ) -> None:
+        """One thread per usable core, each tokenising and pooling whole batches into its rows of ``output``.
+
+        With the tokenizer's own threads off, tokenising a batch runs on the calling thread and
+        releases the GIL, and so do numpy's large gathers and sums: the threads keep every core
+        busy without handing batches between stages.
+        """
+        # Imported here: a query never needs it, and it costs cold start ~15 ms.
+        from concurrent.futures import ThreadPoolExecutor
+
+        ends = np.cumsum([len(batch) for batch in batches]).tolist()
+
+        def encode_batch(number: int) -> None:
+            flat, lengths = self.tokenize(batches[number])
+            start = ends[number] - len(lengths)
+            self._pool_into(flat, lengths, output[start : ends[number]], dim, normalize)
+
+        threads = min(_usable_cores(), len(batches))
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sse-encode") as pool:
+            done = [pool.submit(encode_batch, number) for number in range(len(batches))]
+            try:
+                for batch_done in done:
+                    batch_done.result()
+                    if progress is not None:
+                        progress.update()
+            except BaseException:
+                for batch_done in done:  # the first failure ends the encode: batches not started never run
+                    batch_done.cancel()
+                raise
+
+    def _tokenized(self, batches: list[list[str]]) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """Tokenised batches in order; the following batches are tokenised while the caller pools this one.
+
+        Used while the tokenizer's own threads are on (the user set TOKENIZERS_PARALLELISM to
+        true) or on a torch device. The tokenizer releases the GIL and so do numpy's large
+        gathers and sums, so the stages overlap instead of taking turns. Two batches are in the
+        tokenizer at once: while one thread turns a finished batch into Python objects and id
+        arrays (GIL held), the other keeps the tokenizer's threads busy. A single batch (a
+        query) runs inline: a thread would only add latency.
         """
         if len(batches) <= 1:
             yield from map(self.tokenize, batches)
@@ -241,13 +314,14 @@ class SSEEncoder:
         # Imported here: a query never needs it, and it costs cold start ~15 ms.
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-tokenize") as tokenizing:
-            pending = tokenizing.submit(self.tokenize, batches[0])
-            for following in batches[1:]:
-                ready = pending.result()
-                pending = tokenizing.submit(self.tokenize, following)
+        with ThreadPoolExecutor(max_workers=_TOKENIZING_THREADS, thread_name_prefix="sse-tokenize") as tokenizing:
+            pending = deque(tokenizing.submit(self.tokenize, batch) for batch in batches[:_TOKENIZING_THREADS])
+            for following in batches[_TOKENIZING_THREADS:]:
+                ready = pending.popleft().result()
+                pending.append(tokenizing.submit(self.tokenize, following))
                 yield ready
-            yield pending.result()
+            while pending:
+                yield pending.popleft().result()
 
     def embed_ids(self, flat_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Full-width, un-normalised embeddings of pre-tokenised bags (flat ids + bag lengths)."""

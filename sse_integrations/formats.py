@@ -195,9 +195,14 @@ def q4_bytes_per_row(dim: int) -> int:
     return dim // 2 + 4
 
 
-def read_q4_packed(path: Path, dim: int, expected_vocab: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``embedding.q4_k_m.bin`` as (packed codes, scales); vocab comes from the file size, then is checked."""
-    size = path.stat().st_size
+def read_q4_packed(
+    path: Path, dim: int, expected_vocab: int | None = None, content: bytearray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``embedding.q4_k_m.bin`` as (packed codes, scales); vocab comes from the file size, then is checked.
+
+    ``content``: the file's bytes when the caller has already read them.
+    """
+    size = path.stat().st_size if content is None else len(content)
     per_row = q4_bytes_per_row(dim)
     if expected_vocab is not None and size != expected_vocab * per_row:
         raise ModelFormatError(
@@ -211,7 +216,7 @@ def read_q4_packed(path: Path, dim: int, expected_vocab: int | None = None) -> t
             "the file is truncated or belongs to another model"
         )
     vocab = size // per_row
-    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.fromfile(path, dtype=np.uint8) if content is None else np.frombuffer(content, dtype=np.uint8)
     return raw[: vocab * dim // 2].reshape(vocab, dim // 2), raw[vocab * dim // 2 :].view("<f4")
 
 
@@ -225,7 +230,19 @@ def write_q4_embedding(path: Path, embedding: np.ndarray) -> None:
 # --- checksums ---------------------------------------------------------------------------
 
 
-def sha256_of(path: Path) -> str:
+def read_bytes(path: Path) -> bytearray:
+    """The whole file in one writable buffer (the read releases the GIL)."""
+    with open(path, "rb") as handle:
+        content = bytearray(os.fstat(handle.fileno()).st_size)
+        handle.readinto(content)
+    return content
+
+
+def sha256_of(path: Path, content: bytes | bytearray | None = None) -> str:
+    """sha256 of ``path``, or of ``content`` when the file has already been read."""
+    if content is not None:
+        # One update over the whole buffer releases the GIL for all of it.
+        return hashlib.sha256(content).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -241,10 +258,11 @@ def write_checksums(folder: Path, files: list[Path]) -> Path:
     return path
 
 
-def verify_checksums(folder: Path, files: tuple[Path, ...]) -> None:
+def verify_checksums(folder: Path, files: tuple[Path, ...], contents: dict[Path, bytearray] | None = None) -> None:
     """Check ``files`` against ``folder/sse_checksums.json`` when it exists and lists them.
 
     A folder without the record (a published checkpoint, an older save) loads unchecked.
+    ``contents``: bytes of some of the files, already read (hashed instead of reading them again).
     """
     path = Path(folder) / CHECKSUM_FILE
     if not path.is_file():
@@ -259,7 +277,7 @@ def verify_checksums(folder: Path, files: tuple[Path, ...]) -> None:
         ) from None
     for file in files:
         expected = recorded.get(file.name)
-        if expected is not None and sha256_of(file) != expected:
+        if expected is not None and sha256_of(file, (contents or {}).get(file)) != expected:
             raise ModelFormatError(
                 f"{file} does not match the sha256 recorded in {path.name}: the file is corrupt or was "
                 "replaced without save_pretrained(); restore it or save the model again"
@@ -277,6 +295,38 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     except Exception as error:  # safetensors raises its own error types, and OSError, for bad files
         raise ModelFormatError(f"{path} is not a readable safetensors file (truncated or corrupt?): {error}") from None
     return {name: np.asarray(array, dtype=np.float32) for name, array in tensors.items()}
+
+
+def _read_and_verify(module_dir: Path, files: tuple[Path, ...], read_first: bool) -> dict[Path, bytearray]:
+    """Verify ``files`` against the checksum record; with ``read_first``, the first file's bytes are kept."""
+    contents = {files[0]: read_bytes(files[0])} if read_first else {}
+    verify_checksums(module_dir, files, contents)
+    return contents
+
+
+class _OnThread:
+    """``function(*args)`` running on a daemon thread; :meth:`result` waits and returns or re-raises.
+
+    A plain thread, not concurrent.futures: that import alone costs a cold start ~15 ms.
+    """
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True, name="sse-read-weights")
+        self._thread.start()
+
+    def _run(self, function: Any, args: tuple[Any, ...]) -> None:
+        try:
+            self._value = function(*args)
+        except BaseException as error:  # handed to the caller of result()
+            self._error = error
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _read_tokenizer(path: Path) -> Any:
@@ -330,28 +380,34 @@ def read_model_folder(root: Path) -> LoadedModel:
     if not has_weights:
         raise _missing(root, f"neither {FP32_FILE} nor {Q4_EMBEDDING_FILE} found in {module_dir}")
     tokenizer_path = _find_tokenizer(module_dir, root)
-    tokenizer = _read_tokenizer(tokenizer_path)
-    # The q4 file carries no shape: its size must match the tokenizer's vocabulary exactly.
-    tokenizer_vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     rest_path, q4_path, fp32_path = (module_dir / Q4_REST_FILE, module_dir / Q4_EMBEDDING_FILE, module_dir / FP32_FILE)
-
-    if q4_path.is_file() or rest_path.is_file():
+    q4_layout = q4_path.is_file() or rest_path.is_file()
+    if q4_layout:
         for needed in (rest_path, q4_path):
             if not needed.is_file():
                 raise _missing(
                     root, f"{needed.name} is missing beside {(q4_path if needed is rest_path else rest_path).name}"
                 )
-        verify_checksums(module_dir, (q4_path, rest_path))
+    # Building the tokenizer holds the GIL for ~0.1 s, while reading and hashing the weights
+    # release it: done on a thread meanwhile, they cost a cold start nothing.
+    weights_read = _OnThread(
+        _read_and_verify, module_dir, (q4_path, rest_path) if q4_layout else (fp32_path,), q4_layout
+    )
+    tokenizer = _read_tokenizer(tokenizer_path)
+    contents = weights_read.result()
+    # The q4 file carries no shape: its size must match the tokenizer's vocabulary exactly.
+    tokenizer_vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+
+    if q4_layout:
         rest = _read_safetensors(rest_path)
         missing = [name for name in DYT_TENSORS if name not in rest]
         if missing:
             raise ModelFormatError(f"{rest_path} lacks tensors {missing}; found {sorted(rest)}")
         dim = int(rest["dyt.alpha"].shape[0])
-        packed, scales = read_q4_packed(q4_path, dim, tokenizer_vocab_size)
+        packed, scales = read_q4_packed(q4_path, dim, tokenizer_vocab_size, contents.get(q4_path))
         weights = SSEWeights.from_q4(packed, scales, *(rest[name] for name in DYT_TENSORS))
         return LoadedModel(weights, tokenizer, tokenizer_path, "q4", module_dir, (q4_path, rest_path))
 
-    verify_checksums(module_dir, (fp32_path,))
     tensors = _read_safetensors(fp32_path)
     if EMBEDDING_TENSOR not in tensors:
         raise ModelFormatError(f"{fp32_path} lacks tensor {EMBEDDING_TENSOR}; found {sorted(tensors)}")

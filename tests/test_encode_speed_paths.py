@@ -8,6 +8,7 @@ is compared with it on every Matryoshka dim.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 
@@ -48,6 +49,13 @@ def single_token_texts(encoder: SSEEncoder, count: int) -> list[str]:
     return found
 
 
+@pytest.fixture(params=["false", "true"], ids=["tokenizer threads off", "tokenizer threads on"])
+def tokenizer_threads(request, monkeypatch):
+    """Both bulk paths: threads that tokenise and pool (off), the tokenise-ahead pipeline (on)."""
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def mixed_texts(fixture_texts, tiny_encoder) -> list[str]:
     """Texts of many lengths, repeated lengths, empties, one-id texts and texts far past 512 ids."""
@@ -65,7 +73,7 @@ def mixed_texts(fixture_texts, tiny_encoder) -> list[str]:
 
 @pytest.mark.parametrize("layout", ["q4", "fp32", "static_st6"])
 @pytest.mark.parametrize("dim", [32, 64, 128, 256, 512])
-def test_matches_the_per_text_loop(fixture_models, mixed_texts, layout, dim):
+def test_matches_the_per_text_loop(fixture_models, mixed_texts, layout, dim, tokenizer_threads):
     encoder = SSEEncoder.from_pretrained(fixture_models[layout]["path"])
     got = encoder.encode(mixed_texts, truncate_dim=dim, batch_size=256)
     np.testing.assert_allclose(got, loop_reference(encoder, mixed_texts, dim), atol=1e-6, rtol=0)
@@ -125,29 +133,31 @@ def test_embed_ids_matches_encode(tiny_encoder, mixed_texts):
     np.testing.assert_allclose(full, loop_reference(tiny_encoder, mixed_texts, 512, normalize=False), atol=1e-6, rtol=0)
 
 
-def test_pipelined_batches_keep_input_order(tiny_encoder, mixed_texts):
+def test_pipelined_batches_keep_input_order(tiny_encoder, mixed_texts, tokenizer_threads):
     whole = tiny_encoder.encode(mixed_texts, batch_size=len(mixed_texts))
     for batch_size in (1, 3, 97):
         np.testing.assert_array_equal(tiny_encoder.encode(mixed_texts, batch_size=batch_size), whole)
 
 
-def test_a_failing_batch_raises_and_leaves_no_thread_behind(tiny_encoder, monkeypatch):
+def test_a_failing_batch_raises_and_leaves_no_thread_behind(tiny_encoder, monkeypatch, tokenizer_threads):
     before = threading.active_count()
     calls = []
 
     def tokenize(texts):
-        calls.append(len(texts))
-        if len(calls) == 2:
+        calls.append(texts)
+        if texts[0] == "batch 2":
             raise RuntimeError("tokenizer failed on batch 2")
         return SSEEncoder.tokenize(tiny_encoder, texts)
 
     monkeypatch.setattr(tiny_encoder, "tokenize", tokenize)
+    texts = [f"batch {number}" for number in range(200) for _ in range(3)]
     with pytest.raises(RuntimeError, match="batch 2"):
-        tiny_encoder.encode(["猫"] * 10, batch_size=3)
+        tiny_encoder.encode(texts, batch_size=3)
     assert threading.active_count() == before
+    assert len(calls) < 200  # the batches after the failure were not all tokenised
 
 
-def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_texts):
+def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_texts, tokenizer_threads):
     expected = tiny_encoder.encode(mixed_texts, batch_size=64, truncate_dim=128)
     results: dict[int, list[np.ndarray]] = {}
 
@@ -159,6 +169,20 @@ def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_text
     for runs in results.values():
         for vectors in runs:
             np.testing.assert_array_equal(vectors, expected)
+
+
+def test_a_bulk_encode_turns_the_tokenizer_threads_off_only_when_the_user_has_not_chosen(
+    tiny_encoder, mixed_texts, monkeypatch
+):
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    tiny_encoder.encode(mixed_texts[:5])  # one batch: no threads of ours, nothing to choose
+    assert "TOKENIZERS_PARALLELISM" not in os.environ
+    chosen = tiny_encoder.encode(mixed_texts, batch_size=50)
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    for users_value in ("true", "1", "False"):
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", users_value)
+        np.testing.assert_array_equal(tiny_encoder.encode(mixed_texts, batch_size=50), chosen)
+        assert os.environ["TOKENIZERS_PARALLELISM"] == users_value
 
 
 # --- 4-bit rows on demand -----------------------------------------------------------------
