@@ -105,6 +105,21 @@ def test_edge_and_client_return_the_same_ids_in_the_same_order(client_index, edg
         assert all(hit.payload["group"] == 1 for hits in found for hit in hits)
 
 
+def test_add_texts_stores_the_same_points_on_both_engines(client_index, edge_index, corpus):
+    # The embedded engine's add_texts builds Edge points straight from the arrays, the client
+    # path PointStructs: both must store the same ids, payloads, dense and sparse vectors.
+    some_ids = [corpus[0][0], corpus[0][37], corpus[0][-1]]
+    expected = client_index.get(some_ids, with_vectors=True)
+    found = edge_index.get(some_ids, with_vectors=True)
+    assert [record.id for record in found] == [record.id for record in expected]
+    for ours, theirs in zip(found, expected):
+        assert ours.payload == theirs.payload
+        for name in ("coarse", "full"):
+            assert ours.vector[name] == pytest.approx(theirs.vector[name], abs=1e-6)
+        assert ours.vector["sparse"].indices == theirs.vector["sparse"].indices
+        assert ours.vector["sparse"].values == pytest.approx(theirs.vector["sparse"].values, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     "fusion", [{"fusion": "dbsf"}, {"fusion_weights": (1.0, 3.0), "rrf_k": 10}, {"fusion_weights": (2.0, 0.5)}]
 )

@@ -34,7 +34,7 @@ from .layout import (
 )
 from .options import IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, encode_stages, to_point_id
+from .points import DocId, build_points, encode_stages, point_payloads, to_point_id, vector_rows
 
 
 class IndexingError(RuntimeError):
@@ -322,12 +322,23 @@ class IndexCore:
 
     def _make_points(
         self, texts: list[str], doc_ids: list[DocId], payloads: list[Mapping[str, Any] | None] | None
-    ) -> list[models.PointStruct]:
+    ) -> list[Any]:
+        """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
         vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
-        if self.sparse_encoder is not None:
+        sparse_vectors = self.sparse_encoder.encode_documents(texts) if self.sparse_encoder is not None else None
+        if self.embedded:
+            from .edge_models import edge_points
+
+            if sparse_vectors is not None:
+                vectors[self.sparse_name] = sparse_vectors
+            return edge_points(
+                [to_point_id(doc_id, self.id_namespace) for doc_id in doc_ids],
+                vector_rows(vectors),
+                point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
+            )
+        if sparse_vectors is not None:
             vectors[self.sparse_name] = [
-                models.SparseVector(indices=sparse.indices, values=sparse.values)
-                for sparse in self.sparse_encoder.encode_documents(texts)
+                models.SparseVector(indices=sparse.indices, values=sparse.values) for sparse in sparse_vectors
             ]
         return build_points(
             doc_ids,
