@@ -243,6 +243,31 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
 
 
+@pytest.mark.filterwarnings("ignore:Local mode performs exact")  # the local engine behind the spy ignores them
+def test_hnsw_ef_goes_to_the_coarse_stage_unless_the_call_sets_search_params(filled, tiny_encoder, queries):
+    remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
+    requests = []
+
+    def forward(*args, **kwargs):
+        requests.extend(kwargs["requests"])
+        return filled.client.query_batch_points(*args, **kwargs)
+
+    remote.query_batch_points = forward
+    remote.collection_exists = filled.client.collection_exists
+    remote.get_collection = filled.client.get_collection
+    index = MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=300)
+    index.search(queries[0], limit=5)
+    index.search(queries[0], limit=5, search_params=models.SearchParams(exact=True))
+    index.search(queries[0], limit=5, two_stage=False)
+    coarse, explicit, single = requests
+    assert coarse.prefetch.params == models.SearchParams(hnsw_ef=300) and coarse.params is None
+    assert explicit.prefetch.params == models.SearchParams(exact=True)
+    assert single.prefetch is None and single.params is None  # the full vector has no graph to tune
+    assert MatryoshkaIndex(remote, "docs", tiny_encoder).coarse_search_params(None) is None
+    with pytest.raises(ValueError, match="hnsw_ef"):
+        MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=0)
+
+
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
     ids, texts = corpus
     client = QdrantClient(":memory:")
