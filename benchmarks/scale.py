@@ -161,7 +161,7 @@ def worker_dense(args: argparse.Namespace, docs: list[str], queries: list[str]) 
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"edge-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     default_limit = index.prefetch_limit_for(K, None)
     result["default_prefetch"] = default_limit
@@ -195,7 +195,7 @@ def worker_hnsw(args: argparse.Namespace, docs: list[str], queries: list[str]) -
         DenseStage("full", encoder.full_dim, hnsw=True),
     ]
     index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     result["single_hnsw"], found = timed(lambda q: index.search(q, K, two_stage=False), queries)
     result["single_hnsw"]["recall"] = recall(found, exact)
@@ -216,7 +216,7 @@ def worker_coarse64(args: argparse.Namespace, docs: list[str], queries: list[str
     folder = fresh_folder(args.workdir / f"coarse64-{args.size}")
     stages = [64, DenseStage("full", encoder.full_dim, on_disk=False)]
     index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages, quantization=None)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     curve = {}
     for limit in COARSE64_CURVE:
@@ -236,7 +236,7 @@ def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str])
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"sparse-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["sparse"], _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
     result["hybrid"], _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
     result["two_stage"], _ = timed(lambda q: index.search(q, K), queries)
@@ -282,7 +282,7 @@ def worker_local(args: argparse.Namespace, docs: list[str], queries: list[str]) 
     folder = fresh_folder(args.workdir / f"local-{args.size}")
     client = QdrantClient(path=str(folder))
     index = MatryoshkaIndex(client, COLLECTION, encoder)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     queries = queries[: args.local_queries]
     result["exact"], exact = timed(exact_search(index), queries, warmup=3)
     result["two_stage"], found = timed(lambda q: index.search(q, K), queries, warmup=3)

@@ -267,10 +267,10 @@ def markdown(results: dict, args: Any) -> str:
         "",
         edge_table(results, sizes),
         "",
-        'Only the coarse vector has an HNSW graph by default; the row "a graph on 512 too" is the '
-        "previous default layout (`DenseStage(..., hnsw=True)` still builds it), whose single-stage "
-        'search is the HNSW single-stage row. The folder includes Qdrant\'s write-ahead log. A "-" is '
-        "a step that did not run (`--variant-max` and time limits; rerun the command to fill it in).",
+        'Only the coarse vector has an HNSW graph by default; the row "a graph on 512 too" is an '
+        "older layout with a graph on both vectors (`DenseStage(..., hnsw=True)` still builds it), whose "
+        'single-stage search is the HNSW single-stage row. The folder includes Qdrant\'s write-ahead log. A "-" '
+        "is a step that did not run (`--variant-max` and time limits; rerun the command to fill it in).",
         "",
         f"## Prefetch limit against recall and latency (two-stage, {COARSE} -> 512)",
         "",
@@ -309,11 +309,23 @@ def local_note(results: dict, sizes: list[int]) -> str:
         f"dense searches on {'/'.join(map(str, counts['dense'])) or '-'} queries, sparse and hybrid on "
         f"{'/'.join(map(str, counts['sparse'])) or '-'}. It commits every point to SQLite on its own, so "
         "its indexing rate is that of the disk's syncs."
+        + local_layout_note(results, sizes)
         + (
             f" No `sparse=True` collection at {', '.join(skipped)} documents: its build alone would take as long again, over 10 minutes."
             if skipped
             else ""
         )
+    )
+
+
+def local_layout_note(results: dict, sizes: list[int]) -> str:
+    """Local-mode runs are long (minutes per 10k documents): say when they predate the current layout."""
+    older = [n(s) for s in sizes if get(results, "local", s) and get(results, "local", s, "coarse_dim") != COARSE]
+    if not older:
+        return ""
+    return (
+        f" The {', '.join(older)} runs predate issue 14's retuning (float coarse 64, the layout then): "
+        "local mode searches float vectors exactly either way, so only the coarse width differs."
     )
 
 
