@@ -245,6 +245,17 @@ def conditions(results: dict, args: Any) -> str:
     )
 
 
+def not_rerun(sizes: list[int]) -> list[str]:
+    missing = [n(size) for size in (10_000, 100_000, 1_000_000) if size not in sizes]
+    if not missing:
+        return []
+    return [
+        "",
+        f"Not rerun with the current defaults: {', '.join(missing)} documents (the figures of earlier "
+        "layouts are in this file's git history).",
+    ]
+
+
 def markdown(results: dict, args: Any) -> str:
     sizes = sorted({size for kind, size in results if not kind.startswith("local")})
     local_sizes = sorted({size for kind, size in results if kind.startswith("local")})
@@ -264,6 +275,7 @@ def markdown(results: dict, args: Any) -> str:
         "searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256).",
         "",
         conditions(results, args),
+        *not_rerun(sizes),
         "",
         edge_table(results, sizes),
         "",

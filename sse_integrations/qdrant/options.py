@@ -15,14 +15,12 @@ from .layout import COARSE_NAME, FULL_NAME, SPARSE_NAME, DenseStage, Quantizatio
 from .points import ID_NAMESPACE
 
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
-# benchmarks/two_stage.py (docs/benchmarks.md), bundled model, 50,000 Tatoeba sentences:
-# recall@10 against the exact 512-dim ranking with a 64-dim coarse stage was 0.947 at 100
-# candidates, 0.984 at 300 and 0.992 at 500, the smallest measured limit reaching 0.99.
-# On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md) 500
-# gave 0.992 / 0.968 / 0.946 at 10k / 100k / 1M documents; 0.99 took 1,500 at 100k and 3,000 at
-# 1M, at several times the latency (the coarse HNSW search runs with ef >= the limit). Kept at
-# 50: a larger default would slow every small collection to serve big ones, which can pass
-# prefetch_limit.
+# On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md), the
+# default 128-dim coarse stage (int8 graph search) at 500 candidates gave recall@10 against exact
+# 512 of 0.993 at 100k and 0.987 at 1M documents (1,000: 0.996 / 0.993); the former 64-dim one
+# gave 0.968 / 0.946 at 500 and needed 3,000 for 0.99 at 1M. The latency grows with the limit
+# (the coarse HNSW search runs with ef >= the limit), so a larger default would slow every small
+# collection to serve big ones, which can pass prefetch_limit (or hnsw_ef).
 DEFAULT_PREFETCH_FACTOR = 50
 # Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
 DEFAULT_FUSION_FACTOR = 5
