@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="redo steps that have results")
     parser.add_argument("--report-only", action="store_true", help="write the report from existing results")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave docs/ alone")
+    parser.add_argument("--note", default="", help="a sentence about this run's conditions, added to the report")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -274,7 +274,7 @@ def markdown(results: dict, args: Any) -> str:
         f"default model, `MatryoshkaIndex(folder, ...)` with its defaults (coarse {COARSE} with an HNSW graph "
         "searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256).",
         "",
-        conditions(results, args),
+        conditions(results, args) + (f" {args.note}" if getattr(args, "note", "") else ""),
         *not_rerun(sizes),
         "",
         edge_table(results, sizes),
