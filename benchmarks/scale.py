@@ -11,10 +11,9 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the previous
   default layout): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
-- ``coarse128``: ``coarse_dim=128`` instead of 64: recall and latency per prefetch limit
-  (sizes <= ``--variant-max``, as ``hnsw``);
-- ``ondisk``: the 512-dim vectors memory-mapped from disk instead of held in RAM, and
-  ``ondisk_reopen`` of that folder (sizes <= ``--variant-max``);
+- ``coarse64``: the layout before issue 14's retuning (a float 64-dim coarse graph, the 512-dim
+  vectors held in RAM): its build, recall and latency at a few prefetch limits (sizes <=
+  ``--variant-max``, as ``hnsw``);
 - ``reopen``: a new process opens the dense folder and answers a first query;
 - ``local``: qdrant-client local mode (``QdrantClient(path=...)``) for comparison, small sizes only.
 
@@ -55,7 +54,7 @@ K = 10
 QUERY_POOL = 1000
 PAIR_CHUNK = 65536
 PREFETCH_CURVE = (100, 200, 300, 500, 1000, 1500, 2000, 3000, 5000)
-COARSE128_CURVE = (50, 100, 200, 300, 500, 1000)
+COARSE64_CURVE = (500, 1000, 3000)
 DEFAULT_WORKDIR = Path(os.environ.get("SSE_SCALE_DIR", Path("/tmp") / "sse-scale-bench"))
 COLLECTION = "scale"
 DOCS = ROOT / "docs"
@@ -162,7 +161,7 @@ def worker_dense(args: argparse.Namespace, docs: list[str], queries: list[str]) 
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"edge-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     default_limit = index.prefetch_limit_for(K, None)
     result["default_prefetch"] = default_limit
@@ -187,13 +186,16 @@ def worker_dense(args: argparse.Namespace, docs: list[str], queries: list[str]) 
 
 def worker_hnsw(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
     from sse_integrations import SSEEncoder
-    from sse_integrations.qdrant import DenseStage, MatryoshkaIndex
+    from sse_integrations.qdrant import DEFAULT_COARSE_DIM, DenseStage, MatryoshkaIndex
 
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"hnsw-{args.size}")
-    stages = [DenseStage("coarse", 64, hnsw=True), DenseStage("full", encoder.full_dim, hnsw=True)]
+    stages = [
+        DenseStage("coarse", DEFAULT_COARSE_DIM, quantization="scalar", hnsw=True),
+        DenseStage("full", encoder.full_dim, hnsw=True),
+    ]
     index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     result["single_hnsw"], found = timed(lambda q: index.search(q, K, two_stage=False), queries)
     result["single_hnsw"]["recall"] = recall(found, exact)
@@ -205,42 +207,25 @@ def worker_hnsw(args: argparse.Namespace, docs: list[str], queries: list[str]) -
     return result
 
 
-def worker_coarse128(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
-    """A 128-dim coarse stage: a wider first stage against a longer candidate list."""
+def worker_coarse64(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """The previous default layout (before issue 14's retuning): float 64-dim coarse graph, 512 held in RAM."""
     from sse_integrations import SSEEncoder
-    from sse_integrations.qdrant import MatryoshkaIndex
+    from sse_integrations.qdrant import DenseStage, MatryoshkaIndex
 
     encoder = SSEEncoder.from_pretrained()
-    folder = fresh_folder(args.workdir / f"coarse128-{args.size}")
-    index = MatryoshkaIndex(folder, COLLECTION, encoder, coarse_dim=128)
-    result: dict = {"build": build(index, docs)}
+    folder = fresh_folder(args.workdir / f"coarse64-{args.size}")
+    stages = [64, DenseStage("full", encoder.full_dim, on_disk=False)]
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages, quantization=None)
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     curve = {}
-    for limit in COARSE128_CURVE:
+    for limit in COARSE64_CURVE:
         stats, found = timed(lambda q, limit=limit: index.search(q, K, prefetch_limit=limit), queries)
         curve[str(limit)] = {**stats, "recall": recall(found, exact)}
     result["curve"] = curve
     index.close()
     result["folder_mb"] = folder_mb(folder)
     shutil.rmtree(folder)
-    return result
-
-
-def worker_ondisk(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
-    """The 512-dim vectors left on disk (memory-mapped) instead of read into RAM; reopened by ``ondisk_reopen``."""
-    from sse_integrations import SSEEncoder
-    from sse_integrations.qdrant import DenseStage, MatryoshkaIndex
-
-    encoder = SSEEncoder.from_pretrained()
-    folder = fresh_folder(args.workdir / f"ondisk-{args.size}")
-    stages = [64, DenseStage("full", encoder.full_dim, on_disk=True)]
-    index = MatryoshkaIndex(folder, COLLECTION, encoder, stages=stages)
-    result: dict = {"build": build(index, docs)}
-    result["exact"], exact = timed(exact_search(index), queries)
-    result["two_stage"], found = timed(lambda q: index.search(q, K), queries)
-    result["two_stage"]["recall"] = recall(found, exact)
-    index.close()
-    result["folder_mb"] = folder_mb(folder)
     return result
 
 
@@ -251,7 +236,7 @@ def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str])
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"sparse-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["sparse"], _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
     result["hybrid"], _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
     result["two_stage"], _ = timed(lambda q: index.search(q, K), queries)
@@ -269,8 +254,7 @@ def worker_reopen(args: argparse.Namespace, docs: list[str], queries: list[str])
 
     encoder = SSEEncoder.from_pretrained()
     loaded = time.perf_counter()
-    prefix = "ondisk" if args.worker == "ondisk_reopen" else "edge"
-    index = MatryoshkaIndex(args.workdir / f"{prefix}-{args.size}", COLLECTION, encoder)
+    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder)
     hits = index.search(queries[0], K)
     first = time.perf_counter()
     index.search(queries[1], K)
@@ -298,7 +282,7 @@ def worker_local(args: argparse.Namespace, docs: list[str], queries: list[str]) 
     folder = fresh_folder(args.workdir / f"local-{args.size}")
     client = QdrantClient(path=str(folder))
     index = MatryoshkaIndex(client, COLLECTION, encoder)
-    result: dict = {"build": build(index, docs)}
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     queries = queries[: args.local_queries]
     result["exact"], exact = timed(exact_search(index), queries, warmup=3)
     result["two_stage"], found = timed(lambda q: index.search(q, K), queries, warmup=3)
@@ -335,9 +319,7 @@ WORKERS = {
     "dense": worker_dense,
     "hnsw": worker_hnsw,
     "sparse": worker_sparse,
-    "coarse128": worker_coarse128,
-    "ondisk": worker_ondisk,
-    "ondisk_reopen": worker_reopen,
+    "coarse64": worker_coarse64,
     "reopen": worker_reopen,
     "local": worker_local,
     "local_reopen": worker_local_reopen,
@@ -380,7 +362,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, int]]:
         planned += [("dense", size), ("reopen", size)]
         planned.append(("sparse", size))
         if size <= args.variant_max:
-            planned += [("coarse128", size), ("ondisk", size), ("ondisk_reopen", size), ("hnsw", size)]
+            planned += [("coarse64", size), ("hnsw", size)]
     for size in args.local_sizes:
         planned += [("local", size), ("local_reopen", size)]
     return planned
@@ -427,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-sizes", type=sizes, default=[10_000, 50_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument(
-        "--variant-max", type=int, default=100_000, help="largest size with the coarse-128 and HNSW-on-512 variants"
+        "--variant-max", type=int, default=100_000, help="largest size with the coarse-64 and HNSW-on-512 variants"
     )
     parser.add_argument("--local-queries", type=int, default=100, help="queries of the local-mode dense searches")
     parser.add_argument(
@@ -438,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="redo steps that have results")
     parser.add_argument("--report-only", action="store_true", help="write the report from existing results")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave docs/ alone")
+    parser.add_argument("--note", default="", help="a sentence about this run's conditions, added to the report")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

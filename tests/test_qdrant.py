@@ -14,6 +14,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from sse_integrations.matryoshka import truncate_and_normalize
 from sse_integrations.qdrant import (
+    DEFAULT_COARSE_DIM,
     DEFAULT_PREFETCH_FACTOR,
     ID_NAMESPACE,
     AsyncMatryoshkaIndex,
@@ -75,7 +76,7 @@ def test_collection_layout_has_named_cosine_vectors(filled):
     info = filled.client.get_collection("docs")
     vectors = info.config.params.vectors
     assert set(vectors) == {"coarse", "full"}
-    assert vectors["coarse"].size == 64 and vectors["full"].size == 512
+    assert vectors["coarse"].size == DEFAULT_COARSE_DIM == 128 and vectors["full"].size == 512
     assert {v.distance for v in vectors.values()} == {models.Distance.COSINE}
     assert filled.count() == 400
 
@@ -86,7 +87,9 @@ def test_points_hold_text_doc_id_payload_and_prefix_vectors(filled, tiny_encoder
     assert record.payload == {"text": texts[7], "doc_id": ids[7], "group": 7 % 3}
     full = tiny_encoder.encode([texts[7]])[0]
     np.testing.assert_allclose(record.vector["full"], full, atol=1e-6)
-    np.testing.assert_allclose(record.vector["coarse"], truncate_and_normalize(full[None], 64)[0], atol=1e-6)
+    np.testing.assert_allclose(
+        record.vector["coarse"], truncate_and_normalize(full[None], DEFAULT_COARSE_DIM)[0], atol=1e-6
+    )
 
 
 def test_make_stages_names_dims_and_validation():
@@ -137,7 +140,7 @@ def test_point_ids_are_deterministic_and_pass_ints_and_uuids_through():
 def test_low_level_helpers_build_points_and_query(tiny_encoder):
     stages = make_stages(512)
     vectors = encode_stages(tiny_encoder, ["猫", "犬"], stages)
-    assert vectors["coarse"].shape == (2, 64) and vectors["full"].shape == (2, 512)
+    assert vectors["coarse"].shape == (2, DEFAULT_COARSE_DIM) and vectors["full"].shape == (2, 512)
     points = build_points(["a", 7], ["猫", "犬"], vectors, [{"k": 1}, None])
     assert points[0].payload == {"k": 1, "text": "猫", "doc_id": "a"} and points[1].id == 7
     query = two_stage_query(
@@ -193,7 +196,7 @@ def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, qu
     ids, texts = corpus
     index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
     for query in queries[:4]:
-        expected, scores = brute_force(tiny_encoder, texts, query, 64, prefetch=30, limit=10)
+        expected, scores = brute_force(tiny_encoder, texts, query, DEFAULT_COARSE_DIM, prefetch=30, limit=10)
         hits = index.search(query, limit=10, prefetch_limit=30)
         assert hit_ids(hits) == [ids[p] for p in expected]
         np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-5)
@@ -240,6 +243,31 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
     assert hit_ids(hits) == hit_ids(filled.search(queries[2], limit=5, filter=flt))
 
 
+@pytest.mark.filterwarnings("ignore:Local mode performs exact")  # the local engine behind the spy ignores them
+def test_hnsw_ef_goes_to_the_coarse_stage_unless_the_call_sets_search_params(filled, tiny_encoder, queries):
+    remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
+    requests = []
+
+    def forward(*args, **kwargs):
+        requests.extend(kwargs["requests"])
+        return filled.client.query_batch_points(*args, **kwargs)
+
+    remote.query_batch_points = forward
+    remote.collection_exists = filled.client.collection_exists
+    remote.get_collection = filled.client.get_collection
+    index = MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=300)
+    index.search(queries[0], limit=5)
+    index.search(queries[0], limit=5, search_params=models.SearchParams(exact=True))
+    index.search(queries[0], limit=5, two_stage=False)
+    coarse, explicit, single = requests
+    assert coarse.prefetch.params == models.SearchParams(hnsw_ef=300) and coarse.params is None
+    assert explicit.prefetch.params == models.SearchParams(exact=True)
+    assert single.prefetch is None and single.params is None  # the full vector has no graph to tune
+    assert MatryoshkaIndex(remote, "docs", tiny_encoder).coarse_search_params(None) is None
+    with pytest.raises(ValueError, match="hnsw_ef"):
+        MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=0)
+
+
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
     ids, texts = corpus
     client = QdrantClient(":memory:")
@@ -281,7 +309,9 @@ def test_filter_applies_to_the_candidates(filled, tiny_encoder, corpus, queries,
     index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
     flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
     allowed = np.array([position % 3 == 1 for position in range(len(texts))])
-    expected, _ = brute_force(tiny_encoder, texts, queries[1], 64, prefetch=30, limit=10, allowed=allowed)
+    expected, _ = brute_force(
+        tiny_encoder, texts, queries[1], DEFAULT_COARSE_DIM, prefetch=30, limit=10, allowed=allowed
+    )
     hits = index.search(queries[1], limit=10, prefetch_limit=30, filter=flt)
     assert hit_ids(hits) == [ids[p] for p in expected]
     assert all(h.payload["group"] == 1 for h in hits)
@@ -297,7 +327,7 @@ def test_payload_and_vector_selection(filled, queries):
     bare = filled.search(queries[0], limit=3, with_payload=False)
     assert all(h.payload is None and h.vector is None for h in bare)
     with_vectors = filled.search(queries[0], limit=3, with_vectors=["coarse"])
-    assert all(set(h.vector) == {"coarse"} and len(h.vector["coarse"]) == 64 for h in with_vectors)
+    assert all(set(h.vector) == {"coarse"} and len(h.vector["coarse"]) == DEFAULT_COARSE_DIM for h in with_vectors)
     assert set(filled.search(queries[0], limit=1, with_vectors=True)[0].vector) == {"coarse", "full"}
 
 
@@ -383,7 +413,7 @@ def test_mismatched_collection_is_an_error_and_untouched(tiny_encoder):
     message = str(caught.value)
     assert "vector 'full' is missing" in message
     assert "'dense' that this index does not use" in message
-    assert "'coarse' has size 32, expected 64" in message
+    assert "'coarse' has size 32, expected 128" in message
     assert client.count("docs").count == 0
     with pytest.raises(CollectionMismatchError):
         index.search("猫")

@@ -105,6 +105,21 @@ def test_edge_and_client_return_the_same_ids_in_the_same_order(client_index, edg
         assert all(hit.payload["group"] == 1 for hits in found for hit in hits)
 
 
+def test_add_texts_stores_the_same_points_on_both_engines(client_index, edge_index, corpus):
+    # The embedded engine's add_texts builds Edge points straight from the arrays, the client
+    # path PointStructs: both must store the same ids, payloads, dense and sparse vectors.
+    some_ids = [corpus[0][0], corpus[0][37], corpus[0][-1]]
+    expected = client_index.get(some_ids, with_vectors=True)
+    found = edge_index.get(some_ids, with_vectors=True)
+    assert [record.id for record in found] == [record.id for record in expected]
+    for ours, theirs in zip(found, expected):
+        assert ours.payload == theirs.payload
+        for name in ("coarse", "full"):
+            assert ours.vector[name] == pytest.approx(theirs.vector[name], abs=1e-6)
+        assert ours.vector["sparse"].indices == theirs.vector["sparse"].indices
+        assert ours.vector["sparse"].values == pytest.approx(theirs.vector["sparse"].values, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     "fusion", [{"fusion": "dbsf"}, {"fusion_weights": (1.0, 3.0), "rrf_k": 10}, {"fusion_weights": (2.0, 0.5)}]
 )
@@ -179,7 +194,7 @@ def test_another_layout_is_refused_before_any_write(tiny_encoder, corpus, tmp_pa
     with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
         index.add_texts(texts[:20], ids=ids[:20])
     other = MatryoshkaIndex(tmp_path, "docs", tiny_encoder, coarse_dim=32)
-    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 64, expected 32"):
+    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 128, expected 32"):
         other.add_texts(texts[20:30], ids=ids[20:30])
     other.close()
     with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
@@ -236,3 +251,41 @@ async def test_async_index_on_a_folder(tiny_encoder, corpus, edge_index, queries
         expected = edge_index.search_batch(queries, limit=6, mode=mode)
         assert [ranked_groups(h) for h in found] == [ranked_groups(h) for h in expected]
     await index.close()
+
+
+@pytest.mark.parametrize("engine", ["edge", "client"])
+def test_a_collection_made_with_another_coarse_width_opens_with_its_own(tiny_encoder, corpus, tmp_path, engine):
+    # The default coarse width went from 64 to 128: a 64-dim collection opened without coarse_dim
+    # is read and searched with its own 64-dim prefix, an explicit other width is still refused.
+    ids, texts = corpus
+    client: object = tmp_path if engine == "edge" else QdrantClient(":memory:")
+    old = MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=64)
+    old.add_texts(texts[:100], ids=ids[:100])
+    expected = old.search_batch(query_texts(4), limit=5)
+    if engine == "edge":
+        old.close()
+    reopened = MatryoshkaIndex(client, "docs", tiny_encoder)
+    assert reopened.coarse.dim == 128  # nothing read yet
+    found = reopened.search_batch(query_texts(4), limit=5)
+    assert reopened.coarse.dim == 64
+    assert [hit_ids(hits) for hits in found] == [hit_ids(hits) for hits in expected]
+    reopened.add_texts(texts[100:120], ids=ids[100:120])
+    assert reopened.count() == 120
+    stored = reopened.get([ids[110]], with_vectors=True)[0]
+    assert len(stored.vector["coarse"]) == 64
+    if engine == "edge":
+        reopened.close()
+    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 64, expected 128"):
+        MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=128).search("猫")
+
+
+def test_new_collections_get_the_default_layout(tiny_encoder, corpus, tmp_path):
+    index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
+    index.add_texts(corpus[1][:20], ids=corpus[0][:20])
+    config = index.vectors_config()
+    assert config["coarse"].size == 128 and config["full"].size == 512
+    # int8 copies of the coarse vector for its graph, the rescoring vector memory-mapped.
+    assert isinstance(config["coarse"].quantization_config, models.ScalarQuantization)
+    assert config["coarse"].on_disk is False and config["full"].on_disk is True
+    assert config["full"].quantization_config is None
+    index.close()

@@ -63,9 +63,9 @@ class QdrantOptions(CommandOptions):
 @dataclass(frozen=True)
 class IndexCommandOptions(QdrantOptions):
     inputs: list[str]
-    coarse_dim: int
+    coarse_dim: int | None
     stages: str | None
-    quantization: str | None
+    quantization: str
     text_field: str
     id_field: str | None
     lines: bool
@@ -92,7 +92,7 @@ class DemoOptions(CommandOptions):
     queries: list[str]
     limit: int
     show: int
-    coarse_dim: int
+    coarse_dim: int | None
     prefetch_limit: int | None
     repeats: int
 
@@ -122,7 +122,7 @@ def add_parsers(subparsers: Any) -> None:
     demo.add_argument("queries", nargs="*", help="queries to run (default: a few built-in Japanese ones)")
     demo.add_argument("--limit", type=int, default=10, help="hits per query")
     demo.add_argument("--show", type=int, default=3, help="hits to print per query")
-    demo.add_argument("--coarse-dim", type=int, default=64)
+    demo.add_argument("--coarse-dim", type=int, default=None, help="first-stage Matryoshka prefix (default: 128)")
     demo.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
     demo.add_argument("--repeats", type=int, default=5, help="runs per query (the median time is shown)")
     demo.set_defaults(run=run_demo, options=DemoOptions)
@@ -132,13 +132,18 @@ def add_parsers(subparsers: Any) -> None:
     )
     index.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl files, .txt/.md files, or folders of them")
     _add_qdrant_options(index)
-    index.add_argument("--coarse-dim", type=int, default=64, help="first-stage Matryoshka prefix")
+    index.add_argument(
+        "--coarse-dim",
+        type=int,
+        default=None,
+        help="first-stage Matryoshka prefix (default: an existing collection's, else 128)",
+    )
     index.add_argument("--stages", default=None, help="all stage dims, coarsest first, e.g. 32,128,512")
     index.add_argument(
         "--quantization",
-        choices=("binary", "scalar"),
-        default=None,
-        help="quantize the coarse vector (applies on a Qdrant server)",
+        choices=("binary", "scalar", "none"),
+        default="scalar",
+        help="quantize the coarse vector for its graph search (default: scalar int8; none keeps float only)",
     )
     index.add_argument("--text-field", default="text", help="JSONL field holding the text")
     index.add_argument("--id-field", default=None, help="JSONL field holding the id (default: id or _id)")
@@ -215,7 +220,7 @@ def run_index(options: IndexCommandOptions) -> int:
             encoder,
             coarse_dim=options.coarse_dim,
             stages=stages,
-            quantization=options.quantization,
+            quantization=None if options.quantization == "none" else options.quantization,
             batch_size=options.batch_size,
             # A bar's carriage returns only make sense on a terminal; files and pipes get none.
             show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),

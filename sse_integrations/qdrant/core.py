@@ -25,6 +25,7 @@ from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
 from .layout import (
+    DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
     CollectionMismatchError,
     DenseStage,
@@ -34,7 +35,7 @@ from .layout import (
 )
 from .options import IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, encode_stages, to_point_id
+from .points import DocId, build_points, encode_stages, point_payloads, to_point_id, vector_rows
 
 
 class IndexingError(RuntimeError):
@@ -78,6 +79,7 @@ class IndexCore:
 
     prefetch_limit = _Setting()
     prefetch_factor = _Setting()
+    hnsw_ef = _Setting()
     execution = _Setting()
     text_key = _Setting()
     id_key = _Setting()
@@ -126,15 +128,8 @@ class IndexCore:
         self.client = client
         self.collection_name = collection_name
         self.encoder = encoder if isinstance(encoder, SSEEncoder) else SSEEncoder.from_pretrained(encoder)
+        self.stages = self._make_stages(self.options.coarse_dim or DEFAULT_COARSE_DIM)
         o = self.options
-        self.stages = make_stages(
-            self.encoder.full_dim,
-            o.coarse_dim,
-            stages=o.stages,
-            coarse_name=o.coarse_name,
-            full_name=o.full_name,
-            quantization=o.quantization,
-        )
         if o.prefetch_limit is not None:
             prefetch_limits(len(self.stages), 1, o.prefetch_limit)  # validate early
         self._check_collection_kwargs()
@@ -155,6 +150,33 @@ class IndexCore:
         self.last_timings: dict[str, float] = {}
 
     # configuration ---------------------------------------------------------------------------
+
+    def _make_stages(self, coarse_dim: int) -> tuple[DenseStage, ...]:
+        o = self.options
+        return make_stages(
+            self.encoder.full_dim,
+            coarse_dim,
+            stages=o.stages,
+            coarse_name=o.coarse_name,
+            full_name=o.full_name,
+            quantization=o.quantization,
+        )
+
+    def _follow_stored_coarse_dim(self, info: models.CollectionInfo) -> None:
+        """Without an explicit ``coarse_dim`` or ``stages``, take the coarse width the collection was made with.
+
+        The default width changed (64 -> 128, issue 14); a collection made under the old default,
+        or with any other ``coarse_dim``, keeps being searched with its own prefix instead of
+        being refused.
+        """
+        if self.options.coarse_dim is not None or self.options.stages is not None:
+            return
+        existing = info.config.params.vectors
+        if not isinstance(existing, Mapping) or set(existing) != {self.coarse.name, self.full.name}:
+            return  # another layout altogether: refused with the default one as the expectation
+        stored, full = existing[self.coarse.name], existing[self.full.name]
+        if full.size == self.full.dim and stored.size != self.coarse.dim and 0 < stored.size < full.size:
+            self.stages = self._make_stages(stored.size)
 
     @property
     def coarse(self) -> DenseStage:
@@ -194,6 +216,12 @@ class IndexCore:
         if prefetch_limit is None:
             prefetch_limit = self.prefetch_limit
         return self.prefetch_factor * limit if prefetch_limit is None else prefetch_limit
+
+    def coarse_search_params(self, search_params: models.SearchParams | None) -> models.SearchParams | None:
+        """The coarse stage's search parameters: the caller's, else the index's ``hnsw_ef`` (None: Qdrant's)."""
+        if search_params is not None or self.hnsw_ef is None:
+            return search_params
+        return models.SearchParams(hnsw_ef=self.hnsw_ef)
 
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
         return encode_stages(self.encoder, queries, self.stages)
@@ -278,6 +306,7 @@ class IndexCore:
         if self.sparse_encoder is None and stored is not None and self.sparse_name in existing_sparse:
             # The collection was made with sparse=True: follow its layout, as the CLI's search does.
             self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
+        self._follow_stored_coarse_dim(info)
         problems = layout_differences(info, self.vectors_config(), self.sparse_vectors_config())
         if problems:
             raise CollectionMismatchError(f"collection {name!r} does not match this index: " + "; ".join(problems))
@@ -322,12 +351,23 @@ class IndexCore:
 
     def _make_points(
         self, texts: list[str], doc_ids: list[DocId], payloads: list[Mapping[str, Any] | None] | None
-    ) -> list[models.PointStruct]:
+    ) -> list[Any]:
+        """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
         vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
-        if self.sparse_encoder is not None:
+        sparse_vectors = self.sparse_encoder.encode_documents(texts) if self.sparse_encoder is not None else None
+        if self.embedded:
+            from .edge_models import edge_points
+
+            if sparse_vectors is not None:
+                vectors[self.sparse_name] = sparse_vectors
+            return edge_points(
+                [to_point_id(doc_id, self.id_namespace) for doc_id in doc_ids],
+                vector_rows(vectors),
+                point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
+            )
+        if sparse_vectors is not None:
             vectors[self.sparse_name] = [
-                models.SparseVector(indices=sparse.indices, values=sparse.values)
-                for sparse in self.sparse_encoder.encode_documents(texts)
+                models.SparseVector(indices=sparse.indices, values=sparse.values) for sparse in sparse_vectors
             ]
         return build_points(
             doc_ids,

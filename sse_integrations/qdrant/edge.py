@@ -267,9 +267,14 @@ class EdgeClient:
 
     # points ----------------------------------------------------------------------------------
 
-    def upsert(self, collection_name: str, points: Sequence[models.PointStruct], wait: bool = True) -> None:
+    def upsert(
+        self, collection_name: str, points: Sequence[models.PointStruct | edge.Point], wait: bool = True
+    ) -> None:
+        """Upsert ``PointStruct``s, or Edge points already built (the index's own ``add_texts`` path)."""
         collection = self._collection(collection_name)
-        operation = edge.UpdateOperation.upsert_points([convert.edge_point(p) for p in points])
+        operation = edge.UpdateOperation.upsert_points(
+            [point if isinstance(point, edge.Point) else convert.edge_point(point) for point in points]
+        )
         with collection.write_lock:
             collection.shard.update(operation)
 

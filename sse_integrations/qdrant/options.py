@@ -11,18 +11,16 @@ from typing import Any, Literal
 from .._checks import check_positive_int
 from ..documents import ID_KEY, TEXT_KEY
 from ..sparse import SparseEncoder
-from .layout import COARSE_NAME, DEFAULT_COARSE_DIM, FULL_NAME, SPARSE_NAME, DenseStage, QuantizationOption
+from .layout import COARSE_NAME, FULL_NAME, SPARSE_NAME, DenseStage, QuantizationOption
 from .points import ID_NAMESPACE
 
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
-# benchmarks/two_stage.py (docs/benchmarks.md), bundled model, 50,000 Tatoeba sentences:
-# recall@10 against the exact 512-dim ranking with a 64-dim coarse stage was 0.947 at 100
-# candidates, 0.984 at 300 and 0.992 at 500, the smallest measured limit reaching 0.99.
-# On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md) 500
-# gave 0.992 / 0.968 / 0.946 at 10k / 100k / 1M documents; 0.99 took 1,500 at 100k and 3,000 at
-# 1M, at several times the latency (the coarse HNSW search runs with ef >= the limit). Kept at
-# 50: a larger default would slow every small collection to serve big ones, which can pass
-# prefetch_limit.
+# On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md), the
+# default 128-dim coarse stage (int8 graph search) at 500 candidates gave recall@10 against exact
+# 512 of 0.993 at 100k and 0.987 at 1M documents (1,000: 0.996 / 0.993); the former 64-dim one
+# gave 0.968 / 0.946 at 500 and needed 3,000 for 0.99 at 1M. The latency grows with the limit
+# (the coarse HNSW search runs with ef >= the limit), so a larger default would slow every small
+# collection to serve big ones, which can pass prefetch_limit (or hnsw_ef).
 DEFAULT_PREFETCH_FACTOR = 50
 # Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
 DEFAULT_FUSION_FACTOR = 5
@@ -38,13 +36,21 @@ class IndexOptions:
     """Settings of :class:`MatryoshkaIndex` / :class:`AsyncMatryoshkaIndex` (each also a keyword of theirs).
 
     Args:
-        coarse_dim: width of the first-stage vector (a Matryoshka dim).
+        coarse_dim: width of the first-stage vector (a Matryoshka dim). None: an existing
+            collection's own (so one made with another default still opens), else
+            ``DEFAULT_COARSE_DIM``.
         stages: all stages, coarsest first, as dims or ``DenseStage``s (overrides ``coarse_dim``).
         coarse_name, full_name: vector names of the first and last stage.
-        quantization: "binary", "scalar" or a Qdrant config for the coarse vector (server only;
-            local mode stores it but searches the float vectors).
+        quantization: "scalar" (the default: int8 copies of the coarse vector, searched by its
+            graph and rescored with the float vectors), "binary", a Qdrant config, or None (float
+            only). On the embedded engine int8 built the graph about 3x faster and searched it
+            faster at the same recall (issue 14); qdrant-client's local mode stores the setting
+            but searches the float vectors.
         prefetch_limit: default first-stage candidates (int, or one per stage but the last).
         prefetch_factor: with no ``prefetch_limit``, candidates = factor * limit.
+        hnsw_ef: how many nodes the coarse stage's graph search keeps exploring (Qdrant's
+            ``hnsw_ef``; the engine uses at least the prefetch limit). None leaves it to Qdrant. A
+            call's ``search_params`` replace it.
         execution: "auto" or "prefetch" (one Query API request, every stage run by the engine:
             Qdrant Edge, a server, or qdrant-client's local mode), or "client" (the coarse query on
             the engine, later stages rescored here from ``retrieve``d vectors; for comparison).
@@ -64,13 +70,14 @@ class IndexOptions:
         rrf_k: RRF's rank constant k; None keeps Qdrant's default (2).
     """
 
-    coarse_dim: int = DEFAULT_COARSE_DIM
+    coarse_dim: int | None = None
     stages: Sequence[int | DenseStage] | None = None
     coarse_name: str = COARSE_NAME
     full_name: str = FULL_NAME
-    quantization: QuantizationOption = None
+    quantization: QuantizationOption = "scalar"
     prefetch_limit: int | Sequence[int] | None = None
     prefetch_factor: int = DEFAULT_PREFETCH_FACTOR
+    hnsw_ef: int | None = None
     execution: Execution = "auto"
     text_key: str = TEXT_KEY
     id_key: str = ID_KEY
@@ -92,6 +99,8 @@ class IndexOptions:
             raise ValueError(f"text_key and id_key must differ, both are {self.text_key!r}")
         check_positive_int(self.batch_size, "batch_size")
         check_positive_int(self.prefetch_factor, "prefetch_factor")
+        if self.hnsw_ef is not None:
+            check_positive_int(self.hnsw_ef, "hnsw_ef")
         # Normalised in place (the dataclass is frozen to everyone else): a copy the caller cannot change.
         object.__setattr__(self, "collection_kwargs", dict(self.collection_kwargs or {}))
         reserved = {"collection_name", "vectors_config", "sparse_vectors_config"} & self.collection_kwargs.keys()

@@ -53,6 +53,7 @@ class PlanIndex(Protocol):
     def rrf_k(self) -> int | None: ...
     def uses_prefetch(self) -> bool: ...
     def prefetch_limit_for(self, limit: int, prefetch_limit: int | Sequence[int] | None) -> int | Sequence[int]: ...
+    def coarse_search_params(self, search_params: models.SearchParams | None) -> models.SearchParams | None: ...
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]: ...
     def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]: ...
 
@@ -212,7 +213,7 @@ def _engine_query(
         limit=request.limit,
         prefetch_limit=limits,
         filter=request.filter,
-        search_params=request.search_params,
+        search_params=index.coarse_search_params(request.search_params),
     )
 
 
@@ -274,7 +275,7 @@ def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
             limit=candidates,
             prefetch_limit=limits,
             filter=request.filter,
-            search_params=request.search_params,
+            search_params=index.coarse_search_params(request.search_params),
         )
         requests.append(
             request.query_request(
@@ -312,7 +313,7 @@ def client_rescore_plan(
             using=coarse,
             limit=limits[0],
             filter=request.filter,
-            params=request.search_params,
+            params=index.coarse_search_params(request.search_params),
             with_payload=False,
             with_vector=False,
         )

@@ -57,6 +57,30 @@ def encode_stages(
     return {stage.name: truncate_and_normalize(full, stage.dim) for stage in stages}
 
 
+def point_payloads(
+    doc_ids: Sequence[DocId],
+    texts: Sequence[str],
+    payloads: Sequence[Mapping[str, Any] | None] | None = None,
+    *,
+    text_key: str = TEXT_KEY,
+    id_key: str = ID_KEY,
+) -> list[dict[str, Any]]:
+    """Each document's stored payload: the caller's plus the text and the document id."""
+    stored = []
+    for row, (doc_id, text) in enumerate(zip(doc_ids, texts)):
+        payload = dict(payloads[row] or {}) if payloads is not None else {}
+        payload[text_key] = text
+        payload[id_key] = str(doc_id) if isinstance(doc_id, uuid.UUID) else doc_id
+        stored.append(payload)
+    return stored
+
+
+def vector_rows(vectors: Mapping[str, np.ndarray | Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """One entry per document for each named vector: dense arrays become float lists, in one ``tolist`` per array."""
+    # One tolist() of the whole matrix costs a fraction of one per row.
+    return {name: rows.tolist() if isinstance(rows, np.ndarray) else rows for name, rows in vectors.items()}
+
+
 def build_points(
     doc_ids: Sequence[DocId],
     texts: Sequence[str],
@@ -72,23 +96,17 @@ def build_points(
     ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, or to a
     sequence with one ready-made vector per document (e.g. ``models.SparseVector``).
     """
-    points = []
     # Every field is already of its final type (point ids from to_point_id, float lists, sparse
     # models), so pydantic's validation would only re-walk each vector; in a profile of
     # add_texts on the embedded engine it took longer than the engine's own upsert.
     make_point: Any = models.PointStruct.model_construct
-    for row, (doc_id, text) in enumerate(zip(doc_ids, texts)):
-        payload = dict(payloads[row] or {}) if payloads is not None else {}
-        payload[text_key] = text
-        payload[id_key] = str(doc_id) if isinstance(doc_id, uuid.UUID) else doc_id
-        points.append(
-            make_point(
-                id=to_point_id(doc_id, namespace),
-                vector={
-                    name: rows[row].tolist() if isinstance(rows, np.ndarray) else rows[row]
-                    for name, rows in vectors.items()
-                },
-                payload=payload,
-            )
+    rows = vector_rows(vectors)
+    stored = point_payloads(doc_ids, texts, payloads, text_key=text_key, id_key=id_key)
+    return [
+        make_point(
+            id=to_point_id(doc_id, namespace),
+            vector={name: values[row] for name, values in rows.items()},
+            payload=stored[row],
         )
-    return points
+        for row, doc_id in enumerate(doc_ids)
+    ]
