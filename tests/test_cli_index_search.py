@@ -184,7 +184,7 @@ def test_killed_index_process_resumes_to_every_document_once(tmp_path, tiny_mode
 def test_demo_indexes_the_sample_corpus_and_times_both_searches(tiny_model_path, capsys):
     assert main(["demo", "--model", str(tiny_model_path), "--repeats", "1", "猫を飼っています", "雨の日"]) == 0
     out = capsys.readouterr().out
-    assert "indexed 308 Japanese documents" in out and "coarse 128 + full 512" in out
+    assert "indexed 308 Japanese documents" in out and "coarse 64 + full 512" in out
     assert out.count("\nquery: ") == 2
     assert out.count("  two-stage ") == 2 and out.count("  single-stage ") == 2
     assert "query" in out and "median per query" in out

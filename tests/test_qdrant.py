@@ -76,7 +76,7 @@ def test_collection_layout_has_named_cosine_vectors(filled):
     info = filled.client.get_collection("docs")
     vectors = info.config.params.vectors
     assert set(vectors) == {"coarse", "full"}
-    assert vectors["coarse"].size == DEFAULT_COARSE_DIM == 128 and vectors["full"].size == 512
+    assert vectors["coarse"].size == DEFAULT_COARSE_DIM == 64 and vectors["full"].size == 512
     assert {v.distance for v in vectors.values()} == {models.Distance.COSINE}
     assert filled.count() == 400
 
@@ -413,7 +413,7 @@ def test_mismatched_collection_is_an_error_and_untouched(tiny_encoder):
     message = str(caught.value)
     assert "vector 'full' is missing" in message
     assert "'dense' that this index does not use" in message
-    assert "'coarse' has size 32, expected 128" in message
+    assert "'coarse' has size 32, expected 64" in message
     assert client.count("docs").count == 0
     with pytest.raises(CollectionMismatchError):
         index.search("猫")

@@ -194,7 +194,7 @@ def test_another_layout_is_refused_before_any_write(tiny_encoder, corpus, tmp_pa
     with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
         index.add_texts(texts[:20], ids=ids[:20])
     other = MatryoshkaIndex(tmp_path, "docs", tiny_encoder, coarse_dim=32)
-    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 128, expected 32"):
+    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 64, expected 32"):
         other.add_texts(texts[20:30], ids=ids[20:30])
     other.close()
     with MatryoshkaIndex(tmp_path, "docs", tiny_encoder) as index:
@@ -255,35 +255,35 @@ async def test_async_index_on_a_folder(tiny_encoder, corpus, edge_index, queries
 
 @pytest.mark.parametrize("engine", ["edge", "client"])
 def test_a_collection_made_with_another_coarse_width_opens_with_its_own(tiny_encoder, corpus, tmp_path, engine):
-    # The default coarse width went from 64 to 128: a 64-dim collection opened without coarse_dim
-    # is read and searched with its own 64-dim prefix, an explicit other width is still refused.
+    # A 128-dim collection (the setting for large collections) opened without coarse_dim is read
+    # and searched with its own 128-dim prefix; an explicit other width is still refused.
     ids, texts = corpus
     client: object = tmp_path if engine == "edge" else QdrantClient(":memory:")
-    old = MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=64)
+    old = MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=128)
     old.add_texts(texts[:100], ids=ids[:100])
     expected = old.search_batch(query_texts(4), limit=5)
     if engine == "edge":
         old.close()
     reopened = MatryoshkaIndex(client, "docs", tiny_encoder)
-    assert reopened.coarse.dim == 128  # nothing read yet
+    assert reopened.coarse.dim == 64  # nothing read yet
     found = reopened.search_batch(query_texts(4), limit=5)
-    assert reopened.coarse.dim == 64
+    assert reopened.coarse.dim == 128
     assert [hit_ids(hits) for hits in found] == [hit_ids(hits) for hits in expected]
     reopened.add_texts(texts[100:120], ids=ids[100:120])
     assert reopened.count() == 120
     stored = reopened.get([ids[110]], with_vectors=True)[0]
-    assert len(stored.vector["coarse"]) == 64
+    assert len(stored.vector["coarse"]) == 128
     if engine == "edge":
         reopened.close()
-    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 64, expected 128"):
-        MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=128).search("猫")
+    with pytest.raises(CollectionMismatchError, match="vector 'coarse' has size 128, expected 64"):
+        MatryoshkaIndex(client, "docs", tiny_encoder, coarse_dim=64).search("猫")
 
 
 def test_new_collections_get_the_default_layout(tiny_encoder, corpus, tmp_path):
     index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder)
     index.add_texts(corpus[1][:20], ids=corpus[0][:20])
     config = index.vectors_config()
-    assert config["coarse"].size == 128 and config["full"].size == 512
+    assert config["coarse"].size == 64 and config["full"].size == 512
     # int8 copies of the coarse vector for its graph, the rescoring vector memory-mapped.
     assert isinstance(config["coarse"].quantization_config, models.ScalarQuantization)
     assert config["coarse"].on_disk is False and config["full"].on_disk is True

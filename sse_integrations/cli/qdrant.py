@@ -122,7 +122,7 @@ def add_parsers(subparsers: Any) -> None:
     demo.add_argument("queries", nargs="*", help="queries to run (default: a few built-in Japanese ones)")
     demo.add_argument("--limit", type=int, default=10, help="hits per query")
     demo.add_argument("--show", type=int, default=3, help="hits to print per query")
-    demo.add_argument("--coarse-dim", type=int, default=None, help="first-stage Matryoshka prefix (default: 128)")
+    demo.add_argument("--coarse-dim", type=int, default=None, help="first-stage Matryoshka prefix (default: 64)")
     demo.add_argument("--prefetch-limit", type=int, default=None, help="first-stage candidates")
     demo.add_argument("--repeats", type=int, default=5, help="runs per query (the median time is shown)")
     demo.set_defaults(run=run_demo, options=DemoOptions)
@@ -136,7 +136,7 @@ def add_parsers(subparsers: Any) -> None:
         "--coarse-dim",
         type=int,
         default=None,
-        help="first-stage Matryoshka prefix (default: an existing collection's, else 128)",
+        help="first-stage Matryoshka prefix (default: an existing collection's, else 64)",
     )
     index.add_argument("--stages", default=None, help="all stage dims, coarsest first, e.g. 32,128,512")
     index.add_argument(

@@ -1,7 +1,7 @@
 """Qdrant collections with Matryoshka named vectors and two-stage (coarse -> full) search.
 
 One point per document carries several named vectors, all prefixes of one SSE embedding:
-by default ``"coarse"`` (the first 128 dimensions, renormalised, with int8 copies for its graph) and ``"full"`` (all 512).
+by default ``"coarse"`` (the first 64 dimensions, renormalised, with int8 copies for its graph) and ``"full"`` (all 512).
 A search ranks the collection on the cheap coarse vector, keeps ``prefetch_limit``
 candidates, and rescores only those with the full vector. More stages (32 -> 128 -> 512)
 nest the same way.

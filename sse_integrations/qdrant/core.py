@@ -165,8 +165,8 @@ class IndexCore:
     def _follow_stored_coarse_dim(self, info: models.CollectionInfo) -> None:
         """Without an explicit ``coarse_dim`` or ``stages``, take the coarse width the collection was made with.
 
-        The default width changed (64 -> 128, issue 14); a collection made under the old default,
-        or with any other ``coarse_dim``, keeps being searched with its own prefix instead of
+        A collection made with another ``coarse_dim`` (say 128, for a large collection) keeps
+        being searched with its own prefix by code that does not repeat the setting, instead of
         being refused.
         """
         if self.options.coarse_dim is not None or self.options.stages is not None:

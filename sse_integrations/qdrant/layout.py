@@ -1,7 +1,7 @@
 """The collection layout: named Matryoshka vectors (stages), their Qdrant config, and layout checks.
 
 One point carries several named dense vectors, all prefixes of one SSE embedding (by default
-``"coarse"``, 128 dims, and ``"full"``, 512 dims), and optionally a BM25 sparse vector.
+``"coarse"``, 64 dims, and ``"full"``, 512 dims), and optionally a BM25 sparse vector.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from qdrant_client import models
 
 from ..matryoshka import validate_dim
 
-# 128, not 64 (issue 14): an exact scan of the 64-dim prefix keeps the true top 10 (by all 512
-# dims) in its first 500 candidates only 0.965 of the time at 1M documents, the 128-dim prefix
-# in its first 100 candidates 0.994 of the time (100k: 0.971 and 0.995), so a short candidate
-# list and a cheap graph search suffice; the int8 coarse copies keep the graph build as fast.
-DEFAULT_COARSE_DIM = 128
+# The design's coarse stage. Large collections gain from coarse_dim=128 (issue 14, docs/scale.md):
+# an exact scan of the 64-dim prefix keeps the true top 10 (by all 512 dims) in its first 500
+# candidates 0.965 of the time at 1M documents, the 128-dim prefix in its first 100 candidates
+# 0.994 of the time; with int8 copies its graph builds about as fast.
+DEFAULT_COARSE_DIM = 64
 COARSE_NAME = "coarse"
 FULL_NAME = "full"
 SPARSE_NAME = "sparse"

@@ -16,9 +16,9 @@ from .points import ID_NAMESPACE
 
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
 # On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md), the
-# default 128-dim coarse stage (int8 graph search) at 500 candidates gave recall@10 against exact
-# 512 of 0.993 at 100k and 0.987 at 1M documents (1,000: 0.996 / 0.993); the former 64-dim one
-# gave 0.968 / 0.946 at 500 and needed 3,000 for 0.99 at 1M. The latency grows with the limit
+# default 64-dim coarse stage at 500 candidates gave recall@10 against exact 512 of 0.968 / 0.946
+# at 100k / 1M documents and needed 3,000 for 0.99 at 1M; coarse_dim=128 (int8 graph search)
+# gave 0.993 / 0.987 at 500 (1,000: 0.996 / 0.993). The latency grows with the limit
 # (the coarse HNSW search runs with ef >= the limit), so a larger default would slow every small
 # collection to serve big ones, which can pass prefetch_limit (or hnsw_ef).
 DEFAULT_PREFETCH_FACTOR = 50
@@ -37,8 +37,9 @@ class IndexOptions:
 
     Args:
         coarse_dim: width of the first-stage vector (a Matryoshka dim). None: an existing
-            collection's own (so one made with another default still opens), else
-            ``DEFAULT_COARSE_DIM``.
+            collection's own (so one made with another width opens without repeating it), else
+            ``DEFAULT_COARSE_DIM`` (64). Beyond ~100k documents 128 keeps recall@10 >= 0.99
+            with far fewer candidates (docs/scale.md).
         stages: all stages, coarsest first, as dims or ``DenseStage``s (overrides ``coarse_dim``).
         coarse_name, full_name: vector names of the first and last stage.
         quantization: "scalar" (the default: int8 copies of the coarse vector, searched by its
