@@ -824,10 +824,15 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         # More documentation, for training only: the packages of japanese_training_packages.txt
         # (none of them in the dev-set list) and the message catalogues of japanese_catalogues.
         # A separate file and its own seed, so the pairs above stay as they were.
+        # Read only when the configuration trains on them or --training-only-material asks
+        # (experiments); otherwise a fresh build would fetch ~70 packages for nothing.
         extra_path = work_dir / "document_pairs_training_only.jsonl"
-        if not extra_path.exists():
-            docs.write_pairs(extra_path, training_only_pairs(work_dir, by_package, documents_dir))
-        pairs += docs.read_pairs(extra_path)
+        config_sources = {name for name, _ in DocumentTrainConfig.source_weights}
+        config_sources |= set(DocumentTrainConfig.distillation_sources)
+        if args.training_only_material or config_sources & set(TRAINING_ONLY_SOURCES):
+            if not extra_path.exists():
+                docs.write_pairs(extra_path, training_only_pairs(work_dir, by_package, documents_dir))
+            pairs += docs.read_pairs(extra_path)
         print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.source for p in pairs).items())))
     teacher = docs.TeacherCache(work_dir / "document_teacher")
     with timed_stage("document-teacher", timings, args.stop_after):
@@ -896,6 +901,9 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             )
     with timed_stage("export", timings, args.stop_after):
         export_model(model, tokenizer_dir, work_dir, args.out_dir)
+
+
+TRAINING_ONLY_SOURCES = ("docs", "docs_cloze", "strings")
 
 
 def training_only_pairs(work_dir: Path, by_package: dict, documents_dir: Path) -> list:
@@ -985,6 +993,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--teacher-threads", type=int, default=None, help="v2: threads for the mE5 teacher (default: all cores)"
+    )
+    parser.add_argument(
+        "--training-only-material",
+        action="store_true",
+        help="v2: read the training-only packages and message catalogues even when the "
+        "training configuration does not use them (pairs file for experiments)",
     )
     parser.add_argument("--stop-after", choices=sorted(set(STAGES) | set(DOCUMENT_STAGES)))
     args = parser.parse_args()
