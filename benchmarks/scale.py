@@ -12,6 +12,9 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the previous
   default layout): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
+- ``default``: the package's defaults exactly (coarse 64 on int8 copies, 512 memory-mapped):
+  build, exact 512, two-stage latency and recall; then a ``sparse=True`` index: build, sparse
+  and hybrid latency (sizes <= ``--variant-max``);
 - ``coarse64``: the design's 64-dim coarse stage as float vectors with the 512-dim vectors
   held in RAM (the defaults before int8 and memory mapping): its build, recall and latency at a few prefetch limits (sizes <=
   ``--variant-max``, as ``hnsw``);
@@ -234,6 +237,31 @@ def worker_coarse64(args: argparse.Namespace, docs: list[str], queries: list[str
     return result
 
 
+def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """The package's defaults exactly (coarse 64 searched on int8 copies, 512 memory-mapped): dense, then sparse=True."""
+    from sse_integrations import SSEEncoder
+    from sse_integrations.qdrant import MatryoshkaIndex
+
+    encoder = SSEEncoder.from_pretrained()
+    folder = fresh_folder(args.workdir / f"default-{args.size}")
+    index = MatryoshkaIndex(folder, COLLECTION, encoder)
+    result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
+    result["exact"], exact = timed(exact_search(index), queries)
+    result["two_stage"], found = timed(lambda q: index.search(q, K), queries)
+    result["two_stage"]["recall"] = recall(found, exact)
+    index.close()
+    result["folder_mb"] = folder_mb(folder)
+    shutil.rmtree(folder)
+    folder = fresh_folder(args.workdir / f"default-sparse-{args.size}")
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True)
+    result["sparse_build"] = build(index, docs)
+    result["sparse"], _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
+    result["hybrid"], _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
+    index.close()
+    shutil.rmtree(folder)
+    return result
+
+
 def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
@@ -325,6 +353,7 @@ WORKERS = {
     "hnsw": worker_hnsw,
     "sparse": worker_sparse,
     "coarse64": worker_coarse64,
+    "default": worker_default,
     "reopen": worker_reopen,
     "local": worker_local,
     "local_reopen": worker_local_reopen,
@@ -367,7 +396,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, int]]:
         planned += [("dense", size), ("reopen", size)]
         planned.append(("sparse", size))
         if size <= args.variant_max:
-            planned += [("coarse64", size), ("hnsw", size)]
+            planned += [("default", size), ("coarse64", size), ("hnsw", size)]
     for size in args.local_sizes:
         planned += [("local", size), ("local_reopen", size)]
     return planned
