@@ -65,7 +65,7 @@ def _tokenizer_threads_off() -> bool:
         if value is None:
             os.environ[PARALLELISM_VARIABLE] = "false"
             return True
-    return value.strip().lower() in _PARALLELISM_OFF
+    return value.lower() in _PARALLELISM_OFF  # tokenizers compares the value as is, lower-cased
 
 
 def model_reference(name_or_path: str | os.PathLike | None) -> str | None:
