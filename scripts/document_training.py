@@ -166,40 +166,19 @@ def noise_lines(by_package: dict[str, list[readmes.Section]]) -> list[str]:
 
 def jupyterlab_pairs(locale_dir: Path, rng: random.Random, page_chars: int = 500) -> list[Pair]:
     """Pages of neighbouring JupyterLab UI strings; a keyword query for strings of each page."""
-    pages: list[tuple[str, list[str]]] = []
+    catalogues = []
     for path in sorted(locale_dir.glob("*.json")):
         catalogue = json.loads(path.read_text(encoding="utf-8"))
-        strings = []
-        for key, value in catalogue.items():
-            if not key or not isinstance(value, list):
-                continue
-            text = " ".join(_PLACEHOLDER.sub("", str(value[0])).split())
-            if len(text) >= 6 and _KANA_KANJI.search(text):
-                strings.append(text)
-        page: list[str] = []
-        for text in dict.fromkeys(strings):
-            page.append(text)
-            if sum(map(len, page)) >= page_chars:
-                pages.append((path.stem, page))
-                page = []
-        if page:
-            pages.append((path.stem, page))
-    idf = idf_table(["\n".join(p) for _, p in pages])
-    pairs = []
-    for catalogue, page in pages:
-        document = "\n".join(page)
-        for text in rng.sample(page, min(6, len(page))):
-            query = keyword_query(text, idf, rng)
-            if query:
-                pairs.append(Pair(query, document, f"jupyterlab:{catalogue}", "jupyterlab"))
-    return pairs
+        strings = [str(value[0]) for key, value in catalogue.items() if key and isinstance(value, list)]
+        catalogues.append((path.stem, strings))
+    return string_page_pairs(catalogues, rng, "jupyterlab", page_chars)
 
 
 def string_page_pairs(
     catalogues: list[tuple[str, list[str]]], rng: random.Random, source: str, page_chars: int = 500
 ) -> list[Pair]:
-    """As ``jupyterlab_pairs`` for any message catalogue: (catalogue name, its strings in a
-    meaningful order) -> pages of neighbouring strings, each queried by keywords of one string."""
+    """Pages of neighbouring strings of message catalogues ((name, strings in a meaningful order)),
+    each page queried by keywords of one of its strings (placeholders dropped, Japanese strings only)."""
     pages: list[tuple[str, list[str]]] = []
     for name, raw in catalogues:
         strings = [" ".join(_PLACEHOLDER.sub("", s).split()) for s in raw]
