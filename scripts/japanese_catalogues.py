@@ -27,7 +27,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from japanese_readmes import PERMISSIVE, fetch, read_npm_readme, read_wheel_readme
+from japanese_readmes import read_permissive
 
 CATALOGUE_PACKAGES = (
     "npm:typescript@5.9.3",
@@ -119,12 +119,10 @@ def read_catalogues(download_dir: Path, specs: tuple[str, ...] = CATALOGUE_PACKA
     """Every pinned catalogue package's strings, grouped; packages without a permissive licence are skipped."""
     catalogues: list[tuple[str, list[str]]] = []
     for spec in specs:
-        path = fetch(spec, download_dir)
-        if path is None:
+        package = read_permissive(spec, download_dir)
+        if package is None:
             continue
-        name, licence, _ = (read_wheel_readme if path.suffix == ".whl" else read_npm_readme)(path)
-        if not PERMISSIVE.search(licence):
-            continue
+        path, name, _ = package
         if name == "typescript":
             catalogues += typescript_catalogues(path)
         else:

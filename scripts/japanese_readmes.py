@@ -199,17 +199,25 @@ def fetch(spec: str, download_dir: Path) -> Path | None:
     return present()
 
 
+def read_permissive(spec: str, download_dir: Path) -> tuple[Path, str, str] | None:
+    """(archive, package name, long description) of one pinned package whose licence allows
+    reuse; None when it is unavailable or its licence does not."""
+    path = fetch(spec, download_dir)
+    if path is None:
+        return None
+    name, licence, readme = (read_wheel_readme if path.suffix == ".whl" else read_npm_readme)(path)
+    return (path, name, readme) if PERMISSIVE.search(licence) else None
+
+
 def read_package_sections(download_dir: Path, specs: list[str] | None = None) -> dict[str, list[Section]]:
     """Sections of every pinned package with a permissive licence, keyed by package name."""
     specs = specs if specs is not None else pinned_packages()
     by_package: dict[str, list[Section]] = {}
     for spec in specs:
-        path = fetch(spec, download_dir)
-        if path is None:
+        package = read_permissive(spec, download_dir)
+        if package is None or japanese_char_count(package[2]) < 200:
             continue
-        name, licence, readme = (read_wheel_readme if path.suffix == ".whl" else read_npm_readme)(path)
-        if not PERMISSIVE.search(licence) or japanese_char_count(readme) < 200:
-            continue
+        _, name, readme = package
         sections = split_sections(name, readme)
         if sections:
             by_package[name] = sections
@@ -283,12 +291,10 @@ def read_training_sections(download_dir: Path, specs: list[str] | None = None) -
     for spec in specs:
         if _normalised_name(package_name(spec)) in held:
             raise ValueError(f"{spec} is also in {PACKAGE_LIST.name}: a training-only package must not be")
-        path = fetch(spec, download_dir)
-        if path is None:
+        package = read_permissive(spec, download_dir)
+        if package is None:
             continue
-        name, licence, readme = (read_wheel_readme if path.suffix == ".whl" else read_npm_readme)(path)
-        if not PERMISSIVE.search(licence):
-            continue
+        path, name, readme = package
         sections = split_sections(name, readme) if japanese_char_count(readme) >= 200 else []
         for _, text in bundled_documents(path):
             sections += split_sections(name, text)
