@@ -361,7 +361,7 @@ class IndexCore:
             if sparse_vectors is not None:
                 vectors[self.sparse_name] = sparse_vectors
             return edge_points(
-                [to_point_id(doc_id, self.id_namespace) for doc_id in doc_ids],
+                self._point_ids(doc_ids),
                 vector_rows(vectors),
                 point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
             )

@@ -116,10 +116,13 @@ def edge_id(value: Any) -> Any:
 
 
 def _vector(value: Any) -> Any:
-    if isinstance(value, models.SparseVector):
-        return edge.SparseVector(list(value.indices), [float(v) for v in value.values])
+    """An Edge vector from a dense one (list, array, sequence) or a sparse one (``indices`` + ``values``)."""
+    if isinstance(value, list):
+        return value  # already dense floats, e.g. a row of one tolist() of the whole matrix
     if isinstance(value, np.ndarray):
         return value.astype(np.float32).tolist()
+    if hasattr(value, "indices"):  # models.SparseVector, or sparse.SparseVector straight from the encoder
+        return edge.SparseVector(list(value.indices), [float(v) for v in value.values])
     return list(value)
 
 
@@ -218,16 +221,10 @@ def edge_points(
     ``indices`` and ``values`` (sparse). Building ``PointStruct``s first and translating them
     cost more than the engine's own upsert in a profile of ``add_texts`` (issue 14).
     """
-
-    def edge_value(value: Any) -> Any:
-        if isinstance(value, list):
-            return value
-        return edge.SparseVector(list(value.indices), [float(v) for v in value.values])
-
     return [
         edge.Point(
             edge_id(point_id),
-            {name: edge_value(rows[row]) for name, rows in vectors.items()},
+            {name: _vector(rows[row]) for name, rows in vectors.items()},
             payloads[row],
         )
         for row, point_id in enumerate(point_ids)
