@@ -118,6 +118,11 @@ def edge_table(results: dict, sizes: list[int]) -> str:
             lambda s: default_cell(results, s),
         ),
         row(
+            "package defaults: two-stage in the first searches after `optimize()` / after an exact pass, "
+            "ms p50 (reads from disk)",
+            lambda s: first_searches_cell(results, s),
+        ),
+        row(
             "package defaults with `sparse=True`: documents/s",
             lambda s: build_cell(get(results, "default", s, "sparse_build")),
         ),
@@ -147,6 +152,13 @@ def default_cell(results: dict, size: int) -> str:
     if not exact or not two_stage:
         return "-"
     return f"{exact['p50']:.2f} / {two_stage['p50']:.2f} ({two_stage['recall']:.3f})"
+
+
+def first_searches_cell(results: dict, size: int) -> str:
+    first, warm = get(results, "default", size, "two_stage_first"), get(results, "default", size, "two_stage")
+    if not first or not warm or "major_faults" not in warm:
+        return "-"
+    return f"{first['p50']:.2f} ({first['major_faults']:,}) / {warm['p50']:.2f} ({warm['major_faults']:,})"
 
 
 def load_cell(results: dict, size: int) -> str:
