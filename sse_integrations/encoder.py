@@ -45,7 +45,6 @@ _parallelism_choice = threading.Lock()
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
