@@ -44,7 +44,7 @@ _PARALLELISM_OFF = ("", "off", "false", "f", "no", "n", "0")
 _parallelism_choice = threading.Lock()
 
 
-def usable_cores() -> int:
+def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -285,7 +285,7 @@ class SSEEncoder:
             start = ends[number] - len(lengths)
             self._pool_into(flat, lengths, output[start : ends[number]], dim, normalize)
 
-        threads = min(usable_cores(), len(batches))
+        threads = min(_usable_cores(), len(batches))
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sse-encode") as pool:
             done = [pool.submit(encode_batch, number) for number in range(len(batches))]
             try:

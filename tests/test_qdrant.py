@@ -6,7 +6,6 @@ a numpy brute force over the same vectors, and both execution paths agree with e
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import numpy as np
@@ -460,75 +459,6 @@ def test_failed_batch_reports_what_was_written_and_resuming_completes(tiny_encod
     assert client.count("docs").count == 200
     stored = {r.payload["doc_id"] for r in client.scroll("docs", limit=1000)[0]}
     assert stored == set(ids[:200])
-
-
-class RecordingClient(FailingClient):
-    """A real local client that records the first document id of each upsert, in call order."""
-
-    def __init__(self, client: QdrantClient) -> None:
-        super().__init__(client, fail_on=0)
-        self.first_ids: list[str] = []
-
-    def upsert(self, **kwargs):
-        self.first_ids.append(kwargs["points"][0].payload["doc_id"])
-        return super().upsert(**kwargs)
-
-
-def failing_encodes(monkeypatch, encoder, bad_text: str) -> list[list[str]]:
-    """Make ``encoder.encode`` raise on a batch holding ``bad_text``; returns the batches it was given."""
-    original = encoder.encode
-    seen: list[list[str]] = []
-
-    def encode(texts, *args, **kwargs):
-        seen.append(list(texts))
-        if bad_text in texts:
-            raise RuntimeError("encoder failed")
-        return original(texts, *args, **kwargs)
-
-    monkeypatch.setattr(encoder, "encode", encode)
-    return seen
-
-
-def index_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name.startswith("sse-index")]
-
-
-def test_batches_encoded_ahead_are_written_in_order(tiny_encoder, corpus):
-    ids, texts = corpus
-    recording = RecordingClient(QdrantClient(":memory:"))
-    index = MatryoshkaIndex(recording, "docs", tiny_encoder, batch_size=16)
-    index.add_texts(texts[:200], ids=ids[:200])
-    assert recording.first_ids == ids[:200:16]
-    assert not index_threads()
-
-
-def test_a_batch_that_fails_to_encode_stops_the_batches_after_it(monkeypatch, tiny_encoder, corpus, tmp_path):
-    ids, texts = corpus
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    index = MatryoshkaIndex(client, "docs", tiny_encoder, batch_size=20)
-    seen = failing_encodes(monkeypatch, tiny_encoder, texts[45])
-    with pytest.raises(IndexingError) as caught:
-        index.add_texts(texts[:400], ids=ids[:400])
-    error = caught.value
-    assert error.written_ids == ids[:40] and error.failed_ids == ids[40:60]
-    assert isinstance(error.__cause__, RuntimeError)
-    assert client.count("docs").count == 40
-    # Batches are encoded a few ahead of the write, never all 20 of them.
-    assert len(seen) < 10
-    assert not index_threads()
-
-
-async def test_async_index_reports_a_batch_that_fails_to_encode(monkeypatch, tiny_encoder, corpus):
-    ids, texts = corpus
-    client = AsyncQdrantClient(":memory:")
-    index = AsyncMatryoshkaIndex(client, "docs", tiny_encoder, batch_size=20)
-    failing_encodes(monkeypatch, tiny_encoder, texts[45])
-    with pytest.raises(IndexingError) as caught:
-        await index.add_texts(texts[:200], ids=ids[:200])
-    assert caught.value.written_ids == ids[:40]
-    assert await index.count() == 40
-    assert not index_threads()
-    await client.close()
 
 
 def test_on_disk_storage_persists_and_reopens(tiny_encoder, corpus, queries, tmp_path):

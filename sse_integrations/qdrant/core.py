@@ -24,7 +24,6 @@ from .._checks import as_text_list, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
-from .ahead import BatchesAhead
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -409,34 +408,31 @@ class IndexCore:
         starts = range(0, len(texts), batch_size)
         bar = self._progress_bar(len(texts), len(starts), show_progress)
         written: list[DocId] = []
-        jobs: list[dict[str, Any]] = [
-            {
-                "texts": texts[start : start + batch_size],
-                "doc_ids": doc_ids[start : start + batch_size],
-                "payloads": payloads[start : start + batch_size] if payloads is not None else None,
-            }
-            for start in starts
-        ]
         try:
-            # Later batches are encoded on worker threads while the engine writes this one;
-            # a batch's points are still written in order, and only after the ones before it.
-            with BatchesAhead(self._make_points, jobs) as ahead:
-                for start, job in zip(starts, jobs):
-                    batch_ids: list[DocId] = job["doc_ids"]
-                    try:
-                        points = yield (ahead.next_result, {})
-                        yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
-                    except Exception as error:
-                        raise IndexingError(
-                            f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
-                            f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
-                            "(error.written_ids), this batch and later ones were not",
-                            written_ids=list(written),
-                            failed_ids=list(batch_ids),
-                        ) from error
-                    written.extend(batch_ids)
-                    if bar is not None:
-                        bar.update(len(batch_ids))
+            for start in starts:
+                stop = start + batch_size
+                batch_ids = doc_ids[start:stop]
+                try:
+                    points = yield (
+                        self._make_points,
+                        {
+                            "texts": texts[start:stop],
+                            "doc_ids": batch_ids,
+                            "payloads": payloads[start:stop] if payloads is not None else None,
+                        },
+                    )
+                    yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
+                except Exception as error:
+                    raise IndexingError(
+                        f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
+                        f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
+                        "(error.written_ids), this batch and later ones were not",
+                        written_ids=list(written),
+                        failed_ids=list(batch_ids),
+                    ) from error
+                written.extend(batch_ids)
+                if bar is not None:
+                    bar.update(len(batch_ids))
         finally:
             if bar is not None:
                 bar.close()
