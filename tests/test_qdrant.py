@@ -461,6 +461,47 @@ def test_failed_batch_reports_what_was_written_and_resuming_completes(tiny_encod
     assert stored == set(ids[:200])
 
 
+def failing_encodes(monkeypatch, encoder, bad_text: str) -> list[list[str]]:
+    """Make ``encoder.encode`` raise on a batch holding ``bad_text``; returns the batches it was given."""
+    original = encoder.encode
+    seen: list[list[str]] = []
+
+    def encode(texts, *args, **kwargs):
+        seen.append(list(texts))
+        if bad_text in texts:
+            raise RuntimeError("encoder failed")
+        return original(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode", encode)
+    return seen
+
+
+def test_a_batch_that_fails_to_encode_stops_the_batches_after_it(monkeypatch, tiny_encoder, corpus, tmp_path):
+    ids, texts = corpus
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    index = MatryoshkaIndex(client, "docs", tiny_encoder, batch_size=20)
+    seen = failing_encodes(monkeypatch, tiny_encoder, texts[45])
+    with pytest.raises(IndexingError) as caught:
+        index.add_texts(texts[:400], ids=ids[:400])
+    error = caught.value
+    assert error.written_ids == ids[:40] and error.failed_ids == ids[40:60]
+    assert isinstance(error.__cause__, RuntimeError)
+    assert client.count("docs").count == 40
+    assert len(seen) == 3  # nothing after the failing batch was encoded
+
+
+async def test_async_index_reports_a_batch_that_fails_to_encode(monkeypatch, tiny_encoder, corpus):
+    ids, texts = corpus
+    client = AsyncQdrantClient(":memory:")
+    index = AsyncMatryoshkaIndex(client, "docs", tiny_encoder, batch_size=20)
+    failing_encodes(monkeypatch, tiny_encoder, texts[45])
+    with pytest.raises(IndexingError) as caught:
+        await index.add_texts(texts[:200], ids=ids[:200])
+    assert caught.value.written_ids == ids[:40] and caught.value.failed_ids == ids[40:60]
+    assert await index.count() == 40
+    await client.close()
+
+
 def test_on_disk_storage_persists_and_reopens(tiny_encoder, corpus, queries, tmp_path):
     ids, texts = corpus
     path = str(tmp_path / "qdrant")
