@@ -40,10 +40,13 @@ class DenseStage:
     Args:
         name: the Qdrant vector name.
         dim: prefix width (a Matryoshka dim of the model).
-        quantization: None, "binary", "scalar", or a ``models.QuantizationConfig``.
+        quantization: None, "binary", "scalar", or a ``models.QuantizationConfig``. "binary"
+            and "scalar" keep the quantized copies in RAM (``always_ram``).
         on_disk: keep the original vectors memory-mapped from disk instead of read into RAM. None:
-            on disk for the last (rescoring) stage, which only reads the candidates' rows, in
-            RAM for the others; reopening a 1M-document folder then skips reading 2 GB.
+            on disk for the last (rescoring) stage, which only reads the candidates' rows, and
+            for a quantized stage, whose graph search reads the quantized copies in RAM and the
+            originals only for its candidates; in RAM otherwise. Reopening a folder then reads
+            neither the 512-dim vectors (2 GB per million documents) nor the coarse originals.
         hnsw: build an HNSW graph on this vector. None (the default) builds one on the first
             stage only: later stages just rescore the candidates of the one before, and a graph
             on the 512-dim vector cost most of the indexing time (benchmarks/scale.py,
@@ -107,10 +110,10 @@ def _quantization_config(option: QuantizationOption) -> models.QuantizationConfi
     if option is None:
         return None
     if option == "binary":
-        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig())
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
     if option == "scalar":
         return models.ScalarQuantization(
-            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99)
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
         )
     if isinstance(option, (models.BinaryQuantization, models.ScalarQuantization, models.ProductQuantization)):
         return option
@@ -123,8 +126,8 @@ def vectors_config(
     """``vectors_config`` for ``create_collection``: one cosine ``VectorParams`` per stage.
 
     A stage without a graph gets ``hnsw_config`` m=0 (Qdrant's way to skip building one); a
-    stage with one keeps the collection's HNSW settings. The last stage is memory-mapped unless
-    its ``on_disk`` says otherwise.
+    stage with one keeps the collection's HNSW settings. The last stage and quantized stages are
+    memory-mapped unless their ``on_disk`` says otherwise (see :class:`DenseStage`).
     """
     last = len(stages) - 1
     return {
@@ -132,7 +135,7 @@ def vectors_config(
             size=stage.dim,
             distance=distance,
             quantization_config=_quantization_config(stage.quantization),
-            on_disk=stage.on_disk if stage.on_disk is not None else position == last,
+            on_disk=stage.on_disk if stage.on_disk is not None else position == last or bool(stage.quantization),
             hnsw_config=None if _has_graph(stage, position) else models.HnswConfigDiff(m=0),
         )
         for position, stage in enumerate(stages)
