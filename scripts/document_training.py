@@ -307,8 +307,9 @@ class DocumentTrainConfig:
     distillation 1 / 3, prefix weights; then 1,000 steps each: negatives in the distilled
     matrix, distillation prefix weights, the cloze pairs' teacher scores, a row-norm penalty;
     then the training-only documentation and message catalogues, sources ``docs``,
-    ``docs_cloze`` and ``strings``, which did not lift the document dev half and stay unused);
-    see the model card."""
+    ``docs_cloze`` and ``strings``, which did not lift the document dev half and stay unused;
+    then the DyT learning rate, temperature, batch size, source weights and distillation
+    weight, none beyond the training seed's spread); see the model card."""
 
     steps: int = 1_000
     batch: int = 64
