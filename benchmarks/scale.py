@@ -12,7 +12,7 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the previous
   default layout): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
-- ``default``: the package's defaults exactly (coarse 64 on int8 copies, 512 memory-mapped):
+- ``default``: the package's defaults exactly (coarse 64 searched on int8 copies, vectors memory-mapped):
   build, exact 512, two-stage latency and recall; then a ``sparse=True`` index: build, sparse
   and hybrid latency (sizes <= ``--variant-max``);
 - ``coarse64``: the design's 64-dim coarse stage as float vectors with the 512-dim vectors
@@ -243,7 +243,7 @@ def worker_coarse64(args: argparse.Namespace, docs: list[str], queries: list[str
 
 
 def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
-    """The package's defaults exactly (coarse 64 searched on int8 copies, 512 memory-mapped): dense, then sparse=True."""
+    """The package's defaults exactly (coarse 64 searched on int8 copies, vectors memory-mapped): dense, then sparse=True."""
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
 

@@ -110,7 +110,7 @@ def edge_table(results: dict, sizes: list[int]) -> str:
         ),
         row("reopen: peak RSS, MB", lambda s: opt(get(results, "reopen", s, "rss_mb"), n)),
         row(
-            "package defaults (coarse 64 on int8 copies, 512 memory-mapped): documents/s",
+            "package defaults (coarse 64 searched on int8 copies, vectors memory-mapped): documents/s",
             lambda s: build_cell(get(results, "default", s, "build")),
         ),
         row(
@@ -318,7 +318,7 @@ def markdown(results: dict, args: Any) -> str:
         "first N the same for every size; queries: other Tatoeba sentences, in no document. Bundled "
         f"default model, `MatryoshkaIndex(folder, ..., coarse_dim={COARSE})`: the package's defaults but a "
         f"{COARSE}-dim coarse stage (the setting for large collections; the default is the design's 64), "
-        "with an HNSW graph searched on int8 copies, full 512 memory-mapped for rescoring only, batch 256.",
+        "with an HNSW graph searched on int8 copies, the vectors of both stages memory-mapped (full 512 for rescoring only), batch 256.",
         "",
         conditions(results, args) + (f" {args.note}" if getattr(args, "note", "") else ""),
         *not_rerun(sizes),

@@ -285,17 +285,16 @@ def test_new_collections_get_the_default_layout(tiny_encoder, corpus, tmp_path):
     index.add_texts(corpus[1][:20], ids=corpus[0][:20])
     config = index.vectors_config()
     assert config["coarse"].size == 64 and config["full"].size == 512
-    # int8 copies of the coarse vector in RAM for its graph; the originals of both vectors
-    # memory-mapped (the coarse ones rescore the graph's candidates, the full ones the stage's).
+    # The coarse graph searches int8 copies; both vectors (and those copies) memory-mapped.
     assert isinstance(config["coarse"].quantization_config, models.ScalarQuantization)
-    assert config["coarse"].quantization_config.scalar.always_ram is True
+    assert not config["coarse"].quantization_config.scalar.always_ram
     assert config["coarse"].on_disk is True and config["full"].on_disk is True
     assert config["full"].quantization_config is None
     index.close()
     # What the engine itself was told (its own record of the shard's configuration).
     stored = json.loads((tmp_path / "docs" / "edge_config.json").read_text())["vectors"]
     assert stored["coarse"]["on_disk"] is True and stored["full"]["on_disk"] is True
-    assert stored["coarse"]["quantization_config"]["scalar"]["always_ram"] is True
+    assert not stored["coarse"]["quantization_config"]["scalar"].get("always_ram")
 
 
 def test_a_stage_without_quantization_stays_in_ram_unless_last(tiny_encoder):
