@@ -45,7 +45,7 @@ class DenseStage:
             for the last (rescoring) stage, which only reads the candidates' rows, and for a
             quantized stage (its quantized copies follow: memory-mapped too), in RAM otherwise.
             Reopening a folder then maps its files instead of copying them into memory: the
-            engine spent 4.3 s of a 1M-document reopen copying the coarse stage's int8 copies
+            engine spent about 4 s of a 1M-document reopen copying the coarse stage's int8 copies
             into RAM (docs/scale.md).
         hnsw: build an HNSW graph on this vector. None (the default) builds one on the first
             stage only: later stages just rescore the candidates of the one before, and a graph
