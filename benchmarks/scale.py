@@ -51,18 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from build_sample_corpus import DEFAULT_CACHE, fetch_sentences, read_sentences  # noqa: E402
+from scale_report import SCALE_COARSE_DIM, K  # noqa: E402
 
 SEED = 20261130
-K = 10
 # Held out before any document is drawn, so documents do not depend on --queries.
 QUERY_POOL = 1000
 PAIR_CHUNK = 65536
 PREFETCH_CURVE = (100, 200, 300, 500, 1000, 1500, 2000, 3000, 5000)
 COARSE64_CURVE = (500, 1000, 3000)
-# The dense, hnsw and sparse steps measure coarse_dim=128 (an int8-searched graph), the setting
-# recommended for large collections: the package default, the design's 64-dim coarse stage,
-# keeps recall@10 >= 0.99 only with thousands of candidates at 1M (the coarse64 step).
-SCALE_COARSE_DIM = 128
 DEFAULT_WORKDIR = Path(os.environ.get("SSE_SCALE_DIR", Path("/tmp") / "sse-scale-bench"))
 COLLECTION = "scale"
 DOCS = ROOT / "docs"
@@ -167,6 +163,18 @@ def exact_search(index) -> Callable[[str], list]:
     return lambda q: index.search(q, K, two_stage=False, search_params=exact)
 
 
+def sparse_and_hybrid(index, queries: list[str]) -> dict:
+    """Sparse and hybrid latency of a ``sparse=True`` index, after an exact pass.
+
+    The exact pass reads every memory-mapped 512-dim vector once: otherwise the first searches
+    to rescore (the hybrid ones) pay the page faults of reading them from disk.
+    """
+    timed(exact_search(index), queries)
+    sparse, _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
+    hybrid, _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
+    return {"sparse": sparse, "hybrid": hybrid}
+
+
 def worker_dense(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
@@ -267,11 +275,7 @@ def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]
     folder = fresh_folder(args.workdir / f"default-sparse-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True)
     result["sparse_build"] = build(index, docs)
-    # An exact pass reads every memory-mapped 512-dim vector once, as the dense index's did:
-    # otherwise the first searches to rescore (the hybrid ones) pay the page faults.
-    timed(exact_search(index), queries)
-    result["sparse"], _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
-    result["hybrid"], _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
+    result.update(sparse_and_hybrid(index, queries))
     index.close()
     shutil.rmtree(folder)
     return result
@@ -285,9 +289,7 @@ def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str])
     folder = fresh_folder(args.workdir / f"sparse-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True, coarse_dim=SCALE_COARSE_DIM)
     result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
-    timed(exact_search(index), queries)  # warms the memory-mapped 512-dim vectors (see worker_default)
-    result["sparse"], _ = timed(lambda q: index.search(q, K, mode="sparse"), queries)
-    result["hybrid"], _ = timed(lambda q: index.search(q, K, mode="hybrid"), queries)
+    result.update(sparse_and_hybrid(index, queries))
     result["two_stage"], _ = timed(lambda q: index.search(q, K), queries)
     index.close()
     result["folder_mb"] = folder_mb(folder)
