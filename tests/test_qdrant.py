@@ -30,6 +30,7 @@ from sse_integrations.qdrant import (
     two_stage_query,
     vectors_config,
 )
+from sse_integrations.qdrant.core import is_local_mode
 from tests.helpers import hit_ids, query_texts
 
 
@@ -244,7 +245,7 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
 
 
 @pytest.mark.filterwarnings("ignore:Local mode performs exact")  # the local engine behind the spy ignores them
-def test_hnsw_ef_goes_to_the_coarse_stage_unless_the_call_sets_search_params(filled, tiny_encoder, queries):
+def test_coarse_stage_params_hnsw_ef_and_no_float_rescoring_unless_the_call_sets_them(filled, tiny_encoder, queries):
     remote = QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)
     requests = []
 
@@ -259,13 +260,40 @@ def test_hnsw_ef_goes_to_the_coarse_stage_unless_the_call_sets_search_params(fil
     index.search(queries[0], limit=5)
     index.search(queries[0], limit=5, search_params=models.SearchParams(exact=True))
     index.search(queries[0], limit=5, two_stage=False)
-    coarse, explicit, single = requests
-    assert coarse.prefetch.params == models.SearchParams(hnsw_ef=300) and coarse.params is None
-    assert explicit.prefetch.params == models.SearchParams(exact=True)
+    index.search(
+        queries[0],
+        limit=5,
+        search_params=models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)),
+    )
+    coarse, explicit, single, rescored = requests
+    no_coarse_rescore = models.QuantizationSearchParams(rescore=False)
+    assert coarse.prefetch.params == models.SearchParams(hnsw_ef=300, quantization=no_coarse_rescore)
+    assert coarse.params is None
+    assert explicit.prefetch.params == models.SearchParams(exact=True, quantization=no_coarse_rescore)
     assert single.prefetch is None and single.params is None  # the full vector has no graph to tune
-    assert MatryoshkaIndex(remote, "docs", tiny_encoder).coarse_search_params(None) is None
+    # A caller's own quantization settings are kept as given.
+    assert rescored.prefetch.params.quantization == models.QuantizationSearchParams(rescore=True)
+    assert MatryoshkaIndex(remote, "docs", tiny_encoder).coarse_search_params(None) == models.SearchParams(
+        quantization=no_coarse_rescore
+    )
     with pytest.raises(ValueError, match="hnsw_ef"):
         MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=0)
+
+
+def test_local_mode_gets_no_search_params_it_did_not_ask_for(filled, queries, monkeypatch, tmp_path):
+    """Local mode scans floats exactly and warns about search parameters: the index adds none of its own."""
+    sent = []
+    forward = filled.client.query_batch_points
+
+    def spy(*args, **kwargs):
+        sent.extend(kwargs["requests"])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(filled.client, "query_batch_points", spy)
+    filled.search(queries[0], limit=5)
+    assert sent[0].prefetch.params is None
+    assert is_local_mode(filled.client) and is_local_mode(QdrantClient(path=str(tmp_path / "local")))
+    assert not is_local_mode(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False))
 
 
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):

@@ -33,7 +33,7 @@ from .layout import (
     make_stages,
     vectors_config,
 )
-from .options import IndexOptions
+from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
 from .points import DocId, build_points, encode_stages, point_payloads, to_point_id, vector_rows
 
@@ -70,6 +70,14 @@ def client_lock(client: Any) -> threading.RLock:
             return _CLIENT_LOCKS.setdefault(client, threading.RLock())
         except TypeError:  # not weak-referenceable: a lock for this index alone
             return threading.RLock()
+
+
+def is_local_mode(client: Any) -> bool:
+    """True for qdrant-client's local mode (``":memory:"`` or ``path=``), read from its public ``init_options``."""
+    options = getattr(client, "init_options", None)
+    if not isinstance(options, Mapping):
+        return False
+    return options.get("path") is not None or options.get("location") == ":memory:"
 
 
 class IndexCore:
@@ -141,6 +149,9 @@ class IndexCore:
             raise ValueError(f"sparse_name {o.sparse_name!r} is also a dense vector name")
         #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
         self.embedded = type(client).__name__ in ("EdgeClient", "AsyncEdgeClient")
+        #: True on qdrant-client's local mode, which scans the float vectors exactly and warns
+        #: about search parameters it cannot use (so the index sends none of its own there).
+        self.local_mode = is_local_mode(client)
         #: Serialises this index's writes with every other index's on the same client object.
         self.write_lock = client_lock(client)
         self._collection_checked = False
@@ -218,10 +229,20 @@ class IndexCore:
         return self.prefetch_factor * limit if prefetch_limit is None else prefetch_limit
 
     def coarse_search_params(self, search_params: models.SearchParams | None) -> models.SearchParams | None:
-        """The coarse stage's search parameters: the caller's, else the index's ``hnsw_ef`` (None: Qdrant's)."""
-        if search_params is not None or self.hnsw_ef is None:
-            return search_params
-        return models.SearchParams(hnsw_ef=self.hnsw_ef)
+        """The coarse stage's search parameters: the caller's, else the index's ``hnsw_ef`` (None: Qdrant's).
+
+        Unless they set ``quantization``, the coarse candidates found on the quantized copies are
+        not rescored with the coarse float vectors (``rescore=False``): the next stage rescores
+        them with wider vectors anyway, and reading the coarse floats cost up to half of a
+        two-stage search at 1M documents (docs/scale.md). Vectors without quantization ignore it;
+        on qdrant-client's local mode (exact float scans) only the caller's parameters are sent.
+        """
+        if search_params is None and self.local_mode and self.hnsw_ef is None:
+            return None
+        params = search_params if search_params is not None else models.SearchParams(hnsw_ef=self.hnsw_ef)
+        if params.quantization is not None or self.local_mode:
+            return params
+        return params.model_copy(update={"quantization": COARSE_QUANTIZATION_SEARCH})
 
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
         return encode_stages(self.encoder, queries, self.stages)

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qdrant_client import models
+
 from .._checks import check_positive_int
 from ..documents import ID_KEY, TEXT_KEY
 from ..sparse import SparseEncoder
@@ -25,6 +27,9 @@ DEFAULT_PREFETCH_FACTOR = 50
 # Candidates each branch of a hybrid search contributes to the fusion, per requested hit.
 DEFAULT_FUSION_FACTOR = 5
 DEFAULT_BATCH_SIZE = 256
+# How the coarse stage searches its quantized copies in a two-stage search: its candidates are
+# not rescored with its own float vectors, since the next stage rescores them with wider ones.
+COARSE_QUANTIZATION_SEARCH = models.QuantizationSearchParams(rescore=False)
 
 Execution = Literal["auto", "prefetch", "client"]
 SearchMode = Literal["dense", "sparse", "hybrid"]
