@@ -6,9 +6,10 @@ every size. Queries: other Tatoeba sentences, held out of every document. Bundle
 
 Per size, each step in its own process (peak RSS per step, no warm caches carried over):
 - ``dense``: ``add_texts`` (encode + upsert) + ``optimize()`` on an index with the package's
-  defaults but ``coarse_dim=SCALE_COARSE_DIM`` (128, int8-searched graph), folder size,
-  latency (encode included, payloads returned) of exact 512, two-stage at the default and at
-  every prefetch limit of ``PREFETCH_CURVE`` with recall@10 against exact 512;
+  defaults but the large-collection setting (:func:`large_collection`: ``coarse_dim=128``, an
+  int8-searched graph with m=48 / ef_construct=200, prefetch 150), folder size, latency (encode
+  included, payloads returned) of exact 512, two-stage at prefetch 150 and at every prefetch
+  limit of ``PREFETCH_CURVE`` with recall@10 against exact 512;
 - ``hnsw``: the same documents with an HNSW graph on the 512-dim vector too (the previous
   default layout): its build time and HNSW single-stage 512 latency and recall;
 - ``sparse``: a ``sparse=True`` index: its build, sparse and hybrid latency;
@@ -51,13 +52,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from build_sample_corpus import DEFAULT_CACHE, fetch_sentences, read_sentences  # noqa: E402
-from scale_report import SCALE_COARSE_DIM, K  # noqa: E402
+from scale_report import (  # noqa: E402
+    SCALE_COARSE_DIM,
+    SCALE_HNSW_EF_CONSTRUCT,
+    SCALE_HNSW_M,
+    SCALE_PREFETCH,
+    K,
+)
 
 SEED = 20261130
 # Held out before any document is drawn, so documents do not depend on --queries.
 QUERY_POOL = 1000
 PAIR_CHUNK = 65536
-PREFETCH_CURVE = (100, 200, 300, 500, 1000, 1500, 2000, 3000, 5000)
+PREFETCH_CURVE = (100, 150, 200, 300, 500, 1000, 1500, 2000, 3000, 5000)
 COARSE64_CURVE = (500, 1000, 3000)
 DEFAULT_WORKDIR = Path(os.environ.get("SSE_SCALE_DIR", Path("/tmp") / "sse-scale-bench"))
 COLLECTION = "scale"
@@ -156,6 +163,19 @@ def build(index, docs: list[str]) -> dict:
 # workers (one process each) ----------------------------------------------------------------
 
 
+def large_collection() -> dict:
+    """Index keywords of the dense, sparse and reopen steps: the setting for large collections."""
+    from qdrant_client import models
+
+    return {
+        "coarse_dim": SCALE_COARSE_DIM,
+        "prefetch_limit": SCALE_PREFETCH,
+        "collection_kwargs": {
+            "hnsw_config": models.HnswConfigDiff(m=SCALE_HNSW_M, ef_construct=SCALE_HNSW_EF_CONSTRUCT)
+        },
+    }
+
+
 def exact_search(index) -> Callable[[str], list]:
     from qdrant_client import models
 
@@ -181,7 +201,7 @@ def worker_dense(args: argparse.Namespace, docs: list[str], queries: list[str]) 
 
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"edge-{args.size}")
-    index = MatryoshkaIndex(folder, COLLECTION, encoder, coarse_dim=SCALE_COARSE_DIM)
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, **large_collection())
     result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result["exact"], exact = timed(exact_search(index), queries)
     default_limit = index.prefetch_limit_for(K, None)
@@ -287,7 +307,7 @@ def worker_sparse(args: argparse.Namespace, docs: list[str], queries: list[str])
 
     encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"sparse-{args.size}")
-    index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True, coarse_dim=SCALE_COARSE_DIM)
+    index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True, **large_collection())
     result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     result.update(sparse_and_hybrid(index, queries))
     result["two_stage"], _ = timed(lambda q: index.search(q, K), queries)
@@ -305,7 +325,7 @@ def worker_reopen(args: argparse.Namespace, docs: list[str], queries: list[str])
 
     encoder = SSEEncoder.from_pretrained()
     loaded = time.perf_counter()
-    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder)
+    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder, prefetch_limit=SCALE_PREFETCH)
     hits = index.search(queries[0], K)
     first = time.perf_counter()
     index.search(queries[1], K)

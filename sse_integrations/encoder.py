@@ -240,6 +240,8 @@ class SSEEncoder:
         dim = validate_dim(truncate_dim, self.full_dim) if truncate_dim is not None else self.truncate_dim
         check_positive_int(batch_size, "batch_size")
         output = np.empty((len(items), dim), dtype=np.float32)
+        if len(items) == 1 and self.device is None and self._encode_single(items[0], output, dim, normalize):
+            return output
         batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
         progress = None
         if show_progress:
@@ -258,6 +260,35 @@ class SSEEncoder:
         if progress is not None:
             progress.close()
         return output
+
+    def _encode_single(self, text: str, out: np.ndarray, dim: int, normalize: bool) -> bool:
+        """One text that is not long (a query) into ``out`` without the batch machinery; False if long.
+
+        The same arithmetic as a batch (rows summed one after another in float32, divided by the
+        count, DyT, normalisation), so the vector is bit-identical to the text's row in a batch.
+        ``Tokenizer.encode`` runs on this thread: waking the tokenizer's thread pool for one text
+        cost more than tokenising it (0.46 vs 0.19 ms after a short idle, issue 14).
+        """
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        if len(ids) > _LONG_BAG:
+            return False
+        if ids:
+            rows = self.weights.rows(np.asarray(ids, dtype=np.int64))
+            # Summing axis 1 of (1, length, dim): the order mean_blocks adds a bag's rows in.
+            vector = np.add.reduce(rows[None], axis=1)[:, :dim]
+            vector /= np.float32(len(ids))
+        else:
+            vector = np.zeros((1, dim), dtype=np.float32)
+        alpha, beta, bias = self.weights.dyt
+        if alpha is not None and beta is not None and bias is not None:
+            vector *= alpha[:dim]
+            vector += bias[:dim]
+            np.tanh(vector, out=vector)
+            vector *= beta[:dim]
+        if normalize:
+            l2_normalize(vector)
+        out[:] = vector
+        return True
 
     def _pool_into(self, flat: np.ndarray, lengths: np.ndarray, out: np.ndarray, dim: int, normalize: bool) -> None:
         """Embeddings of one tokenised batch into ``out`` (its rows, in input order)."""

@@ -90,6 +90,21 @@ def test_batches_do_not_change_results(tiny_encoder, fixture_texts):
     np.testing.assert_allclose(whole, one_by_one, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["fp32", "q4", "static_st6"])
+def test_one_text_is_bit_identical_to_its_row_in_a_batch(fixture_models, fixture_texts, layout):
+    """A single text (a query) takes a shorter path; its vector must not differ from the batch's."""
+    from sse_integrations.pooling import LONG_BAG
+
+    encoder = SSEEncoder.from_pretrained(fixture_models[layout]["path"])
+    long_text = " ".join(fixture_texts) * 20  # more than LONG_BAG pieces: the batch path
+    assert len(encoder.tokenizer.encode(long_text, add_special_tokens=False).ids) > LONG_BAG
+    texts = [*fixture_texts, "", long_text]
+    for dim, normalize in ((None, True), (64, True), (128, False)):
+        batch = encoder.encode(texts, truncate_dim=dim, normalize=normalize)
+        one_by_one = np.vstack([encoder.encode([text], truncate_dim=dim, normalize=normalize) for text in texts])
+        assert np.array_equal(batch, one_by_one), (dim, normalize)
+
+
 def test_long_bag_threshold_does_not_change_results(tiny_encoder, monkeypatch, fixture_texts):
     import sse_integrations.encoder as encoder_module
 
