@@ -301,3 +301,30 @@ def test_a_stage_without_quantization_stays_in_ram_unless_last(tiny_encoder):
     index = MatryoshkaIndex(QdrantClient(":memory:"), "docs", tiny_encoder, quantization=None)
     config = index.vectors_config()
     assert config["coarse"].on_disk is False and config["full"].on_disk is True
+
+
+def test_graph_and_optimizer_settings_reach_the_engine(tiny_encoder, corpus, tmp_path, queries):
+    """``collection_kwargs`` hnsw_config / optimizers_config, as on a server, go into the shard's own config."""
+    settings = {
+        "hnsw_config": models.HnswConfigDiff(m=24, ef_construct=64),
+        "optimizers_config": models.OptimizersConfigDiff(default_segment_number=1, deleted_threshold=0.3),
+    }
+    index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder, collection_kwargs=settings)
+    index.add_texts(corpus[1], ids=corpus[0])
+    index.optimize()
+    assert len(index.search(queries[0], limit=5)) == 5
+    index.close()
+    stored = json.loads((tmp_path / "docs" / "edge_config.json").read_text())
+    assert (stored["hnsw_config"]["m"], stored["hnsw_config"]["ef_construct"]) == (24, 64)
+    assert stored["optimizers"]["default_segment_number"] == 1
+    assert stored["optimizers"]["deleted_threshold"] == 0.3
+    assert len(list((tmp_path / "docs" / "segments").iterdir())) == 1
+
+
+def test_optimizer_settings_the_engine_lacks_are_refused(tiny_encoder, tmp_path, corpus):
+    settings = {"optimizers_config": models.OptimizersConfigDiff(flush_interval_sec=5)}
+    index = MatryoshkaIndex(tmp_path, "docs", tiny_encoder, collection_kwargs=settings)
+    with pytest.raises(ValueError, match="flush_interval_sec"):
+        index.add_texts(corpus[1][:5], ids=corpus[0][:5])
+    assert not (tmp_path / "docs").exists()
+    index.close()

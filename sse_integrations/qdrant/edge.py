@@ -176,6 +176,7 @@ class EdgeClient:
         hnsw_config: models.HnswConfigDiff | None = None,
         on_disk_payload: bool | None = None,
         wal_enabled: bool | None = None,
+        optimizers_config: models.OptimizersConfigDiff | None = None,
     ) -> bool:
         """Create the shard ``FOLDER/collection_name``; its manifest is written first, the shard second."""
         folder = self._folder(collection_name)
@@ -188,6 +189,7 @@ class EdgeClient:
             on_disk_payload=on_disk_payload,
             hnsw_config=convert.hnsw(hnsw_config),
             wal_enabled=wal_enabled,
+            optimizers=convert.optimizers(optimizers_config),
         )
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -402,6 +404,7 @@ class AsyncEdgeClient:
         hnsw_config: models.HnswConfigDiff | None = None,
         on_disk_payload: bool | None = None,
         wal_enabled: bool | None = None,
+        optimizers_config: models.OptimizersConfigDiff | None = None,
     ) -> bool:
         arguments = dict(locals())
         del arguments["self"]

@@ -285,6 +285,31 @@ def hnsw(config: models.HnswConfigDiff | None) -> edge.HnswIndexConfig | None:
     )
 
 
+# OptimizersConfigDiff fields the embedded engine has no setting for.
+_SERVER_ONLY_OPTIMIZER_FIELDS = ("memmap_threshold", "flush_interval_sec", "max_optimization_threads")
+
+
+def optimizers(config: models.OptimizersConfigDiff | Mapping[str, Any] | None) -> edge.EdgeOptimizersConfig | None:
+    """The engine's optimizer settings from a ``create_collection(optimizers_config=...)`` value."""
+    if config is None:
+        return None
+    config = models.OptimizersConfigDiff.model_validate(config)
+    unsupported = [name for name in _SERVER_ONLY_OPTIMIZER_FIELDS if getattr(config, name) is not None]
+    if unsupported:
+        raise ValueError(
+            f"the embedded engine has no optimizer setting {', '.join(unsupported)} "
+            "(it optimizes when optimize() is called); leave it unset"
+        )
+    return edge.EdgeOptimizersConfig(
+        deleted_threshold=config.deleted_threshold,
+        vacuum_min_vector_number=config.vacuum_min_vector_number,
+        default_segment_number=config.default_segment_number,
+        max_segment_size=config.max_segment_size,
+        indexing_threshold=config.indexing_threshold,
+        prevent_unoptimized=config.prevent_unoptimized,
+    )
+
+
 def vector_params(params: models.VectorParams) -> edge.EdgeVectorParams:
     if params.distance != models.Distance.COSINE:
         raise ValueError(f"the embedded engine index uses cosine vectors, got {params.distance}")
