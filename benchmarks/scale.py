@@ -56,7 +56,6 @@ from scale_report import (  # noqa: E402
     SCALE_COARSE_DIM,
     SCALE_HNSW_EF_CONSTRUCT,
     SCALE_HNSW_M,
-    SCALE_MAX_SEGMENT_KB,
     SCALE_PREFETCH,
     K,
 )
@@ -173,10 +172,6 @@ def large_collection() -> dict:
         "prefetch_limit": SCALE_PREFETCH,
         "collection_kwargs": {
             "hnsw_config": models.HnswConfigDiff(m=SCALE_HNSW_M, ef_construct=SCALE_HNSW_EF_CONSTRUCT),
-            # One segment, one graph to search: Qdrant's defaults split 1M documents in two.
-            "optimizers_config": models.OptimizersConfigDiff(
-                default_segment_number=1, max_segment_size=SCALE_MAX_SEGMENT_KB
-            ),
         },
     }
 

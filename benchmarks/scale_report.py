@@ -20,9 +20,6 @@ SCALE_COARSE_DIM = 128
 # m=48, ef_construct=200 150 candidates reach 0.99, at the price of a longer optimize().
 SCALE_HNSW_M = 48
 SCALE_HNSW_EF_CONSTRUCT = 200
-# ... in one segment (Qdrant's optimizer otherwise keeps about one per core, each searched on
-# its own): segments up to this many KB of vectors (1M documents hold about 2.6 GB).
-SCALE_MAX_SEGMENT_KB = 8_000_000
 # The prefetch limit those steps search with (the package default is 50 x limit = 500).
 SCALE_PREFETCH = 150
 
