@@ -233,8 +233,9 @@ class IndexCore:
 
         Unless they set ``quantization``, the coarse candidates found on the quantized copies are
         not rescored with the coarse float vectors (``rescore=False``): the next stage rescores
-        them with wider vectors anyway, and reading the coarse floats cost up to half of a
-        two-stage search at 1M documents (docs/scale.md). Vectors without quantization ignore it;
+        them with wider vectors anyway, and reading the coarse floats more than doubled a
+        two-stage search at 1M documents (300 candidates: 13.9 vs 5.9 ms p50, same recall).
+        Vectors without quantization ignore it;
         on qdrant-client's local mode (exact float scans) only the caller's parameters are sent.
         """
         if search_params is None and self.local_mode and self.hnsw_ef is None:
