@@ -287,8 +287,8 @@ def conditions(results: dict, args: Any) -> str:
     queries = sorted({data["queries"] for data in results.values()})
     return (
         f"{machine_line()} Each step ran in its own process, one step at a time; the 1-minute load "
-        f"average during the steps ranged {min(loads):.1f}-{max(loads):.1f}. Other processes (model "
-        "training runs) shared the 2 cores during part of the runs: the last row of the first table "
+        f"average during the steps ranged {min(loads):.1f}-{max(loads):.1f}. Other processes may have "
+        "shared the 2 cores during part of the runs: the last row of the first table "
         "gives the load around each size's main step (above about 2, the step competed for the cores "
         "and its figures are pessimistic). Latency: one `search` call per query (query encoding included, payloads "
         f"returned, limit {K}), {', '.join(map(str, queries))} held-out queries after 10 warm-up "
