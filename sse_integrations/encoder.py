@@ -279,12 +279,7 @@ class SSEEncoder:
             vector /= np.float32(len(ids))
         else:
             vector = np.zeros((1, dim), dtype=np.float32)
-        alpha, beta, bias = self.weights.dyt
-        if alpha is not None and beta is not None and bias is not None:
-            vector *= alpha[:dim]
-            vector += bias[:dim]
-            np.tanh(vector, out=vector)
-            vector *= beta[:dim]
+        self._dyt_in_place(vector)
         if normalize:
             l2_normalize(vector)
         out[:] = vector
@@ -371,17 +366,23 @@ class SSEEncoder:
         if self.device is not None:
             yield np.arange(len(lengths)), self._embed_ids_torch(flat, lengths, self.device)[:, :dim]
             return
-        alpha, beta, bias = self.weights.dyt  # all None for a plain StaticEmbedding
         table, flat = self._rows_for(flat)
         for indices, means in mean_blocks(table, flat, lengths, long_bag=_LONG_BAG):
             # DyT works column by column, so the dropped Matryoshka tail never needs it.
             vectors = means[:, :dim]
-            if alpha is not None and beta is not None and bias is not None:
-                vectors *= alpha[:dim]
-                vectors += bias[:dim]
-                np.tanh(vectors, out=vectors)
-                vectors *= beta[:dim]
+            self._dyt_in_place(vectors)
             yield indices, vectors
+
+    def _dyt_in_place(self, vectors: np.ndarray) -> None:
+        """``beta * tanh(alpha * x + bias)`` on the leading columns ``vectors`` holds; a plain StaticEmbedding has none."""
+        alpha, beta, bias = self.weights.dyt
+        if alpha is None or beta is None or bias is None:
+            return
+        dim = vectors.shape[1]
+        vectors *= alpha[:dim]
+        vectors += bias[:dim]
+        np.tanh(vectors, out=vectors)
+        vectors *= beta[:dim]
 
     def _rows_for(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The embedding rows ``flat`` refers to, as (table, ids into it).
