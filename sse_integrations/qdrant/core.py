@@ -238,12 +238,12 @@ class IndexCore:
         Vectors without quantization ignore it;
         on qdrant-client's local mode (exact float scans) only the caller's parameters are sent.
         """
-        if search_params is None and self.local_mode and self.hnsw_ef is None:
-            return None
-        params = search_params if search_params is not None else models.SearchParams(hnsw_ef=self.hnsw_ef)
-        if params.quantization is not None or self.local_mode:
+        params = search_params
+        if params is None and self.hnsw_ef is not None:
+            params = models.SearchParams(hnsw_ef=self.hnsw_ef)
+        if self.local_mode or (params is not None and params.quantization is not None):
             return params
-        return params.model_copy(update={"quantization": COARSE_QUANTIZATION_SEARCH})
+        return (params or models.SearchParams()).model_copy(update={"quantization": COARSE_QUANTIZATION_SEARCH})
 
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
         return encode_stages(self.encoder, queries, self.stages)

@@ -187,15 +187,21 @@ def dense_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any,
     timings["encode"] = time.perf_counter() - started
     if request.two_stage and not index.uses_prefetch():
         return (yield from client_rescore_plan(index, request, vectors, limits, timings))
+    coarse_params = index.coarse_search_params(request.search_params)
     requests = [
-        request.query_request(**_engine_query(index, request, vectors, row, limits))
+        request.query_request(**_engine_query(index, request, vectors, row, limits, coarse_params))
         for row in range(len(request.queries))
     ]
     return (yield from _query_batch(index, requests, timings, "query"))
 
 
 def _engine_query(
-    index: PlanIndex, request: SearchRequest, vectors: dict[str, np.ndarray], row: int, limits: list[int]
+    index: PlanIndex,
+    request: SearchRequest,
+    vectors: dict[str, np.ndarray],
+    row: int,
+    limits: list[int],
+    coarse_params: models.SearchParams | None,
 ) -> dict[str, Any]:
     """Query API arguments of one query: the full vector alone, or every stage as a nested prefetch."""
     if not request.two_stage:
@@ -213,7 +219,7 @@ def _engine_query(
         limit=request.limit,
         prefetch_limit=limits,
         filter=request.filter,
-        search_params=index.coarse_search_params(request.search_params),
+        search_params=coarse_params,
     )
 
 
@@ -267,6 +273,7 @@ def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
     timings["encode"] = time.perf_counter() - started
     limits = prefetch_limits(len(index.stages), candidates, prefetch_limit)
     fusion = fusion_query(index.fusion, index.fusion_weights, index.rrf_k)
+    coarse_params = index.coarse_search_params(request.search_params)
     requests = []
     for row, sparse_vector in enumerate(sparse_vectors):
         dense_query = two_stage_query(
@@ -275,7 +282,7 @@ def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
             limit=candidates,
             prefetch_limit=limits,
             filter=request.filter,
-            search_params=index.coarse_search_params(request.search_params),
+            search_params=coarse_params,
         )
         requests.append(
             request.query_request(
@@ -307,13 +314,14 @@ def client_rescore_plan(
 ) -> Generator[Call, Any, Hits]:
     """Coarse search on the engine, later stages rescored here with numpy, payloads for the final hits only."""
     coarse = index.coarse.name
+    coarse_params = index.coarse_search_params(request.search_params)
     requests = [
         models.QueryRequest(
             query=vectors[coarse][row].tolist(),
             using=coarse,
             limit=limits[0],
             filter=request.filter,
-            params=index.coarse_search_params(request.search_params),
+            params=coarse_params,
             with_payload=False,
             with_vector=False,
         )
