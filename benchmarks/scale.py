@@ -325,7 +325,7 @@ def worker_reopen(args: argparse.Namespace, docs: list[str], queries: list[str])
 
     encoder = SSEEncoder.from_pretrained()
     loaded = time.perf_counter()
-    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder, prefetch_limit=SCALE_PREFETCH)
+    index = MatryoshkaIndex(args.workdir / f"edge-{args.size}", COLLECTION, encoder, **large_collection())
     hits = index.search(queries[0], K)
     first = time.perf_counter()
     index.search(queries[1], K)

@@ -61,7 +61,7 @@ def get(results: dict, kind: str, size: int, *keys: str) -> Any:
     return value
 
 
-def default_two_stage(results: dict, size: int) -> tuple[int, dict | None]:
+def scale_two_stage(results: dict, size: int) -> tuple[int, dict | None]:
     """The dense step's prefetch limit (``SCALE_PREFETCH``) and its figures at ``size``.
 
     The run's own two-stage row when it ran with that limit, else the curve's point at it
@@ -86,7 +86,7 @@ def edge_table(results: dict, sizes: list[int]) -> str:
     def opt(value: Any, fmt: Any) -> str:
         return "-" if value is None else fmt(value)
 
-    default = {size: default_two_stage(results, size) for size in sizes}
+    at_prefetch = {size: scale_two_stage(results, size) for size in sizes}
     rows = [
         row("index, documents/s (add_texts s + optimize s)", lambda s: build_cell(get(results, "dense", s, "build"))),
         row("folder on disk, MB", lambda s: opt(get(results, "dense", s, "folder_mb"), n)),
@@ -98,7 +98,9 @@ def edge_table(results: dict, sizes: list[int]) -> str:
         ),
         row(
             f"two-stage {SCALE_COARSE_DIM} -> 512 at prefetch {SCALE_PREFETCH}, ms p50 / p95 (recall@10)",
-            lambda s: latency(default[s][1], True) + (f", prefetch {default[s][0]}" if default[s][1] else ""),
+            lambda s: (
+                latency(at_prefetch[s][1], True) + (f", prefetch {at_prefetch[s][0]}" if at_prefetch[s][1] else "")
+            ),
         ),
         row(
             "same, coarse stage scanned exactly (no graph), ms p50 / p95 (recall@10)",
@@ -254,10 +256,10 @@ def targets(results: dict) -> list[str]:
         lines.append(
             f"- {TARGETS[0]} ({label}): " + (f"{n(rate)}/s, {verdict(rate >= 5000)}" if rate else verdict(None))
         )
-    default, two = default_two_stage(results, 1_000_000)
+    prefetch, two = scale_two_stage(results, 1_000_000)
     if two:
         ok = two["p50"] <= 5 and two["recall"] >= 0.99
-        text = f"at prefetch {default}: p50 {two['p50']:.2f} ms, recall@10 {two['recall']:.3f}, {verdict(ok)}"
+        text = f"at prefetch {prefetch}: p50 {two['p50']:.2f} ms, recall@10 {two['recall']:.3f}, {verdict(ok)}"
         curve = get(results, "dense", 1_000_000, "curve") or {}
         reaching = [(int(k), v) for k, v in curve.items() if v["recall"] >= 0.99]
         if reaching:
