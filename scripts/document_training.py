@@ -343,6 +343,15 @@ class DocumentTrainConfig:
     # Squared row norm of each piece in the batch, weighted by the share of training documents
     # that hold it: pieces found everywhere carry no topic and should not steer the mean.
     row_penalty: float = 0.0
+    # Share of the contrastive hard negatives drawn from the pair's BM25 top documents
+    # (over every document of the sources named below) instead of its own group.
+    mined_negative_share: float = 0.0
+    mined_negative_sources: tuple[str, ...] = ("readme", "cloze", "jupyterlab")
+    mined_negative_depth: int = 10
+    # Listwise distillation among passages alone: each taught passage's distribution over the
+    # other passages of a batch, teacher ``passage: `` vectors against the student's.
+    passage_distillation_weight: float = 0.0
+    passage_distillation_sources: tuple[str, ...] = ("readme", "jupyterlab", "tatoeba")
 
 
 class Bags:
@@ -378,6 +387,48 @@ def document_frequency(bags: Bags, documents: list[str], vocabulary: int):
     return torch.from_numpy((counts / max(1, len(documents))).astype(np.float32))
 
 
+def bm25_negatives(pairs: list[Pair], numbers: list[int], tokenizer, depth: int) -> dict[int, list[str]]:
+    """For each pair in ``numbers``: up to ``depth`` documents BM25 ranks highest for its query,
+    among the documents of ``numbers``, below 95% of its own document's score."""
+    import scipy.sparse
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from sse_integrations.sparse import SparseEncoder
+
+    documents = list(dict.fromkeys(pairs[n].document for n in numbers))
+    if len(documents) < 2:
+        return {}
+    encoder = SparseEncoder(tokenizer).fit(documents)
+
+    document_vectors = encoder.encode_documents(documents)
+    column: dict[int, int] = {}
+    for vector in document_vectors:
+        for term in vector.indices:
+            column.setdefault(term, len(column))
+
+    def matrix(vectors):
+        cells = [(i, column[t], x) for i, v in enumerate(vectors) for t, x in zip(v.indices, v.values) if t in column]
+        rows, columns, values = zip(*cells) if cells else ((), (), ())
+        return scipy.sparse.csr_matrix((values, (rows, columns)), shape=(len(vectors), len(column)))
+
+    doc_matrix = matrix(document_vectors)
+    frequency = np.asarray((doc_matrix > 0).sum(axis=0)).ravel()
+    idf = np.log(1 + (len(documents) - frequency + 0.5) / (frequency + 0.5))
+    query_matrix = matrix(encoder.encode_queries([pairs[n].query for n in numbers]))
+    scores = (query_matrix.multiply(idf[None, :]).tocsr() @ doc_matrix.T).toarray()
+    position = {text: j for j, text in enumerate(documents)}
+    found: dict[int, list[str]] = {}
+    for row, number in enumerate(numbers):
+        # Positive-aware: a document scoring near the positive is more likely an unlabelled
+        # positive (an overlapping section) than a negative.
+        ceiling = 0.95 * scores[row, position[pairs[number].document]]
+        order = np.argsort(-scores[row])
+        picked = [documents[j] for j in order[: depth * 4] if 0 < scores[row, j] < ceiling][:depth]
+        if picked:
+            found[number] = picked[:depth]
+    return found
+
+
 def matryoshka_info_nce(queries, documents, temperature: float, dims):
     """Query i's positive is document i; every other document in the batch is a negative."""
     import torch
@@ -402,6 +453,21 @@ def matryoshka_distillation(queries, documents, teacher_scores, temperature: flo
         q = F.normalize(queries[:, :dim], dim=1)
         d = F.normalize(documents[:, :dim], dim=1)
         total = total + weight * F.kl_div(F.log_softmax(q @ d.T / temperature, dim=1), target, reduction="batchmean")
+    return total / sum(w for _, w in dims)
+
+
+def matryoshka_structure(documents, teacher_documents, temperature: float, teacher_temperature: float, dims):
+    """KL from the teacher's distribution over the other documents of the batch to the student's."""
+    import torch
+    import torch.nn.functional as F
+
+    mask = torch.eye(documents.shape[0], dtype=torch.bool)
+    target = F.softmax((teacher_documents @ teacher_documents.T / teacher_temperature).masked_fill(mask, -1e9), dim=1)
+    total = 0.0
+    for dim, weight in dims:
+        d = F.normalize(documents[:, :dim], dim=1)
+        logits = (d @ d.T / temperature).masked_fill(mask, -1e9)
+        total = total + weight * F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean")
     return total / sum(w for _, w in dims)
 
 
@@ -456,6 +522,13 @@ def train_documents(
         and teacher.has("query", pairs[n].query)
         and teacher.has("passage", pairs[n].document)
     ]
+    taught_passages = []
+    if teacher is not None and config.passage_distillation_weight > 0:
+        taught_passages = [
+            text
+            for text in dict.fromkeys(p.document for p in pairs if p.source in config.passage_distillation_sources)
+            if teacher.has("passage", text)
+        ]
     taught_by_group: dict[str, list[int]] = {}
     for n in taught:
         taught_by_group.setdefault(pairs[n].group, []).append(n)
@@ -470,6 +543,7 @@ def train_documents(
         "training pairs: "
         + ", ".join(f"{k} {len(v)}" for k, v in sorted(by_source.items()))
         + f"; with teacher vectors: {len(taught)}; anchor sentences: {len(anchor_texts)}"
+        + (f"; passages distilled among themselves: {len(taught_passages)}" if taught_passages else "")
     )
     anchor_tensor = torch.from_numpy(anchor_targets)
 
@@ -489,7 +563,15 @@ def train_documents(
         folded = state["folded"]
         print(f"resuming document training at step {first_step}")
 
+    mined: dict[int, list[str]] = {}
+    if config.mined_negative_share > 0:
+        eligible = [n for n, p in enumerate(pairs) if p.source in config.mined_negative_sources]
+        mined = bm25_negatives(pairs, eligible, base.tokenizer, config.mined_negative_depth)
+        print(f"BM25-mined negatives for {len(mined)} of {len(eligible)} pairs")
+
     def negative_for(number: int) -> str:
+        if number in mined and rng.random() < config.mined_negative_share:
+            return rng.choice(mined[number])
         group = by_group[pairs[number].group]
         for _ in range(4):
             other = group[rng.randrange(len(group))]
@@ -557,6 +639,16 @@ def train_documents(
                 model(*bags.batch(queries)),
                 model(*bags.batch(documents)),
                 teacher_q @ teacher_d.T,
+                config.temperature,
+                config.teacher_temperature,
+                distillation_dims,
+            )
+
+        if taught_passages:
+            chosen_passages = [taught_passages[rng.randrange(len(taught_passages))] for _ in range(config.batch)]
+            loss = loss + config.passage_distillation_weight * matryoshka_structure(
+                model(*bags.batch(chosen_passages)),
+                torch.from_numpy(np.stack([teacher.get("passage", d) for d in chosen_passages])),
                 config.temperature,
                 config.teacher_temperature,
                 distillation_dims,

@@ -68,3 +68,36 @@ def test_string_page_pairs_query_a_page_by_keywords_of_one_of_its_strings():
         assert pair.group == "strings:app"
         assert all(term in pair.document for term in pair.query.split())
         assert len(pair.document) < 200 + 40
+
+
+def test_bm25_negatives_are_lexically_close_documents_other_than_the_positive():
+    from sse_integrations import SSEEncoder
+
+    tokenizer = SSEEncoder.from_pretrained().tokenizer
+    sections = [
+        "サーバーのポートを --port で指定します。既定は 8080 です。",
+        "サーバーのホスト名を設定ファイルに書きます。",
+        "画像を PNG で保存します。",
+        "ログの出力先を変更します。",
+    ]
+    pairs = [docs.Pair(f"query {i}", text, "g", "readme") for i, text in enumerate(sections)]
+    pairs[0] = docs.Pair("サーバー ポート", sections[0], "g", "readme")
+    mined = docs.bm25_negatives(pairs, list(range(len(pairs))), tokenizer, depth=2)
+    assert mined[0][0] == sections[1]
+    assert all(sections[number] not in negatives for number, negatives in mined.items())
+    # A document scoring as high as the positive is left out (likely an unlabelled positive).
+    twin = [docs.Pair("サーバー ポート", sections[0], "g", "readme"), docs.Pair("x", sections[0] + " ", "g", "readme")]
+    assert docs.bm25_negatives(twin, [0, 1], tokenizer, depth=2).get(0) is None
+
+
+def test_structure_distillation_is_zero_when_the_student_matches_the_teacher():
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.nn.functional.normalize(torch.randn(8, 16, generator=generator), dim=1)
+    same = docs.matryoshka_structure(teacher * 3.0, teacher, 0.05, 0.05, ((16, 1.0),))
+    assert same.item() < 1e-5
+    other = docs.matryoshka_structure(
+        torch.randn(8, 16, generator=generator), teacher, 0.05, 0.05, ((8, 1.0), (16, 1.0))
+    )
+    assert other.item() > 0.01
