@@ -352,6 +352,9 @@ class DocumentTrainConfig:
     # other passages of a batch, teacher ``passage: `` vectors against the student's.
     passage_distillation_weight: float = 0.0
     passage_distillation_sources: tuple[str, ...] = ("readme", "jupyterlab", "tatoeba")
+    # Per distilled query, this many more passages drawn from the teacher's own top 20 among
+    # the distilled passages (the fine distinctions NDCG@10 turns on), into the score matrix.
+    teacher_negatives: int = 0
 
 
 class Bags:
@@ -427,6 +430,22 @@ def bm25_negatives(pairs: list[Pair], numbers: list[int], tokenizer, depth: int)
         if picked:
             found[number] = picked[:depth]
     return found
+
+
+def teacher_ranked_passages(
+    pairs: list[Pair], numbers: list[int], teacher: TeacherCache, depth: int = 20
+) -> dict[int, list[str]]:
+    """For each pair in ``numbers``: the ``depth`` documents of those pairs the teacher scores
+    highest for its query, without its own document."""
+    pool = list(dict.fromkeys(pairs[n].document for n in numbers))
+    pool_vectors = np.stack([teacher.get("passage", d) for d in pool])
+    ranked: dict[int, list[str]] = {}
+    for start in range(0, len(numbers), 1024):
+        part = numbers[start : start + 1024]
+        scores = np.stack([teacher.get("query", pairs[n].query) for n in part]) @ pool_vectors.T
+        for number, row in zip(part, np.argsort(-scores, axis=1)[:, : depth + 1]):
+            ranked[number] = [pool[j] for j in row if pool[j] != pairs[number].document][:depth]
+    return ranked
 
 
 def matryoshka_info_nce(queries, documents, temperature: float, dims):
@@ -529,6 +548,7 @@ def train_documents(
             for text in dict.fromkeys(p.document for p in pairs if p.source in config.passage_distillation_sources)
             if teacher.has("passage", text)
         ]
+    teacher_top = teacher_ranked_passages(pairs, taught, teacher) if taught and config.teacher_negatives > 0 else {}
     taught_by_group: dict[str, list[int]] = {}
     for n in taught:
         taught_by_group.setdefault(pairs[n].group, []).append(n)
@@ -632,6 +652,8 @@ def train_documents(
             documents = [pairs[n].document for n in chosen]
             if config.distillation_negatives:
                 documents += [taught_negative(n) for n in chosen]
+            for _ in range(config.teacher_negatives):
+                documents += [rng.choice(teacher_top[n]) for n in chosen]
             queries = [pairs[n].query for n in chosen]
             teacher_q = torch.from_numpy(np.stack([teacher.get("query", q) for q in queries]))
             teacher_d = torch.from_numpy(np.stack([teacher.get("passage", d) for d in documents]))

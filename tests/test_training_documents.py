@@ -101,3 +101,41 @@ def test_structure_distillation_is_zero_when_the_student_matches_the_teacher():
         torch.randn(8, 16, generator=generator), teacher, 0.05, 0.05, ((8, 1.0), (16, 1.0))
     )
     assert other.item() > 0.01
+
+
+class _FixedEncoder:
+    """Stands in for the mE5 engine in TeacherCache.fill: a fixed vector per text."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def query(self, texts):
+        import numpy as np
+
+        return np.array([self.vectors[t] for t in texts])
+
+    passage = query
+
+
+def test_teacher_ranked_passages_follow_the_teacher_scores_without_the_positive(tmp_path):
+    vectors = {
+        "q0": [1.0, 0.0, 0.0],
+        "q1": [0.0, 1.0, 0.0],
+        "d0": [0.9, 0.1, 0.0],
+        "d1": [0.1, 0.9, 0.0],
+        "d2": [0.7, 0.7, 0.0],
+        "d3": [0.0, 0.0, 1.0],
+    }
+    cache = docs.TeacherCache(tmp_path / "teacher")
+    encoder = _FixedEncoder(vectors)
+    cache.fill(encoder, "query", ["q0", "q1"])
+    cache.fill(encoder, "passage", ["d0", "d1", "d2", "d3"])
+    pairs = [docs.Pair(f"q{i}", f"d{i}", "g", "readme") for i in range(2)] + [
+        docs.Pair("q0", "d2", "g", "readme"),
+        docs.Pair("q1", "d3", "g", "readme"),
+    ]
+    ranked = docs.teacher_ranked_passages(pairs, [0, 1, 2, 3], cache, depth=2)
+    assert ranked[0] == ["d2", "d1"]
+    assert ranked[1] == ["d2", "d0"]
+    assert ranked[2] == ["d0", "d1"]  # its own document d2 left out
+    assert ranked[3][0] == "d1"
