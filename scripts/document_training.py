@@ -309,7 +309,9 @@ class DocumentTrainConfig:
     then the training-only documentation and message catalogues, sources ``docs``,
     ``docs_cloze`` and ``strings``, which did not lift the document dev half and stay unused;
     then the DyT learning rate, temperature, batch size, source weights and distillation
-    weight, none beyond the training seed's spread); see the model card."""
+    weight, none beyond the training seed's spread; then BM25-mined and teacher-ranked
+    negatives, teacher scores of the Tatoeba pseudo-documents and passage-passage
+    distillation, none beyond it either); see the model card."""
 
     steps: int = 1_000
     batch: int = 64
