@@ -430,7 +430,7 @@ def bm25_negatives(pairs: list[Pair], numbers: list[int], tokenizer, depth: int)
         order = np.argsort(-scores[row])
         picked = [documents[j] for j in order[: depth * 4] if 0 < scores[row, j] < ceiling][:depth]
         if picked:
-            found[number] = picked[:depth]
+            found[number] = picked
     return found
 
 
