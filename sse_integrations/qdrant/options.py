@@ -51,9 +51,10 @@ class IndexOptions:
         coarse_name, full_name: vector names of the first and last stage.
         quantization: "scalar" (the default: int8 copies of the coarse vector, searched by its
             graph; the next stage rescores the candidates, so the coarse float vectors are not
-            read by a search), "binary", a Qdrant config, or None (float only). On the embedded engine int8 built the graph about 3x faster and searched it
-            faster at the same recall (issue 14); qdrant-client's local mode stores the setting
-            but searches the float vectors.
+            read by a search), "binary", a Qdrant config, or None (float only). On the embedded
+            engine int8 built the graph about 3x faster and searched it faster at the same
+            recall (issue 14); qdrant-client's local mode stores the setting but searches the
+            float vectors.
         prefetch_limit: default first-stage candidates (int, or one per stage but the last).
         prefetch_factor: with no ``prefetch_limit``, candidates = factor * limit.
         hnsw_ef: how many nodes the coarse stage's graph search keeps exploring (Qdrant's
