@@ -24,6 +24,7 @@ from .._checks import as_text_list, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
+from .lookahead import EncodeAhead
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -371,25 +372,34 @@ class IndexCore:
             raise TypeError("ids must be a list, got a bare string")
         return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
 
+    def _encode_batch(self, texts: list[str]) -> dict[str, Any]:
+        """One batch's vectors by name: each dense stage, and the sparse vector if the index has one."""
+        vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
+        if self.sparse_encoder is not None:
+            vectors[self.sparse_name] = self.sparse_encoder.encode_documents(texts)
+        return vectors
+
     def _make_points(
-        self, texts: list[str], doc_ids: list[DocId], payloads: list[Mapping[str, Any] | None] | None
+        self,
+        texts: list[str],
+        doc_ids: list[DocId],
+        payloads: list[Mapping[str, Any] | None] | None,
+        vectors: dict[str, Any],
     ) -> list[Any]:
         """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
-        vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
-        sparse_vectors = self.sparse_encoder.encode_documents(texts) if self.sparse_encoder is not None else None
         if self.embedded:
             from .edge_models import edge_points
 
-            if sparse_vectors is not None:
-                vectors[self.sparse_name] = sparse_vectors
             return edge_points(
                 self._point_ids(doc_ids),
                 vector_rows(vectors),
                 point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
             )
-        if sparse_vectors is not None:
+        if self.sparse_encoder is not None:
+            vectors = dict(vectors)
             vectors[self.sparse_name] = [
-                models.SparseVector(indices=sparse.indices, values=sparse.values) for sparse in sparse_vectors
+                models.SparseVector(indices=sparse.indices, values=sparse.values)
+                for sparse in vectors[self.sparse_name]
             ]
         return build_points(
             doc_ids,
@@ -430,34 +440,38 @@ class IndexCore:
         starts = range(0, len(texts), batch_size)
         bar = self._progress_bar(len(texts), len(starts), show_progress)
         written: list[DocId] = []
-        try:
-            for start in starts:
-                stop = start + batch_size
-                batch_ids = doc_ids[start:stop]
-                try:
-                    points = yield (
-                        self._make_points,
-                        {
-                            "texts": texts[start:stop],
-                            "doc_ids": batch_ids,
-                            "payloads": payloads[start:stop] if payloads is not None else None,
-                        },
-                    )
-                    yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
-                except Exception as error:
-                    raise IndexingError(
-                        f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
-                        f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
-                        "(error.written_ids), this batch and later ones were not",
-                        written_ids=list(written),
-                        failed_ids=list(batch_ids),
-                    ) from error
-                written.extend(batch_ids)
+        batches = (texts[start : start + batch_size] for start in starts)
+        with EncodeAhead(self._encode_batch, batches) as encoded:
+            try:
+                for start in starts:
+                    stop = start + batch_size
+                    batch_ids = doc_ids[start:stop]
+                    try:
+                        vectors = yield (encoded.next, {})
+                        points = yield (
+                            self._make_points,
+                            {
+                                "texts": texts[start:stop],
+                                "doc_ids": batch_ids,
+                                "payloads": payloads[start:stop] if payloads is not None else None,
+                                "vectors": vectors,
+                            },
+                        )
+                        yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
+                    except Exception as error:
+                        raise IndexingError(
+                            f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
+                            f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
+                            "(error.written_ids), this batch and later ones were not",
+                            written_ids=list(written),
+                            failed_ids=list(batch_ids),
+                        ) from error
+                    written.extend(batch_ids)
+                    if bar is not None:
+                        bar.update(len(batch_ids))
+            finally:
                 if bar is not None:
-                    bar.update(len(batch_ids))
-        finally:
-            if bar is not None:
-                bar.close()
+                    bar.close()
         return doc_ids
 
     def _maintenance_plan(self, method: str) -> Generator[Call, Any, bool]:
