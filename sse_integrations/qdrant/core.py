@@ -24,7 +24,6 @@ from .._checks import as_text_list, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
-from .lookahead import EncodeAhead
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -34,6 +33,7 @@ from .layout import (
     make_stages,
     vectors_config,
 )
+from .lookahead import EncodeAhead
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
 from .points import DocId, build_points, encode_stages, point_payloads, to_point_id, vector_rows
