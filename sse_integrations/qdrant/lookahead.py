@@ -13,7 +13,6 @@ from typing import Any, Generic, TypeVar
 
 Batch = TypeVar("Batch")
 Encoded = TypeVar("Encoded")
-_END = object()
 
 
 class EncodeAhead(Generic[Batch, Encoded]):
@@ -33,8 +32,9 @@ class EncodeAhead(Generic[Batch, Encoded]):
         self._pending: Future[Encoded] | None = self._submit()
 
     def _submit(self) -> Future[Encoded] | None:
-        batch = next(self._batches, _END)
-        return None if batch is _END else self._pool.submit(self._encode, batch)
+        for batch in self._batches:
+            return self._pool.submit(self._encode, batch)
+        return None
 
     def next(self) -> Encoded:
         """The next batch's encoding; ``StopIteration`` when every batch was handed out.
