@@ -23,6 +23,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,23 @@ class SparseVector:
     values: list[float]
 
 
+class _BigramIndices(dict):
+    """Bigram -> term index, computed on first use; ``indices[bigram]`` runs the lookup in C.
+
+    Keeps at most ``limit`` bigrams; beyond that, new ones are hashed on every use (same index).
+    """
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, bigram: str) -> int:
+        index = BIGRAM_OFFSET + zlib.crc32(bigram.encode("utf-8")) % _BIGRAM_SPACE
+        if len(self) < self.limit:
+            self[bigram] = index
+        return index
+
+
 @dataclass
 class SparseEncoder:
     """BM25 document weights and unit query weights over token ids and/or character bigrams.
@@ -87,7 +105,7 @@ class SparseEncoder:
     k1: float = 1.2
     b: float = 0.75
     avg_doc_length: float | None = None
-    _bigram_cache: dict[str, int] = field(default_factory=dict, repr=False)
+    _bigram_indices: _BigramIndices = field(default_factory=_BigramIndices, init=False, repr=False, compare=False)
     _unknown_ids: frozenset[int] = field(default=frozenset(), init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,22 +122,17 @@ class SparseEncoder:
 
     # --- terms ---------------------------------------------------------------------------
 
-    def _bigram_index(self, bigram: str) -> int:
-        index = self._bigram_cache.get(bigram)
-        if index is None:
-            index = BIGRAM_OFFSET + zlib.crc32(bigram.encode("utf-8")) % _BIGRAM_SPACE
-            if len(self._bigram_cache) < 1_000_000:
-                self._bigram_cache[bigram] = index
-        return index
-
     def _bigrams(self, text: str) -> list[int]:
         # Whitespace splits runs: Japanese has none between words, so bigrams span word edges there.
         normalised = unicodedata.normalize("NFKC", text).lower()
-        terms = []
+        index = self._bigram_indices.__getitem__
+        terms: list[int] = []
         for run in normalised.split():
             if len(run) == 1:
-                terms.append(self._bigram_index(run))
-            terms.extend(self._bigram_index(run[i : i + 2]) for i in range(len(run) - 1))
+                terms.append(index(run))
+            else:
+                # Each pair of neighbouring characters, joined and looked up without a Python-level loop.
+                terms.extend(map(index, map(str.__add__, run[:-1], run[1:])))
         return terms
 
     def terms(self, texts: Sequence[str]) -> list[list[int]]:
@@ -132,7 +145,7 @@ class SparseEncoder:
             encodings = encode(cleaned, add_special_tokens=False)
             unknown = self._unknown_ids
             for terms, encoding in zip(per_text, encodings):
-                terms.extend(i for i in encoding.ids if i not in unknown)
+                terms.extend(filterfalse(unknown.__contains__, encoding.ids))
         if "bigrams" in self.features:
             for terms, text in zip(per_text, cleaned):
                 terms.extend(self._bigrams(text))
@@ -151,11 +164,14 @@ class SparseEncoder:
         if self.avg_doc_length is None:
             raise ValueError("avg_doc_length is unknown: call fit(corpus) or pass avg_doc_length=")
         vectors = []
+        k1_plus_1 = self.k1 + 1
         for terms in self.terms(texts):
             counts = Counter(terms)
             norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_doc_length)
             indices = sorted(counts)
-            vectors.append(SparseVector(indices, [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in indices]))
+            vectors.append(
+                SparseVector(indices, [tf * k1_plus_1 / (tf + norm) for tf in map(counts.__getitem__, indices)])
+            )
         return vectors
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:

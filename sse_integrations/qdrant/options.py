@@ -46,7 +46,7 @@ class IndexOptions:
             ``DEFAULT_COARSE_DIM`` (64). Beyond ~100k documents 128 keeps recall@10 >= 0.99
             with far fewer candidates; at 1M documents, with a denser graph
             (``collection_kwargs={"hnsw_config": HnswConfigDiff(m=48, ef_construct=200)}``) 150
-            candidates kept 0.99 in about 5 ms (docs/scale.md).
+            candidates kept 0.99 in 2-5 ms p50 (docs/scale.md).
         stages: all stages, coarsest first, as dims or ``DenseStage``s (overrides ``coarse_dim``).
         coarse_name, full_name: vector names of the first and last stage.
         quantization: "scalar" (the default: int8 copies of the coarse vector, searched by its
