@@ -78,6 +78,9 @@ class MatryoshkaIndex(IndexCore):
     ) -> list[DocId]:
         """Encode and upsert texts (creating the collection if needed); returns the document ids.
 
+        Batches are stored in order; while one is stored, a worker thread encodes the next
+        (encoding releases the GIL for most of its time, so both run at once).
+
         Args:
             texts: documents.
             ids: caller ids (str, non-negative int or UUID); re-adding an id replaces that
