@@ -14,7 +14,7 @@ def test_results_come_in_order_and_encoding_runs_in_one_worker_thread():
 
     with EncodeAhead(encode, ([i, i + 1] for i in range(0, 10, 2))) as ahead:
         results = [ahead.next() for _ in range(5)]
-        with pytest.raises(StopIteration):
+        with pytest.raises(LookupError, match="every batch was handed out"):
             ahead.next()
     assert results == [[0, 2], [4, 6], [8, 10], [12, 14], [16, 18]]
     assert len(threads) == 1 and threading.get_ident() not in threads

@@ -37,14 +37,19 @@ class EncodeAhead(Generic[Batch, Encoded]):
         return None
 
     def next(self) -> Encoded:
-        """The next batch's encoding; ``StopIteration`` when every batch was handed out.
+        """The next batch's encoding.
 
         The following batch is queued only once this one succeeded, so an encoding that fails
         stops the batches after it from being encoded at all.
+
+        Raises:
+            LookupError: every batch was handed out already. (Not ``StopIteration``: this
+                method runs inside generator plans and asyncio worker threads, where a
+                ``StopIteration`` would turn into another error.)
         """
         current = self._pending
         if current is None:
-            raise StopIteration
+            raise LookupError("every batch was handed out already")
         self._pending = None
         encoded = current.result()
         self._pending = self._submit()
