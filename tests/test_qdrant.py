@@ -31,6 +31,7 @@ from sse_integrations.qdrant import (
     vectors_config,
 )
 from sse_integrations.qdrant.core import is_local_mode
+from sse_integrations.sparse import SparseVector
 from tests.helpers import hit_ids, query_texts
 
 
@@ -167,6 +168,14 @@ def test_build_points_takes_ready_made_vectors_for_other_kinds(tiny_encoder):
     vectors["sparse"] = [models.SparseVector(indices=[3, 9], values=[0.5, 1.0])]
     point = build_points(["a"], ["猫"], vectors)[0]
     assert point.vector["sparse"].indices == [3, 9] and len(point.vector["full"]) == 512
+
+
+def test_build_points_turns_this_packages_sparse_vectors_into_qdrant_models(tiny_encoder):
+    vectors = dict(encode_stages(tiny_encoder, ["猫", "犬"], make_stages(512)))
+    vectors["sparse"] = [SparseVector([3, 9], [0.5, 1.0]), SparseVector([], [])]
+    points = build_points(["a", "b"], ["猫", "犬"], vectors)
+    assert all(isinstance(point.vector["sparse"], models.SparseVector) for point in points)
+    assert points[0].vector["sparse"].values == [0.5, 1.0] and points[1].vector["sparse"].indices == []
 
 
 def test_numpy_integer_ids(tiny_encoder):

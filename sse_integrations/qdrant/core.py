@@ -7,6 +7,7 @@ sync or an async client, so the logic exists once for both.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import sys
@@ -395,12 +396,6 @@ class IndexCore:
                 vector_rows(vectors),
                 point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
             )
-        if self.sparse_encoder is not None:
-            vectors = dict(vectors)
-            vectors[self.sparse_name] = [
-                models.SparseVector(indices=sparse.indices, values=sparse.values)
-                for sparse in vectors[self.sparse_name]
-            ]
         return build_points(
             doc_ids,
             texts,
@@ -417,7 +412,7 @@ class IndexCore:
         if show_progress is None:
             show_progress = batches > 4 and sys.stderr.isatty()
         if not show_progress:
-            return None
+            return contextlib.nullcontext()
         from tqdm.auto import tqdm
 
         return tqdm(total=total, desc=f"Indexing {self.collection_name}", unit="doc")
@@ -438,40 +433,36 @@ class IndexCore:
         yield from self.ensure_collection_plan(create=True, texts=texts)
         yield from self._sparse_stats_plan(texts)
         starts = range(0, len(texts), batch_size)
-        bar = self._progress_bar(len(texts), len(starts), show_progress)
         written: list[DocId] = []
         batches = (texts[start : start + batch_size] for start in starts)
-        with EncodeAhead(self._encode_batch, batches) as encoded:
-            try:
-                for start in starts:
-                    stop = start + batch_size
-                    batch_ids = doc_ids[start:stop]
-                    try:
-                        vectors = yield (encoded.next, {})
-                        points = yield (
-                            self._make_points,
-                            {
-                                "texts": texts[start:stop],
-                                "doc_ids": batch_ids,
-                                "payloads": payloads[start:stop] if payloads is not None else None,
-                                "vectors": vectors,
-                            },
-                        )
-                        yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
-                    except Exception as error:
-                        raise IndexingError(
-                            f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
-                            f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
-                            "(error.written_ids), this batch and later ones were not",
-                            written_ids=list(written),
-                            failed_ids=list(batch_ids),
-                        ) from error
-                    written.extend(batch_ids)
-                    if bar is not None:
-                        bar.update(len(batch_ids))
-            finally:
+        bar_context = self._progress_bar(len(texts), len(starts), show_progress)
+        with EncodeAhead(self._encode_batch, batches) as encoded, bar_context as bar:
+            for start in starts:
+                stop = start + batch_size
+                batch_ids = doc_ids[start:stop]
+                try:
+                    vectors = yield (encoded.next, {})
+                    points = yield (
+                        self._make_points,
+                        {
+                            "texts": texts[start:stop],
+                            "doc_ids": batch_ids,
+                            "payloads": payloads[start:stop] if payloads is not None else None,
+                            "vectors": vectors,
+                        },
+                    )
+                    yield ("upsert", {"collection_name": self.collection_name, "points": points, "wait": True})
+                except Exception as error:
+                    raise IndexingError(
+                        f"adding texts to {self.collection_name!r} failed at documents {start}..{start + len(batch_ids) - 1} "
+                        f"({type(error).__name__}: {error}); {len(written)} documents were written before it "
+                        "(error.written_ids), this batch and later ones were not",
+                        written_ids=list(written),
+                        failed_ids=list(batch_ids),
+                    ) from error
+                written.extend(batch_ids)
                 if bar is not None:
-                    bar.close()
+                    bar.update(len(batch_ids))
         return doc_ids
 
     def _maintenance_plan(self, method: str) -> Generator[Call, Any, bool]:

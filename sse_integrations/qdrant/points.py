@@ -12,6 +12,7 @@ from qdrant_client import models
 from ..documents import ID_KEY, TEXT_KEY
 from ..encoder import SSEEncoder
 from ..matryoshka import truncate_and_normalize
+from ..sparse import SparseVector
 from .layout import DenseStage
 
 # Fixed, so one document id maps to the same point id in every collection (re-indexing into
@@ -81,6 +82,14 @@ def vector_rows(vectors: Mapping[str, np.ndarray | Sequence[Any]]) -> dict[str, 
     return {name: rows.tolist() if isinstance(rows, np.ndarray) else rows for name, rows in vectors.items()}
 
 
+def client_rows(rows: Sequence[Any]) -> Sequence[Any]:
+    """One named vector's per-document entries as qdrant-client takes them: this package's sparse
+    vectors become ``models.SparseVector``; anything else passes as it is."""
+    if rows and isinstance(rows[0], SparseVector):
+        return [models.SparseVector(indices=row.indices, values=row.values) for row in rows]
+    return rows
+
+
 def build_points(
     doc_ids: Sequence[DocId],
     texts: Sequence[str],
@@ -94,13 +103,14 @@ def build_points(
     """``PointStruct``s with every named vector; the payload is the caller's plus the text and the document id.
 
     ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, or to a
-    sequence with one ready-made vector per document (e.g. ``models.SparseVector``).
+    sequence with one ready-made vector per document (``models.SparseVector`` or this package's
+    ``SparseVector``).
     """
     # Every field is already of its final type (point ids from to_point_id, float lists, sparse
     # models), so pydantic's validation would only re-walk each vector; in a profile of
     # add_texts on the embedded engine it took longer than the engine's own upsert.
     make_point: Any = models.PointStruct.model_construct
-    rows = vector_rows(vectors)
+    rows = {name: client_rows(values) for name, values in vector_rows(vectors).items()}
     stored = point_payloads(doc_ids, texts, payloads, text_key=text_key, id_key=id_key)
     return [
         make_point(
