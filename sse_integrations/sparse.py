@@ -122,6 +122,11 @@ class SparseEncoder:
 
     # --- terms ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _bigram_count(text: str) -> int:
+        """How many bigram terms :meth:`_bigrams` gives ``text``, without hashing them."""
+        return sum(len(run) - 1 or 1 for run in unicodedata.normalize("NFKC", text).lower().split())
+
     def _bigrams(self, text: str) -> list[int]:
         # Whitespace splits runs: Japanese has none between words, so bigrams span word edges there.
         normalised = unicodedata.normalize("NFKC", text).lower()
@@ -151,11 +156,27 @@ class SparseEncoder:
                 terms.extend(self._bigrams(text))
         return per_text
 
+    def term_counts(self, texts: Sequence[str]) -> list[int]:
+        """``len(terms)`` of each text (the BM25 document length), without building the terms."""
+        items = as_text_list(texts)
+        cleaned = [lexical_text(text) for text in items]
+        counts = [0] * len(items)
+        if "tokens" in self.features:
+            encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+            ignored = self._unknown_ids.__contains__
+            counts = [
+                len(ids) - sum(map(ignored, ids))
+                for ids in (encoding.ids for encoding in encode(cleaned, add_special_tokens=False))
+            ]
+        if "bigrams" in self.features:
+            counts = [count + self._bigram_count(text) for count, text in zip(counts, cleaned)]
+        return counts
+
     # --- weights -------------------------------------------------------------------------
 
     def fit(self, texts: Sequence[str]) -> SparseEncoder:
         """Set ``avg_doc_length`` from a corpus; returns self."""
-        lengths = [len(terms) for terms in self.terms(texts)]
+        lengths = self.term_counts(texts)
         self.avg_doc_length = float(np.mean(lengths)) if lengths and sum(lengths) else 1.0
         return self
 

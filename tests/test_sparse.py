@@ -156,3 +156,22 @@ def test_lone_surrogate_is_a_clear_error(tiny_encoder):
     encoder = SparseEncoder(tiny_encoder.tokenizer, avg_doc_length=1.0)
     with pytest.raises(ValueError, match=r"texts\[1\] holds a lone surrogate"):
         encoder.encode_documents(["ok", "\ud800"])
+
+
+@pytest.mark.parametrize("features", ["tokens", "bigrams", "tokens+bigrams"])
+def test_term_counts_are_the_lengths_of_the_terms(tiny_encoder, features):
+    texts = [
+        "",
+        " ",
+        "猫",
+        "猫が 窓のそばで\t眠っている。",
+        "--diff オプションで unified diff を出す",
+        "x\x00y z\u200bw",  # a control character splits, a format character is dropped
+        "ＡＢｃ  def",
+        "🙂🙂 \U0010fffd",  # characters the tokenizer has no piece for
+    ]
+    encoder = SparseEncoder(tiny_encoder.tokenizer, features=features)
+    assert encoder.term_counts(texts) == [len(terms) for terms in encoder.terms(texts)]
+    assert encoder.term_counts([]) == []
+    fitted = SparseEncoder(tiny_encoder.tokenizer, features=features).fit(texts)
+    assert fitted.avg_doc_length == sum(map(len, encoder.terms(texts))) / len(texts)

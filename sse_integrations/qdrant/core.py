@@ -345,7 +345,7 @@ class IndexCore:
 
     def _term_lengths(self, texts: Sequence[str]) -> list[int]:
         assert self.sparse_encoder is not None
-        return [len(terms) for terms in self.sparse_encoder.terms(texts)]
+        return self.sparse_encoder.term_counts(texts)
 
     def _sparse_stats_plan(self, texts: Sequence[str]) -> Generator[Call, Any, None]:
         """Keep BM25's average document length that of every document added so far, stored in the collection.
