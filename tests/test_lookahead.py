@@ -12,7 +12,7 @@ def test_results_come_in_order_and_encoding_runs_in_one_worker_thread():
         threads.add(threading.get_ident())
         return [value * 2 for value in batch]
 
-    with EncodeAhead(encode, ([i, i + 1] for i in range(0, 10, 2))) as ahead:
+    with EncodeAhead(encode, [[i, i + 1] for i in range(0, 10, 2)]) as ahead:
         results = [ahead.next() for _ in range(5)]
         with pytest.raises(LookupError, match="every batch was handed out"):
             ahead.next()
@@ -66,3 +66,22 @@ def test_closing_early_drops_the_queued_batch_and_stops_the_worker():
     ahead.close()
     assert seen in ([1], [1, 2])  # batch 2 may have started before close(); batch 3 never
     assert not any(thread.name.startswith("sse-encode-ahead") for thread in threading.enumerate())
+
+
+def test_a_single_batch_is_encoded_on_the_callers_thread_when_asked_for():
+    threads = []
+
+    def encode(batch):
+        threads.append(threading.get_ident())
+        if batch == "bad":
+            raise ValueError("bad batch")
+        return batch.upper()
+
+    with EncodeAhead(encode, ["only"]) as ahead:
+        assert threads == []  # nothing runs before next()
+        assert ahead.next() == "ONLY"
+        with pytest.raises(LookupError):
+            ahead.next()
+    assert threads == [threading.get_ident()]
+    with EncodeAhead(encode, ["bad"]) as ahead, pytest.raises(ValueError, match="bad batch"):
+        ahead.next()

@@ -434,7 +434,7 @@ class IndexCore:
         yield from self._sparse_stats_plan(texts)
         starts = range(0, len(texts), batch_size)
         written: list[DocId] = []
-        batches = (texts[start : start + batch_size] for start in starts)
+        batches = [texts[start : start + batch_size] for start in starts]
         bar_context = self._progress_bar(len(texts), len(starts), show_progress)
         with EncodeAhead(self._encode_batch, batches) as encoded, bar_context as bar:
             for start in starts:
