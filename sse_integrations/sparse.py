@@ -21,7 +21,7 @@ from __future__ import annotations
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import Any
@@ -123,16 +123,14 @@ class SparseEncoder:
     # --- terms ---------------------------------------------------------------------------
 
     @staticmethod
-    def _bigram_count(text: str) -> int:
-        """How many bigram terms :meth:`_bigrams` gives ``text``, without hashing them."""
-        return sum(len(run) - 1 or 1 for run in unicodedata.normalize("NFKC", text).lower().split())
+    def _runs(text: str) -> list[str]:
+        # Whitespace splits runs: Japanese has none between words, so bigrams span word edges there.
+        return unicodedata.normalize("NFKC", text).lower().split()
 
     def _bigrams(self, text: str) -> list[int]:
-        # Whitespace splits runs: Japanese has none between words, so bigrams span word edges there.
-        normalised = unicodedata.normalize("NFKC", text).lower()
         index = self._bigram_indices.__getitem__
         terms: list[int] = []
-        for run in normalised.split():
+        for run in self._runs(text):
             if len(run) == 1:
                 terms.append(index(run))
             else:
@@ -140,17 +138,23 @@ class SparseEncoder:
                 terms.extend(map(index, map(str.__add__, run[:-1], run[1:])))
         return terms
 
+    def _bigram_count(self, text: str) -> int:
+        """How many bigram terms :meth:`_bigrams` gives ``text``, without hashing them."""
+        return sum(len(run) - 1 or 1 for run in self._runs(text))
+
+    def _token_ids(self, cleaned: list[str]) -> Iterator[list[int]]:
+        """The SSE tokenizer's ids of each (already cleaned) text, the ignored ones included."""
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return (encoding.ids for encoding in encode(cleaned, add_special_tokens=False))
+
     def terms(self, texts: Sequence[str]) -> list[list[int]]:
         """Term indices of each text, with repeats (their counts are the term frequencies)."""
-        items = as_text_list(texts)
-        cleaned = [lexical_text(text) for text in items]
-        per_text: list[list[int]] = [[] for _ in items]
+        cleaned = [lexical_text(text) for text in as_text_list(texts)]
+        per_text: list[list[int]] = [[] for _ in cleaned]
         if "tokens" in self.features:
-            encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
-            encodings = encode(cleaned, add_special_tokens=False)
-            unknown = self._unknown_ids
-            for terms, encoding in zip(per_text, encodings):
-                terms.extend(filterfalse(unknown.__contains__, encoding.ids))
+            ignored = self._unknown_ids.__contains__
+            for terms, ids in zip(per_text, self._token_ids(cleaned)):
+                terms.extend(filterfalse(ignored, ids))
         if "bigrams" in self.features:
             for terms, text in zip(per_text, cleaned):
                 terms.extend(self._bigrams(text))
@@ -158,16 +162,11 @@ class SparseEncoder:
 
     def term_counts(self, texts: Sequence[str]) -> list[int]:
         """``len(terms)`` of each text (the BM25 document length), without building the terms."""
-        items = as_text_list(texts)
-        cleaned = [lexical_text(text) for text in items]
-        counts = [0] * len(items)
+        cleaned = [lexical_text(text) for text in as_text_list(texts)]
+        counts = [0] * len(cleaned)
         if "tokens" in self.features:
-            encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
             ignored = self._unknown_ids.__contains__
-            counts = [
-                len(ids) - sum(map(ignored, ids))
-                for ids in (encoding.ids for encoding in encode(cleaned, add_special_tokens=False))
-            ]
+            counts = [len(ids) - sum(map(ignored, ids)) for ids in self._token_ids(cleaned)]
         if "bigrams" in self.features:
             counts = [count + self._bigram_count(text) for count, text in zip(counts, cleaned)]
         return counts
