@@ -40,7 +40,8 @@ def validate_dim(truncate_dim: int | None, dim: int) -> int:
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Scale each row to unit length in place; an all-zero row stays zero instead of NaN."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    np.divide(vectors, norms, out=vectors, where=norms > 0)
+    # Dividing zero rows by 1 leaves them as they are; a plain divide runs faster than a masked one.
+    vectors /= np.where(norms > 0, norms, np.float32(1.0))
     return vectors
 
 

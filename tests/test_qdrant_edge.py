@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
@@ -119,6 +120,18 @@ def test_add_texts_stores_the_same_points_on_both_engines(client_index, edge_ind
             assert ours.vector[name] == pytest.approx(theirs.vector[name], abs=1e-6)
         assert ours.vector["sparse"].indices == theirs.vector["sparse"].indices
         assert ours.vector["sparse"].values == pytest.approx(theirs.vector["sparse"].values, rel=1e-6)
+
+
+def test_edge_points_carry_the_encoders_float32_values_exactly(edge_index, tiny_encoder, corpus):
+    # add_texts hands the engine array.array rows instead of float lists: the stored vectors
+    # must be the encoder's float32 values bit for bit, not a rounding of them.
+    positions = [0, 151, len(corpus[0]) - 1]
+    stored = edge_index.get([corpus[0][p] for p in positions], with_vectors=True)
+    texts = [corpus[1][p] for p in positions]
+    for stage in edge_index.stages:
+        encoded = tiny_encoder.encode(texts, truncate_dim=stage.dim)
+        found = np.array([record.vector[stage.name] for record in stored], dtype=np.float32)
+        assert found.tobytes() == encoded.tobytes(), stage.name
 
 
 @pytest.mark.parametrize(

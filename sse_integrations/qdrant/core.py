@@ -37,7 +37,7 @@ from .layout import (
 from .lookahead import EncodeAhead
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, encode_stages, point_payloads, to_point_id, vector_rows
+from .points import DocId, build_points, encode_stages, point_payloads, to_point_id
 
 
 class IndexingError(RuntimeError):
@@ -393,7 +393,7 @@ class IndexCore:
 
             return edge_points(
                 self._point_ids(doc_ids),
-                vector_rows(vectors),
+                vectors,
                 point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
             )
         return build_points(

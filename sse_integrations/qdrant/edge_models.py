@@ -8,6 +8,7 @@ Anything without an Edge counterpart raises ``TypeError`` naming it, never a sil
 
 from __future__ import annotations
 
+import array
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -117,8 +118,8 @@ def edge_id(value: Any) -> Any:
 
 def _vector(value: Any) -> Any:
     """An Edge vector from a dense one (list, array, sequence) or a sparse one (``indices`` + ``values``)."""
-    if isinstance(value, list):
-        return value  # already dense floats, e.g. a row of one tolist() of the whole matrix
+    if isinstance(value, (list, array.array)):
+        return value  # already dense floats, e.g. one row of dense_rows()
     if isinstance(value, np.ndarray):
         return value.astype(np.float32).tolist()
     if hasattr(value, "indices"):  # models.SparseVector, or sparse.SparseVector straight from the encoder
@@ -210,17 +211,34 @@ def edge_point(point: models.PointStruct) -> edge.Point:
     )
 
 
+def dense_rows(matrix: np.ndarray) -> list[array.array]:
+    """The rows of a dense matrix as float32 ``array.array``s, for :func:`edge_points`.
+
+    The engine reads a vector from any sequence of floats. Slicing rows out of one array.array
+    of the whole matrix keeps the float32 values as they are and cost less than half of
+    ``tolist()`` into Python float lists that the engine then reads (100,000 vectors of
+    64 + 512 dims: 3.0 s against 7.0 s, issue 14).
+    """
+    rows = np.ascontiguousarray(matrix, dtype=np.float32)
+    flat = array.array("f")
+    flat.frombytes(rows.tobytes())
+    width = rows.shape[1]
+    return [flat[start : start + width] for start in range(0, len(flat), width)]
+
+
 def edge_points(
     point_ids: Sequence[int | str],
-    vectors: Mapping[str, Sequence[Any]],
+    vectors: Mapping[str, np.ndarray | Sequence[Any]],
     payloads: Sequence[dict[str, Any]],
 ) -> list[edge.Point]:
     """Edge points straight from the index's per-document vectors, without a ``PointStruct`` in between.
 
-    ``vectors`` maps each name to one entry per point: a float list (dense) or anything with
-    ``indices`` and ``values`` (sparse). Building ``PointStruct``s first and translating them
-    cost more than the engine's own upsert in a profile of ``add_texts`` (issue 14).
+    ``vectors`` maps each name to a dense (points, dim) matrix or to one entry per point: a
+    float list (dense) or anything with ``indices`` and ``values`` (sparse). Building
+    ``PointStruct``s first and translating them cost more than the engine's own upsert in a
+    profile of ``add_texts`` (issue 14).
     """
+    vectors = {name: dense_rows(rows) if isinstance(rows, np.ndarray) else rows for name, rows in vectors.items()}
     return [
         edge.Point(
             edge_id(point_id),
