@@ -201,8 +201,8 @@ def coarse64_section(results: dict) -> list[str]:
         "",
         '`stages=[64, DenseStage("full", 512, on_disk=False)], quantization=None`: the coarse width of '
         "the package's default, measured with the settings that were default before int8 and memory "
-        "mapping (the current default, 64 with int8 copies and a memory-mapped 512, was not run at these "
-        "sizes). The 64-dim prefix itself caps the recall: its exact top 500 holds the true top 10 only "
+        "mapping (the current default, 64 with int8 copies and a memory-mapped 512, is in the "
+        "package-defaults rows of the first table, at its default prefetch only). The 64-dim prefix itself caps the recall: its exact top 500 holds the true top 10 only "
         "about 0.97 of the time.",
         "",
         curve_table(results, sizes, "coarse64"),
