@@ -1,0 +1,96 @@
+"""Experiment (not part of the build): does averaging the weights of several training seeds help?
+
+Trains the v2 document recipe (``DocumentTrainConfig()`` defaults) once per seed from the
+cached stages of a build work dir, then scores each run and the element-wise average of their
+weights (a "model soup") on the dev halves of the document and keyword sets and on the
+paraphrase set, at 512 and 64 dims, fp32. Needs a work dir that went through
+``build_default_model.py --stop-after anchor`` (pairs, teacher vectors, anchor); each seed's
+run is checkpointed under ``--out-dir/seed<N>`` and reused when it exists. ``--alpha-scales``
+also scores the first seed's weights with the SeparableDyT ``alpha`` multiplied by each factor
+(how much the trained saturation matters).
+
+Usage: python scripts/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
+Result of the last run: the model card, "A sixth round".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import build_default_model as build
+import document_training as docs
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ANCHOR_SENTENCES = 60_000  # build_default_model's --anchor-sentences default
+
+
+def train_seed(work_dir: Path, out_dir: Path, seed: int):
+    import torch
+
+    final = out_dir / f"seed{seed}" / "trained.pt"
+    if final.exists():
+        return torch.load(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    from sse_integrations.encoder import SSEEncoder
+
+    training = build.read_training_sentences(work_dir / "training_sentences.jsonl")
+    model = docs.train_documents(
+        docs.DocumentTrainConfig(),
+        SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
+        docs.read_pairs(work_dir / "document_pairs.jsonl"),
+        [sentence["ja"] for sentence in training[:ANCHOR_SENTENCES]],
+        np.load(work_dir / "anchor_v1.npy"),
+        docs.TeacherCache(work_dir / "document_teacher"),
+        final.parent,
+        seed,
+        quantisation_helpers=(build.fold_for_quantisation, build.quantisation_pull),
+    )
+    torch.save(model.state_dict(), final)
+    return model.state_dict()
+
+
+def scores(work_dir: Path, state, alpha_scale: float = 1.0) -> str:
+    from tokenizers import Tokenizer
+
+    from sse_integrations.encoder import SSEEncoder
+    from sse_integrations.model import SSE
+
+    model = SSE(build.VOCAB_SIZE, build.DIM)
+    model.load_state_dict(state)
+    weights = model.to_weights()
+    weights.alpha = weights.alpha * np.float32(alpha_scale)
+    tokenizer = Tokenizer.from_file(str(work_dir / "base_v1" / "tokenizer.json"))
+    encoder = SSEEncoder(tokenizer, weights)
+    cells = []
+    for folder, split in (("dev/ja_docs", "dev"), ("dev/vscode_keywords", "dev"), ("dev/full", "test")):
+        result = docs.evaluate_encoder_on(encoder, work_dir / folder, split)
+        cells.append(f"{result[512]:.3f} / {result[64]:.3f}")
+    return " | ".join(cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
+    parser.add_argument("--out-dir", type=Path, default=None, help="default: WORK_DIR/seed_average")
+    parser.add_argument("--seeds", default=f"{build.SEED},7,8,9")
+    parser.add_argument("--alpha-scales", default="", help="e.g. 0.5,0.75,1.5,2 (first seed's weights)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO_ROOT))
+    out_dir = args.out_dir or args.work_dir / "seed_average"
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    states = [train_seed(args.work_dir, out_dir, seed) for seed in seeds]
+    print("| weights | documents dev 512 / 64 | keywords dev 512 / 64 | paraphrases 512 / 64 |")
+    print("|---|---|---|---|")
+    for seed, state in zip(seeds, states):
+        print(f"| seed {seed} | {scores(args.work_dir, state)} |")
+    average = {name: sum(state[name] for state in states) / len(states) for name in states[0]}
+    print(f"| average of the {len(states)} | {scores(args.work_dir, average)} |")
+    for scale in [float(value) for value in args.alpha_scales.split(",") if value]:
+        print(f"| seed {seeds[0]}, alpha x{scale:g} | {scores(args.work_dir, states[0], scale)} |")
+
+
+if __name__ == "__main__":
+    main()
