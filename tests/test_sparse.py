@@ -175,3 +175,20 @@ def test_term_counts_are_the_lengths_of_the_terms(tiny_encoder, features):
     assert encoder.term_counts([]) == []
     fitted = SparseEncoder(tiny_encoder.tokenizer, features=features).fit(texts)
     assert fitted.avg_doc_length == sum(map(len, encoder.terms(texts))) / len(texts)
+
+
+@pytest.mark.parametrize("features", ["tokens", "bigrams", "tokens+bigrams"])
+def test_document_weights_are_bm25_of_each_texts_own_term_counts(tiny_encoder, dev_corpus, features):
+    # encode_documents counts the whole batch's terms at once (np.unique over text/term keys);
+    # each text's vector must equal BM25 computed from its own terms one by one, bit for bit.
+    texts = ["", "猫 猫 猫", "x\x00y z\u200bw", "🙂🙂 \U0010fffd", *dev_corpus[1][:300]]
+    encoder = SparseEncoder(tiny_encoder.tokenizer, features=features, k1=1.3, b=0.7).fit(texts)
+    found = encoder.encode_documents(texts)
+    assert len(found) == len(texts)
+    for terms, vector in zip(encoder.terms(texts), found):
+        norm = encoder.k1 * (1 - encoder.b + encoder.b * len(terms) / encoder.avg_doc_length)
+        indices = sorted(set(terms))
+        assert vector.indices == indices
+        assert vector.values == [terms.count(i) * (encoder.k1 + 1) / (terms.count(i) + norm) for i in indices]
+        assert all(type(i) is int for i in vector.indices) and all(type(v) is float for v in vector.values)
+    assert encoder.encode_documents([]) == []
