@@ -24,7 +24,6 @@ import document_training as docs
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ANCHOR_SENTENCES = 60_000  # build_default_model's --anchor-sentences default
 
 
 def train_seed(work_dir: Path, out_dir: Path, seed: int):
@@ -37,12 +36,14 @@ def train_seed(work_dir: Path, out_dir: Path, seed: int):
     from sse_integrations.encoder import SSEEncoder
 
     training = build.read_training_sentences(work_dir / "training_sentences.jsonl")
+    # The anchor stage encoded the first N training sentences, whatever --anchor-sentences was.
+    anchor_vectors = np.load(work_dir / "anchor_v1.npy")
     model = docs.train_documents(
         docs.DocumentTrainConfig(),
         SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
         docs.read_pairs(work_dir / "document_pairs.jsonl"),
-        [sentence["ja"] for sentence in training[:ANCHOR_SENTENCES]],
-        np.load(work_dir / "anchor_v1.npy"),
+        [sentence["ja"] for sentence in training[: len(anchor_vectors)]],
+        anchor_vectors,
         docs.TeacherCache(work_dir / "document_teacher"),
         final.parent,
         seed,
@@ -52,9 +53,7 @@ def train_seed(work_dir: Path, out_dir: Path, seed: int):
     return model.state_dict()
 
 
-def scores(work_dir: Path, state, alpha_scale: float = 1.0) -> str:
-    from tokenizers import Tokenizer
-
+def scores(work_dir: Path, tokenizer, state, alpha_scale: float = 1.0) -> str:
     from sse_integrations.encoder import SSEEncoder
     from sse_integrations.model import SSE
 
@@ -62,7 +61,6 @@ def scores(work_dir: Path, state, alpha_scale: float = 1.0) -> str:
     model.load_state_dict(state)
     weights = model.to_weights()
     weights.alpha = weights.alpha * np.float32(alpha_scale)
-    tokenizer = Tokenizer.from_file(str(work_dir / "base_v1" / "tokenizer.json"))
     encoder = SSEEncoder(tokenizer, weights)
     cells = []
     for folder, split in (("dev/ja_docs", "dev"), ("dev/vscode_keywords", "dev"), ("dev/full", "test")):
@@ -82,14 +80,17 @@ def main() -> None:
     out_dir = args.out_dir or args.work_dir / "seed_average"
     seeds = [int(seed) for seed in args.seeds.split(",")]
     states = [train_seed(args.work_dir, out_dir, seed) for seed in seeds]
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(args.work_dir / "base_v1" / "tokenizer.json"))
     print("| weights | documents dev 512 / 64 | keywords dev 512 / 64 | paraphrases 512 / 64 |")
     print("|---|---|---|---|")
     for seed, state in zip(seeds, states):
-        print(f"| seed {seed} | {scores(args.work_dir, state)} |")
+        print(f"| seed {seed} | {scores(args.work_dir, tokenizer, state)} |")
     average = {name: sum(state[name] for state in states) / len(states) for name in states[0]}
-    print(f"| average of the {len(states)} | {scores(args.work_dir, average)} |")
+    print(f"| average of the {len(states)} | {scores(args.work_dir, tokenizer, average)} |")
     for scale in [float(value) for value in args.alpha_scales.split(",") if value]:
-        print(f"| seed {seeds[0]}, alpha x{scale:g} | {scores(args.work_dir, states[0], scale)} |")
+        print(f"| seed {seeds[0]}, alpha x{scale:g} | {scores(args.work_dir, tokenizer, states[0], scale)} |")
 
 
 if __name__ == "__main__":
