@@ -16,14 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._checks import as_text_list, check_positive_int
-from .formats import (
-    ModelFormatError,
-    SSEWeights,
-    looks_like_hub_id,
-    read_model_folder,
-    resolve_hub,
-    write_model_folder,
-)
+from .formats import ModelFormatError, SSEWeights, read_model_folder, write_model_folder
+from .hub import looks_like_hub_id, resolve_hub
 from .matryoshka import l2_normalize, matryoshka_dims, validate_dim
 from .pooling import LONG_BAG, flatten_ids, mean_blocks
 
@@ -117,6 +111,12 @@ class SSEEncoder:
         self.source = source
         self.weight_files = tuple(Path(path) for path in weight_files)
         self._torch_modules: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # torch modules are per-device caches, rebuilt on use; the tokenizer pickles as its JSON.
+        state = dict(self.__dict__)
+        state["_torch_modules"] = {}
+        return state
 
     # --- loading and saving --------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Read and write the on-disk layouts of SSE checkpoints, and resolve hub ids.
+"""Read and write the on-disk layouts of SSE checkpoints (hub ids resolve in :mod:`.hub`).
 
 Only safetensors and the raw 4-bit file are ever read: nothing is unpickled and no remote
 code runs. Layouts (see DESIGN.md):
@@ -40,14 +40,6 @@ LAYOUTS_TRIED = (
     f"sentence-transformers StaticEmbedding ({FP32_FILE} with {EMBEDDING_TENSOR} only)",
     f"any of these in the module folder named by {MODULES_FILE}",
 )
-
-# What a hub download fetches: the files of every layout above, at the root or one folder
-# down (sentence-transformers module folders), and nothing else.
-HUB_ALLOW_PATTERNS = [
-    pattern
-    for name in (MODULES_FILE, TOKENIZER_FILE, FP32_FILE, Q4_REST_FILE, Q4_EMBEDDING_FILE, CHECKSUM_FILE)
-    for pattern in (name, f"*/{name}")
-]
 
 # Q4 file: 4-bit codes, two per byte, then one float32 scale per row.
 Q4_LEVELS = 7.5  # codes 0..15 map to [-1, 1] as q / 7.5 - 1
@@ -93,6 +85,19 @@ class SSEWeights:
                 raise ModelFormatError(
                     f"{name} has shape {tuple(value.shape)}, expected ({self.dim},) to match {EMBEDDING_TENSOR}"
                 )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickles (e.g. to a helper process) as 4-bit codes when it has them: the receiver
+        # dequantises every row by the same formula, to the same bits, and 8 MB travel, not 64.
+        state = dict(self.__dict__)
+        del state["_materialising"]
+        if state["_q4"] is not None:
+            state["_embedding"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._materialising = threading.Lock()
 
     @classmethod
     def from_q4(
@@ -454,46 +459,3 @@ def write_model_folder(
         (folder / name).unlink(missing_ok=True)
     write_checksums(folder, written)
     return [folder / TOKENIZER_FILE, *written]
-
-
-# --- hub ---------------------------------------------------------------------------------
-
-
-def looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
-
-
-def resolve_hub(
-    repo_id: str,
-    *,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool | None = None,
-) -> Path:
-    """Download (or find in the cache) only the files an SSE model needs; return the folder.
-
-    ``local_files_only=None`` defers to ``HF_HUB_OFFLINE``, as huggingface_hub itself does.
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    kwargs: dict = {
-        "repo_id": repo_id,
-        "revision": revision,
-        "cache_dir": cache_dir,
-        "allow_patterns": HUB_ALLOW_PATTERNS,
-    }
-    if local_files_only is not None:
-        kwargs["local_files_only"] = local_files_only
-    try:
-        return Path(snapshot_download(**kwargs))
-    except LocalEntryNotFoundError as error:
-        raise FileNotFoundError(
-            f"{repo_id}{'@' + revision if revision else ''} is not in the local Hugging Face cache"
-            f"{' ' + str(cache_dir) if cache_dir else ''} and the hub could not be used "
-            "(offline via HF_HUB_OFFLINE / local_files_only, or unreachable); "
-            f"download it once with network access, or pass a local folder. Cause: {error}"
-        ) from error
-    except HfHubHTTPError as error:
-        raise FileNotFoundError(f"could not fetch {repo_id} from the Hugging Face hub: {error}") from error

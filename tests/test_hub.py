@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sse_integrations import SSEEncoder
-from sse_integrations.formats import HUB_ALLOW_PATTERNS
+from sse_integrations.hub import HUB_ALLOW_PATTERNS
 
 REPO_ID = "RikkaBotan/quantized-stable-static-embedding-fast-retrieval-mrl-ja"
 OLD_COMMIT = "a" * 40

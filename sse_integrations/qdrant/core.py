@@ -34,7 +34,7 @@ from .layout import (
     make_stages,
     vectors_config,
 )
-from .lookahead import EncodeAhead
+from .lookahead import EncodeAhead, stage_encoder
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
 from .points import DocId, build_points, encode_stages, point_payloads, to_point_id
@@ -95,6 +95,7 @@ class IndexCore:
     id_key = _Setting()
     id_namespace = _Setting()
     batch_size = _Setting()
+    encode_process_from = _Setting()
     show_progress = _Setting()
     collection_kwargs = _Setting()
     sparse_name = _Setting()
@@ -373,13 +374,6 @@ class IndexCore:
             raise TypeError("ids must be a list, got a bare string")
         return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
 
-    def _encode_batch(self, texts: list[str]) -> dict[str, Any]:
-        """One batch's vectors by name: each dense stage, and the sparse vector if the index has one."""
-        vectors: dict[str, Any] = dict(encode_stages(self.encoder, texts, self.stages))
-        if self.sparse_encoder is not None:
-            vectors[self.sparse_name] = self.sparse_encoder.encode_documents(texts)
-        return vectors
-
     def _make_points(
         self,
         texts: list[str],
@@ -436,7 +430,14 @@ class IndexCore:
         written: list[DocId] = []
         batches = [texts[start : start + batch_size] for start in starts]
         bar_context = self._progress_bar(len(texts), len(starts), show_progress)
-        with EncodeAhead(self._encode_batch, batches) as encoded, bar_context as bar:
+        sparse = (self.sparse_encoder, self.sparse_name) if self.sparse_encoder is not None else None
+        with (
+            stage_encoder(
+                self.encoder, self.stages, sparse, texts=len(texts), process_from=self.encode_process_from
+            ) as encode_batch,
+            EncodeAhead(encode_batch, batches) as encoded,
+            bar_context as bar,
+        ):
             for start in starts:
                 stop = start + batch_size
                 batch_ids = doc_ids[start:stop]

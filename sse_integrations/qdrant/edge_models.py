@@ -123,7 +123,12 @@ def _vector(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.astype(np.float32).tolist()
     if hasattr(value, "indices"):  # models.SparseVector, or sparse.SparseVector straight from the encoder
-        return edge.SparseVector(list(value.indices), [float(v) for v in value.values])
+        # The engine reads numbers from lists as they are (ints as floats); copy other sequences.
+        indices, values = value.indices, value.values
+        return edge.SparseVector(
+            indices if isinstance(indices, list) else list(indices),
+            values if isinstance(values, list) else [float(v) for v in values],
+        )
     return list(value)
 
 

@@ -2,15 +2,27 @@
 
 Tokenising and pooling release the GIL for most of their time, while building the engine's
 points and upserting them hold it; running the encoding of batch i+1 in one worker thread
-beside the storing of batch i keeps both cores busy (issue 14).
+beside the storing of batch i keeps both cores busy (issue 14). For a bulk add the worker
+thread hands each batch to a helper process (:mod:`sse_integrations.encoder_process`), so the
+encoding no longer waits for the GIL the storing holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Generic, TypeVar
+
+from ..encoder import SSEEncoder
+from ..encoder_process import EncoderProcess, EncoderProcessError
+from ..sparse import SparseEncoder
+from .layout import DenseStage
+from .points import stage_vectors
+
+logger = logging.getLogger(__name__)
 
 Batch = TypeVar("Batch")
 Encoded = TypeVar("Encoded")
@@ -74,3 +86,59 @@ class EncodeAhead(Generic[Batch, Encoded]):
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+class StageEncoder:
+    """A batch of texts -> its vectors by name: each dense stage, and the sparse vector if any.
+
+    With a :class:`EncoderProcess` the child computes the widest dense vectors and the sparse
+    ones; the prefixes are normalised here either way, so both give the same values.
+    """
+
+    def __init__(
+        self,
+        encoder: SSEEncoder,
+        stages: Sequence[DenseStage],
+        sparse: tuple[SparseEncoder, str] | None,
+        process: EncoderProcess | None = None,
+    ) -> None:
+        self.encoder, self.stages, self.sparse, self.process = encoder, stages, sparse, process
+        self.widest = max(stage.dim for stage in stages)
+
+    def __call__(self, texts: list[str]) -> dict[str, Any]:
+        if self.process is not None:
+            full, sparse_vectors = self.process.encode_documents(texts, self.widest)
+        else:
+            full = self.encoder.encode(texts, truncate_dim=self.widest, normalize=False)
+            sparse_vectors = self.sparse[0].encode_documents(texts) if self.sparse is not None else None
+        vectors: dict[str, Any] = dict(stage_vectors(full, self.stages))
+        if self.sparse is not None:
+            vectors[self.sparse[1]] = sparse_vectors
+        return vectors
+
+
+@contextlib.contextmanager
+def stage_encoder(
+    encoder: SSEEncoder,
+    stages: Sequence[DenseStage],
+    sparse: tuple[SparseEncoder, str] | None,
+    *,
+    texts: int,
+    process_from: int | None,
+) -> Iterator[StageEncoder]:
+    """A :class:`StageEncoder` for an add of ``texts`` texts, in a helper process from ``process_from`` on.
+
+    The helper needs a CPU encoder and sparse encoder that pickle; when it cannot start, the add
+    encodes in this process (logged as a warning): nothing is written before the first batch.
+    """
+    process = None
+    if process_from is not None and texts >= process_from and encoder.device is None:
+        try:
+            process = EncoderProcess(encoder, sparse[0] if sparse is not None else None)
+        except EncoderProcessError as error:
+            logger.warning("%s; encoding in this process instead", error)
+    try:
+        yield StageEncoder(encoder, stages, sparse, process)
+    finally:
+        if process is not None:
+            process.close()

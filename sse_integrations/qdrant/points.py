@@ -54,7 +54,11 @@ def encode_stages(
     """Named vectors for ``texts``: one ``encode`` at the widest stage, each prefix renormalised."""
     widest = max(stage.dim for stage in stages)
     kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
-    full = encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs)
+    return stage_vectors(encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs), stages)
+
+
+def stage_vectors(full: np.ndarray, stages: Sequence[DenseStage]) -> dict[str, np.ndarray]:
+    """Each stage's vectors from un-normalised vectors at the widest stage's width: prefix, then L2-normalise."""
     return {stage.name: truncate_and_normalize(full, stage.dim) for stage in stages}
 
 
