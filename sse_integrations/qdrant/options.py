@@ -48,7 +48,7 @@ class IndexOptions:
             collection's own (so one made with another width opens without repeating it), else
             ``DEFAULT_COARSE_DIM`` (64). Beyond ~100k documents 128 keeps recall@10 >= 0.99
             with far fewer candidates; at 1M documents, with a denser graph
-            (``collection_kwargs={"hnsw_config": HnswConfigDiff(m=48, ef_construct=200)}``) 150
+            (``collection_kwargs={"hnsw_config": HnswConfigDiff(m=48, ef_construct=200)}``) 150-200
             candidates kept 0.99 in 2-5 ms p50 (docs/scale.md).
         stages: all stages, coarsest first, as dims or ``DenseStage``s (overrides ``coarse_dim``).
         coarse_name, full_name: vector names of the first and last stage.
