@@ -168,3 +168,18 @@ def test_when_no_process_can_start_the_add_encodes_here_and_says_so(
 def test_encode_process_from_is_checked(tiny_encoder, tmp_path):
     with pytest.raises(ValueError, match="encode_process_from"):
         MatryoshkaIndex(tmp_path / "edge", "docs", tiny_encoder, encode_process_from=0)
+
+
+async def test_the_async_index_adds_through_the_process_too(tiny_encoder, corpus, tmp_path):
+    from sse_integrations.qdrant import AsyncMatryoshkaIndex
+
+    ids, texts = corpus
+    index = AsyncMatryoshkaIndex(
+        tmp_path / "edge", "docs", tiny_encoder, sparse=True, batch_size=64, encode_process_from=1
+    )
+    await index.add_texts(texts, ids=ids)
+    assert await index.count() == len(ids)
+    stored = await index.get(ids[:3], with_vectors=True)
+    expected = tiny_encoder.encode(texts[:3], truncate_dim=512)
+    assert np.asarray([r.vector["full"] for r in stored], np.float32).tobytes() == expected.tobytes()
+    await index.close()
