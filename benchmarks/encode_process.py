@@ -100,7 +100,7 @@ def main() -> None:
     kind = "with `sparse=True`" if args.sparse else "dense (the package defaults)"
     markdown = "\n\n".join(
         [
-            "## Where `add_texts` encodes (`benchmarks/encode_process.py`)",
+            f"## Where `add_texts` encodes{', with `sparse=True`' if args.sparse else ''} (`benchmarks/encode_process.py`)",
             f"`python benchmarks/encode_process.py --size {args.size} --pairs {args.pairs}"
             f"{' --sparse' if args.sparse else ''}`: {args.size:,} two-sentence documents, {kind}, "
             "into a fresh embedded Qdrant folder; each run its own process, the two settings taking "
