@@ -42,32 +42,18 @@ def crosslingual_pairs(training: list[dict[str, str]], anchored: int) -> list[do
 
 
 def train(work_dir: Path, out_dir: Path, share: float, seed: int):
-    import torch
-
-    final = out_dir / f"share{share:g}-seed{seed}" / "trained.pt"
-    if final.exists():
-        return torch.load(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    from sse_integrations.encoder import SSEEncoder
-
     training = build.read_training_sentences(work_dir / "training_sentences.jsonl")
-    anchor_vectors = np.load(work_dir / "anchor_v1.npy")
+    anchored = len(np.load(work_dir / "anchor_v1.npy", mmap_mode="r"))
     weights = dict(docs.DocumentTrainConfig().source_weights)
     weights["crosslingual"] = share
     weights["tatoeba"] = max(0.0, weights["tatoeba"] - share)
-    model = docs.train_documents(
-        docs.DocumentTrainConfig(source_weights=tuple(weights.items())),
-        SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
-        docs.read_pairs(work_dir / "document_pairs.jsonl") + crosslingual_pairs(training, len(anchor_vectors)),
-        [sentence["ja"] for sentence in training[: len(anchor_vectors)]],
-        anchor_vectors,
-        docs.TeacherCache(work_dir / "document_teacher"),
-        final.parent,
+    return seed_average.train_run(
+        work_dir,
+        out_dir / f"share{share:g}-seed{seed}" / "trained.pt",
         seed,
-        quantisation_helpers=(build.fold_for_quantisation, build.quantisation_pull),
+        config=docs.DocumentTrainConfig(source_weights=tuple(weights.items())),
+        extra_pairs=crosslingual_pairs(training, anchored),
     )
-    torch.save(model.state_dict(), final)
-    return model.state_dict()
 
 
 def main() -> None:

@@ -26,10 +26,14 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def train_seed(work_dir: Path, out_dir: Path, seed: int):
+def train_run(work_dir: Path, final: Path, seed: int, *, config=None, base=None, extra_pairs: list | None = None):
+    """The v2 document training on a work dir's cached stages, once: ``final`` holds the weights.
+
+    ``config`` defaults to ``DocumentTrainConfig()``, ``base`` to the version-1 model; ``extra_pairs``
+    join the build's pairs (experiments with more material).
+    """
     import torch
 
-    final = out_dir / f"seed{seed}" / "trained.pt"
     if final.exists():
         return torch.load(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -39,9 +43,9 @@ def train_seed(work_dir: Path, out_dir: Path, seed: int):
     # The anchor stage encoded the first N training sentences, whatever --anchor-sentences was.
     anchor_vectors = np.load(work_dir / "anchor_v1.npy")
     model = docs.train_documents(
-        docs.DocumentTrainConfig(),
-        SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
-        docs.read_pairs(work_dir / "document_pairs.jsonl"),
+        config or docs.DocumentTrainConfig(),
+        base or SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
+        docs.read_pairs(work_dir / "document_pairs.jsonl") + list(extra_pairs or []),
         [sentence["ja"] for sentence in training[: len(anchor_vectors)]],
         anchor_vectors,
         docs.TeacherCache(work_dir / "document_teacher"),
@@ -51,6 +55,10 @@ def train_seed(work_dir: Path, out_dir: Path, seed: int):
     )
     torch.save(model.state_dict(), final)
     return model.state_dict()
+
+
+def train_seed(work_dir: Path, out_dir: Path, seed: int):
+    return train_run(work_dir, out_dir / f"seed{seed}" / "trained.pt", seed)
 
 
 def scores(work_dir: Path, tokenizer, state, alpha_scale: float = 1.0) -> str:

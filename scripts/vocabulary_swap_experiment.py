@@ -95,7 +95,6 @@ def swapped_vocabulary(work_dir: Path, min_count: int) -> tuple[dict, dict[int, 
 
 
 def train(work_dir: Path, out_dir: Path, min_count: int, seed: int):
-    import torch
     from tokenizers import Tokenizer
 
     from sse_integrations.encoder import SSEEncoder
@@ -118,23 +117,9 @@ def train(work_dir: Path, out_dir: Path, min_count: int, seed: int):
     sample = [s["ja"] for s in training[:20_000]]
     moved = sum(a.ids != b.ids for a, b in zip(base.tokenizer.encode_batch(sample), tokenizer.encode_batch(sample)))
     assert not moved, f"{moved} Tatoeba sentences segment differently"
-    final = run_dir / "trained.pt"
-    if not final.exists():
-        alpha, beta, bias = base.weights.dyt
-        anchor_vectors = np.load(work_dir / "anchor_v1.npy")
-        model = docs.train_documents(
-            docs.DocumentTrainConfig(),
-            SSEEncoder(tokenizer, SSEWeights(np.load(run_dir / "rows.npy"), alpha, beta, bias)),
-            docs.read_pairs(work_dir / "document_pairs.jsonl"),
-            [s["ja"] for s in training[: len(anchor_vectors)]],
-            anchor_vectors,
-            docs.TeacherCache(work_dir / "document_teacher"),
-            run_dir,
-            seed,
-            quantisation_helpers=(build.fold_for_quantisation, build.quantisation_pull),
-        )
-        torch.save(model.state_dict(), final)
-    return tokenizer, torch.load(final)
+    alpha, beta, bias = base.weights.dyt
+    swapped = SSEEncoder(tokenizer, SSEWeights(np.load(run_dir / "rows.npy"), alpha, beta, bias))
+    return tokenizer, seed_average.train_run(work_dir, run_dir / "trained.pt", seed, base=swapped)
 
 
 def main() -> None:
