@@ -111,6 +111,8 @@ class EncoderProcess:
             self._stop()
             detail = self._exit_detail()
             self._stderr.close()
+            if isinstance(reply, tuple) and reply[:1] == ("error",):
+                raise EncoderProcessError(f"the helper process could not load the encoders: {reply[1]}: {reply[2]}")
             raise EncoderProcessError(f"the helper process did not start{detail}")
 
     def _reply_or_none(self) -> Any:
@@ -176,7 +178,11 @@ class EncoderProcess:
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The child's loop: the encoders, a handshake, then one reply per request until stdin closes."""
-    setup = _receive(stdin)
+    try:
+        setup = _receive(stdin)
+    except Exception as error:  # e.g. a class defined in the caller's __main__, which the child cannot import
+        _send(stdout, ("error", type(error).__name__, str(error)))
+        return
     if setup is None:
         return
     encoder, sparse = setup["encoder"], setup["sparse"]

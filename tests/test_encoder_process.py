@@ -6,6 +6,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -114,6 +115,14 @@ def test_encoders_that_do_not_pickle_are_refused_before_a_process_starts(tiny_en
     sparse.callback = lambda: None  # a lambda does not pickle
     with pytest.raises(EncoderProcessError, match="cannot be copied"):
         EncoderProcess(tiny_encoder, sparse)
+
+
+def test_a_class_the_process_cannot_import_is_a_clear_error(monkeypatch, tiny_encoder):
+    # Pickled by reference to the caller's __main__, which the child (a fresh interpreter) lacks.
+    main_only = type("MainOnlySparse", (SparseEncoder,), {"__module__": "__main__"})
+    monkeypatch.setattr(sys.modules["__main__"], "MainOnlySparse", main_only, raising=False)
+    with pytest.raises(EncoderProcessError, match="could not load the encoders: AttributeError: .*MainOnlySparse"):
+        EncoderProcess(tiny_encoder, main_only(tiny_encoder.tokenizer, avg_doc_length=1.0))
 
 
 def test_a_bulk_add_stores_the_same_vectors_as_an_add_in_this_process(tiny_encoder, corpus, tmp_path):
