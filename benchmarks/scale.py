@@ -16,6 +16,9 @@ Per size, each step in its own process (peak RSS per step, no warm caches carrie
 - ``default``: the package's defaults exactly (coarse 64 searched on int8 copies, vectors memory-mapped):
   build, exact 512, two-stage latency and recall; then a ``sparse=True`` index: build, sparse
   and hybrid latency (sizes <= ``--variant-max``);
+- ``sentences``: the package's defaults on single-sentence documents (the issue's
+  "sentence-length documents"; distinct Tatoeba sentences of the same pool): build, exact 512,
+  two-stage latency and recall (two-sentence pairs are twice as long to encode);
 - ``coarse64``: the design's 64-dim coarse stage as float vectors with the 512-dim vectors
   held in RAM (the defaults before int8 and memory mapping): its build, recall and latency at a few prefetch limits (sizes <=
   ``--variant-max``, as ``hnsw``);
@@ -82,6 +85,16 @@ def load_corpus(size: int, queries: int, cache_dir: Path = DEFAULT_CACHE) -> tup
         raise SystemExit(f"--queries is at most {QUERY_POOL}")
     held_out, pool = texts[:QUERY_POOL], texts[QUERY_POOL:]
     return pair_documents(pool, size), held_out[:queries]
+
+
+def load_sentence_corpus(size: int, queries: int, cache_dir: Path = DEFAULT_CACHE) -> tuple[list[str], list[str]]:
+    """``size`` distinct single-sentence documents and the same held-out queries as :func:`load_corpus`."""
+    texts = [text for _, text in read_sentences(fetch_sentences(cache_dir))]
+    random.Random(SEED).shuffle(texts)
+    pool = list(dict.fromkeys(texts[QUERY_POOL:]))
+    if size > len(pool):
+        raise SystemExit(f"only {len(pool):,} distinct sentences: --size is at most that for the sentences step")
+    return pool[:size], texts[:QUERY_POOL][:queries]
 
 
 def pair_documents(pool: list[str], size: int) -> list[str]:
@@ -270,14 +283,12 @@ def worker_coarse64(args: argparse.Namespace, docs: list[str], queries: list[str
     return result
 
 
-def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
-    """The package's defaults exactly (coarse 64 searched on int8 copies, vectors memory-mapped): dense, then sparse=True."""
+def defaults_dense(folder: Path, docs: list[str], queries: list[str]) -> dict:
+    """The package's defaults exactly (coarse 64 searched on int8 copies, vectors memory-mapped), dense."""
     from sse_integrations import SSEEncoder
     from sse_integrations.qdrant import MatryoshkaIndex
 
-    encoder = SSEEncoder.from_pretrained()
-    folder = fresh_folder(args.workdir / f"default-{args.size}")
-    index = MatryoshkaIndex(folder, COLLECTION, encoder)
+    index = MatryoshkaIndex(fresh_folder(folder), COLLECTION, SSEEncoder.from_pretrained())
     result: dict = {"build": build(index, docs), "coarse_dim": index.coarse.dim}
     # What a user sees right after indexing: the memory-mapped 512-dim vectors written by
     # optimize() are read back from disk by the first searches that rescore with them.
@@ -292,6 +303,21 @@ def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]
     index.close()
     result["folder_mb"] = folder_mb(folder)
     shutil.rmtree(folder)
+    return result
+
+
+def worker_sentences(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """``defaults_dense`` on single-sentence documents (run_worker loads them for this step)."""
+    return defaults_dense(args.workdir / f"sentences-{args.size}", docs, queries)
+
+
+def worker_default(args: argparse.Namespace, docs: list[str], queries: list[str]) -> dict:
+    """The package's defaults exactly: dense (``defaults_dense``), then a ``sparse=True`` index."""
+    from sse_integrations import SSEEncoder
+    from sse_integrations.qdrant import MatryoshkaIndex
+
+    result = defaults_dense(args.workdir / f"default-{args.size}", docs, queries)
+    encoder = SSEEncoder.from_pretrained()
     folder = fresh_folder(args.workdir / f"default-sparse-{args.size}")
     index = MatryoshkaIndex(folder, COLLECTION, encoder, sparse=True)
     result["sparse_build"] = build(index, docs)
@@ -392,6 +418,7 @@ WORKERS = {
     "sparse": worker_sparse,
     "coarse64": worker_coarse64,
     "default": worker_default,
+    "sentences": worker_sentences,
     "reopen": worker_reopen,
     "local": worker_local,
     "local_reopen": worker_local_reopen,
@@ -407,7 +434,7 @@ def fresh_folder(path: Path) -> Path:
 
 def run_worker(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
-    docs, queries = load_corpus(args.size, args.queries)
+    docs, queries = (load_sentence_corpus if args.worker == "sentences" else load_corpus)(args.size, args.queries)
     result = WORKERS[args.worker](args, docs, queries)
     result.update(
         kind=args.worker,
@@ -434,7 +461,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, int]]:
         planned += [("dense", size), ("reopen", size)]
         planned.append(("sparse", size))
         if size <= args.variant_max:
-            planned += [("default", size), ("coarse64", size), ("hnsw", size)]
+            planned += [("default", size), ("sentences", size), ("coarse64", size), ("hnsw", size)]
     for size in args.local_sizes:
         planned += [("local", size), ("local_reopen", size)]
     return planned
