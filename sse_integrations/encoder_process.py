@@ -99,14 +99,7 @@ class EncoderProcess:
         except OSError as error:
             self._stderr.close()
             raise EncoderProcessError(f"the helper process did not start: {error}") from error
-        try:
-            assert self._child.stdin is not None
-            self._child.stdin.write(_HEADER.pack(len(setup)))
-            self._child.stdin.write(setup)
-            self._child.stdin.flush()
-            reply = self._reply_or_none()
-        except OSError:
-            reply = None
+        reply = self._handshake(setup)
         if reply != ("ready",):
             self._stop()
             detail = self._exit_detail()
@@ -114,6 +107,34 @@ class EncoderProcess:
             if isinstance(reply, tuple) and reply[:1] == ("error",):
                 raise EncoderProcessError(f"the helper process could not load the encoders: {reply[1]}: {reply[2]}")
             raise EncoderProcessError(f"the helper process did not start{detail}")
+
+    def _handshake(self, setup: bytes) -> Any:
+        """Send the encoders; the child's first reply, or None if none came within START_TIMEOUT seconds.
+
+        Both steps wait on the child (the setup fills the pipe until it reads), so both run on a
+        thread this one stops waiting for; a child that takes too long is killed, which ends them.
+        """
+        replies: list[Any] = []
+
+        def exchange() -> None:
+            assert self._child.stdin is not None
+            try:
+                self._child.stdin.write(_HEADER.pack(len(setup)))
+                self._child.stdin.write(setup)
+                self._child.stdin.flush()
+            except OSError:
+                replies.append(None)
+                return
+            replies.append(self._reply_or_none())
+
+        talker = threading.Thread(target=exchange, daemon=True)
+        talker.start()
+        talker.join(START_TIMEOUT)
+        if talker.is_alive():
+            self._child.kill()
+            talker.join()
+            return None
+        return replies[0]
 
     def _reply_or_none(self) -> Any:
         assert self._child.stdout is not None

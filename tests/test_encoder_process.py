@@ -110,6 +110,19 @@ def test_a_killed_process_is_an_error_naming_its_exit(tiny_encoder):
             process.encode_documents(["猫"])
 
 
+def test_a_process_that_never_answers_is_stopped_after_the_start_timeout(monkeypatch, tiny_encoder, tmp_path):
+    import sse_integrations.encoder_process as encoder_process
+
+    # An "interpreter" that hangs before its handshake (and never reads the encoders sent to it).
+    hanging = tmp_path / "hanging-python"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")
+    hanging.chmod(0o755)
+    monkeypatch.setattr("sys.executable", str(hanging))
+    monkeypatch.setattr(encoder_process, "START_TIMEOUT", 1.0)
+    with pytest.raises(EncoderProcessError, match="did not start.*exit code -9"):
+        EncoderProcess(tiny_encoder)
+
+
 def test_encoders_that_do_not_pickle_are_refused_before_a_process_starts(tiny_encoder):
     sparse = SparseEncoder(tiny_encoder.tokenizer, avg_doc_length=1.0)
     sparse.callback = lambda: None  # a lambda does not pickle
