@@ -7,7 +7,8 @@ paraphrase set, at 512 and 64 dims, fp32. Needs a work dir that went through
 ``build_default_model.py --stop-after anchor`` (pairs, teacher vectors, anchor); each seed's
 run is checkpointed under ``--out-dir/seed<N>`` and reused when it exists. ``--alpha-scales``
 also scores the first seed's weights with the SeparableDyT ``alpha`` multiplied by each factor
-(how much the trained saturation matters).
+(how much the trained saturation matters). ``--dyt-learning-rate`` also trains every seed with
+that SeparableDyT learning rate (the recipe's is 1e-4).
 
 Usage: python scripts/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
 Result of the last run: the model card, "A sixth round".
@@ -83,6 +84,12 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="default: WORK_DIR/seed_average")
     parser.add_argument("--seeds", default=f"{build.SEED},7,8,9")
     parser.add_argument("--alpha-scales", default="", help="e.g. 0.5,0.75,1.5,2 (first seed's weights)")
+    parser.add_argument(
+        "--dyt-learning-rate",
+        type=float,
+        default=None,
+        help="also train every seed with this SeparableDyT learning rate",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
     out_dir = args.out_dir or args.work_dir / "seed_average"
@@ -99,6 +106,13 @@ def main() -> None:
     print(f"| average of the {len(states)} | {scores(args.work_dir, tokenizer, average)} |")
     for scale in [float(value) for value in args.alpha_scales.split(",") if value]:
         print(f"| seed {seeds[0]}, alpha x{scale:g} | {scores(args.work_dir, tokenizer, states[0], scale)} |")
+    if args.dyt_learning_rate is not None:
+        config = docs.DocumentTrainConfig(dyt_learning_rate=args.dyt_learning_rate)
+        for seed in seeds:
+            final = out_dir / f"dyt{args.dyt_learning_rate:g}-seed{seed}" / "trained.pt"
+            state = train_run(args.work_dir, final, seed, config=config)
+            label = f"seed {seed}, SeparableDyT learning rate {args.dyt_learning_rate:g}"
+            print(f"| {label} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
 
 
 if __name__ == "__main__":
