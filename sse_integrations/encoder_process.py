@@ -163,7 +163,7 @@ class EncoderProcess:
             else:
                 reply = self._reply_or_none()
         if reply is None:
-            self._child.wait(timeout=EXIT_TIMEOUT)
+            self._stop()  # a child that is still running after a broken reply is killed, not waited on forever
             raise EncoderProcessError(f"the helper process exited while encoding{self._exit_detail()}")
         if reply[0] == "error":
             _, kind, message = reply

@@ -20,7 +20,7 @@ from ..encoder import SSEEncoder
 from ..encoder_process import EncoderProcess, EncoderProcessError
 from ..sparse import SparseEncoder
 from .layout import DenseStage
-from .points import stage_vectors
+from .points import encode_stages, stage_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +108,11 @@ class StageEncoder:
     def __call__(self, texts: list[str]) -> dict[str, Any]:
         if self.process is not None:
             full, sparse_vectors = self.process.encode_documents(texts, self.widest)
+            dense = stage_vectors(full, self.stages)
         else:
-            full = self.encoder.encode(texts, truncate_dim=self.widest, normalize=False)
+            dense = encode_stages(self.encoder, texts, self.stages)
             sparse_vectors = self.sparse[0].encode_documents(texts) if self.sparse is not None else None
-        vectors: dict[str, Any] = dict(stage_vectors(full, self.stages))
+        vectors: dict[str, Any] = dict(dense)
         if self.sparse is not None:
             vectors[self.sparse[1]] = sparse_vectors
         return vectors

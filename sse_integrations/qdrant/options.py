@@ -28,7 +28,8 @@ DEFAULT_PREFETCH_FACTOR = 50
 DEFAULT_FUSION_FACTOR = 5
 DEFAULT_BATCH_SIZE = 256
 # From this many texts an add_texts encodes in a helper process: its start (~0.3 s) is then
-# small against the GIL contention it removes (100k documents: add 8.3 s -> ~6 s, issue 14).
+# small against the GIL contention it removes (100k documents: add 8.75 s -> 8.03 s, medians of
+# 5 pairs, benchmarks/encode_process.py; 1M: 114 s -> 84 s, issue 14).
 DEFAULT_ENCODE_PROCESS_FROM = 20_000
 # How the coarse stage searches its quantized copies in a two-stage search: its candidates are
 # not rescored with its own float vectors, since the next stage rescores them with wider ones.
