@@ -77,24 +77,28 @@ DOCS = ROOT / "docs"
 # corpus ------------------------------------------------------------------------------------
 
 
-def load_corpus(size: int, queries: int, cache_dir: Path = DEFAULT_CACHE) -> tuple[list[str], list[str]]:
-    """``size`` distinct two-sentence documents and ``queries`` held-out sentences."""
+def queries_and_pool(queries: int, cache_dir: Path = DEFAULT_CACHE) -> tuple[list[str], list[str]]:
+    """(``queries`` held-out sentences, the seeded sentence pool every document is drawn from)."""
     texts = [text for _, text in read_sentences(fetch_sentences(cache_dir))]
     random.Random(SEED).shuffle(texts)
     if queries > QUERY_POOL:
         raise SystemExit(f"--queries is at most {QUERY_POOL}")
-    held_out, pool = texts[:QUERY_POOL], texts[QUERY_POOL:]
-    return pair_documents(pool, size), held_out[:queries]
+    return texts[:queries], texts[QUERY_POOL:]
+
+
+def load_corpus(size: int, queries: int, cache_dir: Path = DEFAULT_CACHE) -> tuple[list[str], list[str]]:
+    """``size`` distinct two-sentence documents and ``queries`` held-out sentences."""
+    held_out, pool = queries_and_pool(queries, cache_dir)
+    return pair_documents(pool, size), held_out
 
 
 def load_sentence_corpus(size: int, queries: int, cache_dir: Path = DEFAULT_CACHE) -> tuple[list[str], list[str]]:
     """``size`` distinct single-sentence documents and the same held-out queries as :func:`load_corpus`."""
-    texts = [text for _, text in read_sentences(fetch_sentences(cache_dir))]
-    random.Random(SEED).shuffle(texts)
-    pool = list(dict.fromkeys(texts[QUERY_POOL:]))
-    if size > len(pool):
-        raise SystemExit(f"only {len(pool):,} distinct sentences: --size is at most that for the sentences step")
-    return pool[:size], texts[:QUERY_POOL][:queries]
+    held_out, pool = queries_and_pool(queries, cache_dir)
+    distinct = list(dict.fromkeys(pool))
+    if size > len(distinct):
+        raise SystemExit(f"only {len(distinct):,} distinct sentences: --size is at most that for the sentences step")
+    return distinct[:size], held_out
 
 
 def pair_documents(pool: list[str], size: int) -> list[str]:
