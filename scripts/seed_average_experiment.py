@@ -8,7 +8,8 @@ paraphrase set, at 512 and 64 dims, fp32. Needs a work dir that went through
 run is checkpointed under ``--out-dir/seed<N>`` and reused when it exists. ``--alpha-scales``
 also scores the first seed's weights with the SeparableDyT ``alpha`` multiplied by each factor
 (how much the trained saturation matters). ``--dyt-learning-rate`` also trains every seed with
-that SeparableDyT learning rate (the recipe's is 1e-4).
+that SeparableDyT learning rate (the recipe's is 1e-4); ``--variant`` trains every seed with
+any ``DocumentTrainConfig`` fields changed (``name=value,name=value``).
 
 Usage: python scripts/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
 Result of the last run: the model card, "A sixth round".
@@ -78,6 +79,28 @@ def scores(work_dir: Path, tokenizer, state, alpha_scale: float = 1.0) -> str:
     return " | ".join(cells)
 
 
+def parse_variant(text: str) -> dict:
+    """``name=value,...`` -> DocumentTrainConfig fields (numbers, flags, strings, ``key:weight;...`` lists)."""
+    defaults = docs.DocumentTrainConfig()
+    fields = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if not hasattr(defaults, name) or not value:
+            raise SystemExit(f"--variant: {item!r} is not name=value of a DocumentTrainConfig field")
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            fields[name] = value.lower() in ("1", "true", "yes")
+        elif isinstance(default, (int, float, str)):
+            fields[name] = type(default)(value)
+        elif ":" in value:
+            # Weights per prefix or source: "32:1;64:3;..." -> ((32, 1.0), (64, 3.0), ...).
+            pairs = (entry.split(":") for entry in value.split(";"))
+            fields[name] = tuple((int(key) if key.isdigit() else key, float(weight)) for key, weight in pairs)
+        else:
+            raise SystemExit(f"--variant: {name} takes a number, flag, string or key:weight;... list")
+    return fields
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
@@ -90,7 +113,14 @@ def main() -> None:
         default=None,
         help="also train every seed with this SeparableDyT learning rate",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also train every seed with these DocumentTrainConfig fields, e.g. dyt_learning_rate=0.01,teacher_negatives=2",
+    )
     args = parser.parse_args()
+    variants = [parse_variant(text) for text in args.variant]
     sys.path.insert(0, str(REPO_ROOT))
     out_dir = args.out_dir or args.work_dir / "seed_average"
     seeds = [int(seed) for seed in args.seeds.split(",")]
@@ -113,6 +143,12 @@ def main() -> None:
             state = train_run(args.work_dir, final, seed, config=config)
             label = f"seed {seed}, SeparableDyT learning rate {args.dyt_learning_rate:g}"
             print(f"| {label} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
+    for text, fields in zip(args.variant, variants):
+        config = docs.DocumentTrainConfig(**fields)
+        for seed in seeds:
+            final = out_dir / f"{text.replace('=', '').replace(',', '-')}-seed{seed}" / "trained.pt"
+            state = train_run(args.work_dir, final, seed, config=config)
+            print(f"| seed {seed}, {text} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,24 @@ def test_teacher_ranked_passages_follow_the_teacher_scores_without_the_positive(
     assert ranked[1] == ["d2", "d0"]
     assert ranked[2] == ["d0", "d1"]  # its own document d2 left out
     assert ranked[3][0] == "d1"
+
+
+def test_the_4bit_pull_covers_every_row_the_step_used():
+    import pytest
+    from tokenizers import Tokenizer
+
+    from sse_integrations.encoder import DEFAULT_MODEL_DIR
+
+    tokenizer = Tokenizer.from_file(str(DEFAULT_MODEL_DIR / "tokenizer.json"))
+    anchor = "猫が窓の外を見ている。"
+    query, document = "インストール方法", "pip install で入れます。"
+    bags = docs.Bags(tokenizer, [anchor, query, document])
+    ids = {name: set(bags.batch([text])[0].tolist()) for name, text in (("anchor", anchor), ("query", query))}
+    step = set(docs.rows_to_pull("step", bags, [query, document, anchor], [document], 32768).tolist())
+    distilled = set(docs.rows_to_pull("distilled", bags, [query, document, anchor], [document], 32768).tolist())
+    assert ids["anchor"] <= step and ids["query"] <= step
+    anchor_only = ids["anchor"] - set(bags.batch([document])[0].tolist())
+    assert anchor_only and anchor_only.isdisjoint(distilled)
+    assert len(docs.rows_to_pull("table", bags, [], [], 32768)) == 32768
+    with pytest.raises(ValueError, match="quantisation_pull_scope"):
+        docs.rows_to_pull("rows", bags, [], [], 32768)
