@@ -368,6 +368,10 @@ class DocumentTrainConfig:
     # Per distilled query, this many more passages drawn from the teacher's own top 20 among
     # the distilled passages (the fine distinctions NDCG@10 turns on), into the score matrix.
     teacher_negatives: int = 0
+    # KL from the full vectors' in-batch ranking to each prefix's (``prefix_agreement``).
+    prefix_agreement_weight: float = 0.0
+    prefix_agreement_dims: tuple[tuple[int, float], ...] = ((64, 1.0), (128, 1.0))
+    prefix_agreement_detached: bool = False
 
 
 QUANTISATION_PULL_SCOPES = ("step", "distilled", "table")
@@ -488,6 +492,26 @@ def matryoshka_info_nce(queries, documents, temperature: float, dims):
         q = F.normalize(queries[:, :dim], dim=1)
         d = F.normalize(documents[:, :dim], dim=1)
         total = total + weight * F.cross_entropy(q @ d.T / temperature, labels)
+    return total / sum(w for _, w in dims)
+
+
+def prefix_agreement(queries, documents, temperature: float, dims, *, detached: bool = False):
+    """KL from the full vectors' distribution over the batch's documents to each prefix's, per query.
+
+    Two-stage search takes its candidates from a prefix and ranks them by the full vector: the
+    two must rank alike. Gradients reach both sides unless ``detached`` (then only the prefixes
+    learn to rank as the full vectors do).
+    """
+    import torch.nn.functional as F
+
+    full = F.normalize(queries, dim=1) @ F.normalize(documents, dim=1).T / temperature
+    target = F.softmax(full, dim=1)
+    if detached:
+        target = target.detach()
+    total = 0.0
+    for dim, weight in dims:
+        prefix = F.normalize(queries[:, :dim], dim=1) @ F.normalize(documents[:, :dim], dim=1).T / temperature
+        total = total + weight * F.kl_div(F.log_softmax(prefix, dim=1), target, reduction="batchmean")
     return total / sum(w for _, w in dims)
 
 
@@ -676,9 +700,16 @@ def train_documents(
         documents = [pairs[n].document for n in chosen] + [negative_for(n) for n in chosen]
         queries = [pairs[n].query for n in chosen]
         step_texts = queries + documents
-        loss = matryoshka_info_nce(
-            model(*bags.batch(queries)), model(*bags.batch(documents)), config.temperature, config.dims
-        )
+        query_vectors, document_vectors = model(*bags.batch(queries)), model(*bags.batch(documents))
+        loss = matryoshka_info_nce(query_vectors, document_vectors, config.temperature, config.dims)
+        if config.prefix_agreement_weight > 0:
+            loss = loss + config.prefix_agreement_weight * prefix_agreement(
+                query_vectors,
+                document_vectors,
+                config.temperature,
+                config.prefix_agreement_dims,
+                detached=config.prefix_agreement_detached,
+            )
         contrast_documents = documents
 
         if taught and config.distillation_weight > 0:

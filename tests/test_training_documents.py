@@ -160,3 +160,20 @@ def test_the_4bit_pull_covers_every_row_the_step_used():
     assert len(docs.rows_to_pull("table", bags, [], [], 32768)) == 32768
     with pytest.raises(ValueError, match="quantisation_pull_scope"):
         docs.rows_to_pull("rows", bags, [], [], 32768)
+
+
+def test_prefix_agreement_is_zero_when_the_prefix_ranks_as_the_full_vector():
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    head = torch.randn(6, 8, generator=generator)
+    queries, documents = torch.cat([head, torch.zeros(6, 8)], dim=1), torch.cat([head * 2, torch.zeros(6, 8)], dim=1)
+    assert docs.prefix_agreement(queries, documents, 0.05, ((8, 1.0),)).item() < 1e-6
+    tails = torch.randn(6, 8, generator=generator) * 3
+    queries = torch.cat([head, tails], dim=1).requires_grad_()
+    loss = docs.prefix_agreement(queries, torch.cat([head, -tails], dim=1), 0.05, ((8, 1.0),), detached=True)
+    assert loss.item() > 0.01
+    loss.backward()
+    # Detached: the full-vector ranking is the target, so only the prefix (first 8 dims) learns.
+    assert queries.grad[:, 8:].abs().max().item() == 0.0
+    assert queries.grad[:, :8].abs().max().item() > 0.0
