@@ -311,7 +311,9 @@ class DocumentTrainConfig:
     then the DyT learning rate, temperature, batch size, source weights and distillation
     weight, none beyond the training seed's spread; then BM25-mined and teacher-ranked
     negatives, teacher scores of the Tatoeba pseudo-documents and passage-passage
-    distillation, none beyond it either); see the model card."""
+    distillation, none beyond it either; then the SeparableDyT learning rate 1e-2 as a built
+    candidate, with the 4-bit pull's scope and weight and a prefix-agreement term, whose prefixes
+    ranked apart from its full vector); see the model card."""
 
     steps: int = 1_000
     batch: int = 64
