@@ -27,9 +27,12 @@ from pathlib import Path
 import build_default_model as build
 import document_training as docs
 import numpy as np
-from seed_average_experiment import parse_variant, train_run
+from seed_average_experiment import parse_variant, train_run, variant_folder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from two_stage import K, recall, topk, two_stage_numpy  # noqa: E402
+
 PARAPHRASES = REPO_ROOT / "tests" / "data" / "tatoeba_ja_dev"
 RECALL_DOCUMENTS = 50_000
 RECALL_QUERIES = 300
@@ -51,20 +54,15 @@ def two_stage_recall(encoder, documents: list[str], queries: list[str]) -> dict[
 
     raw_documents = encoder.encode(documents, normalize=False)
     raw_queries = encoder.encode(queries, normalize=False)
-    full = (
-        truncate_and_normalize(raw_documents, raw_documents.shape[1])
-        @ truncate_and_normalize(raw_queries, raw_queries.shape[1]).T
-    )
-    exact = np.argsort(-full, axis=0)[:10].T
+    width = raw_documents.shape[1]
+    full_documents = truncate_and_normalize(raw_documents, width)
+    full_queries = truncate_and_normalize(raw_queries, width)
+    exact = topk(full_queries @ full_documents.T, K)
     found = {}
     for dim, candidates in TWO_STAGE_SETTINGS:
-        coarse = truncate_and_normalize(raw_documents, dim) @ truncate_and_normalize(raw_queries, dim).T
-        pools = np.argpartition(-coarse, candidates, axis=0)[:candidates].T
-        hits = []
-        for query, pool in enumerate(pools):
-            top = pool[np.argsort(-full[pool, query])[:10]]
-            hits.append(len(set(top.tolist()) & set(exact[query].tolist())) / 10)
-        found[(dim, candidates)] = float(np.mean(hits))
+        coarse = truncate_and_normalize(raw_queries, dim) @ truncate_and_normalize(raw_documents, dim).T
+        ranked = two_stage_numpy(topk(coarse, candidates), full_documents, full_queries, K)
+        found[(dim, candidates)] = recall(ranked, exact)
     return found
 
 
@@ -84,7 +82,7 @@ def main() -> None:
     from sse_integrations.model import SSE
 
     fields = parse_variant(args.variant) if args.variant else {}
-    label = args.variant.replace("=", "").replace(",", "-") or "recipe"
+    label = variant_folder(args.variant) or "recipe"
     out = (args.out_dir or args.work_dir / "candidates") / label / f"seed{args.seed}"
     state = train_run(args.work_dir, out / "trained.pt", args.seed, config=docs.DocumentTrainConfig(**fields))
     model = SSE(build.VOCAB_SIZE, build.DIM)

@@ -379,17 +379,21 @@ class DocumentTrainConfig:
 QUANTISATION_PULL_SCOPES = ("step", "distilled", "table")
 
 
+def check_pull_scope(scope: str) -> None:
+    if scope not in QUANTISATION_PULL_SCOPES:
+        raise ValueError(f"quantisation_pull_scope must be one of {QUANTISATION_PULL_SCOPES}, got {scope!r}")
+
+
 def rows_to_pull(scope: str, bags: Bags, step_texts: list[str], distilled_documents: list[str], vocab_size: int):
     """Embedding ids the 4-bit pull acts on in one step (``DocumentTrainConfig.quantisation_pull_scope``)."""
     import torch
 
+    check_pull_scope(scope)
     if scope == "step":
         return bags.batch(step_texts)[0]
     if scope == "distilled":
         return bags.batch(distilled_documents)[0]
-    if scope == "table":
-        return torch.arange(vocab_size)
-    raise ValueError(f"quantisation_pull_scope must be one of {QUANTISATION_PULL_SCOPES}, got {scope!r}")
+    return torch.arange(vocab_size)
 
 
 class Bags:
@@ -566,10 +570,7 @@ def train_documents(
     quantisation_helpers=None,
 ):
     """Fine-tune ``base`` (an SSEEncoder) on ``pairs``; checkpoints every 500 steps so a rerun resumes."""
-    if config.quantisation_pull_scope not in QUANTISATION_PULL_SCOPES:
-        raise ValueError(
-            f"quantisation_pull_scope must be one of {QUANTISATION_PULL_SCOPES}, got {config.quantisation_pull_scope!r}"
-        )
+    check_pull_scope(config.quantisation_pull_scope)  # before any training, not at the 4-bit phase
     import torch
     import torch.nn.functional as F
 

@@ -101,6 +101,11 @@ def parse_variant(text: str) -> dict:
     return fields
 
 
+def variant_folder(text: str) -> str:
+    """A run folder name for a ``--variant`` text: ``a=1,b=2`` -> ``a1-b2``."""
+    return text.replace("=", "").replace(",", "-")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
@@ -136,19 +141,19 @@ def main() -> None:
     print(f"| average of the {len(states)} | {scores(args.work_dir, tokenizer, average)} |")
     for scale in [float(value) for value in args.alpha_scales.split(",") if value]:
         print(f"| seed {seeds[0]}, alpha x{scale:g} | {scores(args.work_dir, tokenizer, states[0], scale)} |")
+    # (run folder prefix, row label, config) of every setting trained beside the recipe.
+    settings = []
     if args.dyt_learning_rate is not None:
-        config = docs.DocumentTrainConfig(dyt_learning_rate=args.dyt_learning_rate)
-        for seed in seeds:
-            final = out_dir / f"dyt{args.dyt_learning_rate:g}-seed{seed}" / "trained.pt"
-            state = train_run(args.work_dir, final, seed, config=config)
-            label = f"seed {seed}, SeparableDyT learning rate {args.dyt_learning_rate:g}"
-            print(f"| {label} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
+        rate = args.dyt_learning_rate
+        settings.append(
+            (f"dyt{rate:g}", f"SeparableDyT learning rate {rate:g}", docs.DocumentTrainConfig(dyt_learning_rate=rate))
+        )
     for text, fields in zip(args.variant, variants):
-        config = docs.DocumentTrainConfig(**fields)
+        settings.append((variant_folder(text), text, docs.DocumentTrainConfig(**fields)))
+    for folder, label, config in settings:
         for seed in seeds:
-            final = out_dir / f"{text.replace('=', '').replace(',', '-')}-seed{seed}" / "trained.pt"
-            state = train_run(args.work_dir, final, seed, config=config)
-            print(f"| seed {seed}, {text} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
+            state = train_run(args.work_dir, out_dir / f"{folder}-seed{seed}" / "trained.pt", seed, config=config)
+            print(f"| seed {seed}, {label} | {scores(args.work_dir, tokenizer, state)} |", flush=True)
 
 
 if __name__ == "__main__":
