@@ -323,6 +323,11 @@ class DocumentTrainConfig:
     # 128-dim prefixes then rank apart from the full vector (two-stage recall@10 at 100,000
     # documents 0.968 -> 0.861 with the package defaults): model card, "An eighth round".
     dyt_learning_rate: float = 1e-4
+    # SeparableDyT dimensions from ``dyt_tail_start`` on learn at ``dyt_tail_learning_rate``
+    # instead (512: none do). A fast DyT on the leading dims only, so the tail cannot outgrow
+    # the prefixes the coarse stage of two-stage search ranks by.
+    dyt_tail_start: int = 512
+    dyt_tail_learning_rate: float = 1e-4
     temperature: float = 0.05
     teacher_temperature: float = 0.02
     distillation_weight: float = 1.0
@@ -374,9 +379,32 @@ class DocumentTrainConfig:
     prefix_agreement_weight: float = 0.0
     prefix_agreement_dims: tuple[tuple[int, float], ...] = ((64, 1.0), (128, 1.0))
     prefix_agreement_detached: bool = False
+    # BM25 mixed into the distilled score matrix (``lexical_mix``): 0 distils the teacher alone.
+    lexical_teacher_weight: float = 0.0
 
 
 QUANTISATION_PULL_SCOPES = ("step", "distilled", "table")
+
+
+def step_dyt(dyt, optimiser, config: DocumentTrainConfig) -> None:
+    """One optimiser step of the SeparableDyT, its tail dims (``dyt_tail_start``..) at their own rate.
+
+    Adam's step is linear in the learning rate (no weight decay here), so the tail's step is the
+    optimiser's step scaled by ``dyt_tail_learning_rate / dyt_learning_rate``.
+    """
+    import torch
+
+    start = config.dyt_tail_start
+    if start >= dyt.alpha.shape[0]:
+        optimiser.step()
+        return
+    parameters = list(dyt.parameters())
+    before = [p.detach()[start:].clone() for p in parameters]
+    optimiser.step()
+    scale = config.dyt_tail_learning_rate / config.dyt_learning_rate
+    with torch.no_grad():
+        for p, old in zip(parameters, before):
+            p[start:] = old + (p[start:] - old) * scale
 
 
 def check_pull_scope(scope: str) -> None:
@@ -429,46 +457,72 @@ def document_frequency(bags: Bags, documents: list[str], vocabulary: int):
     return torch.from_numpy((counts / max(1, len(documents))).astype(np.float32))
 
 
+class Bm25Scores:
+    """BM25 scores of any queries against a fixed collection of documents (the package's sparse
+    encoder's term weights, IDF over the collection)."""
+
+    def __init__(self, tokenizer, documents: list[str]) -> None:
+        import scipy.sparse
+
+        sys.path.insert(0, str(REPO_ROOT))
+        from sse_integrations.sparse import SparseEncoder
+
+        self._csr = scipy.sparse.csr_matrix
+        self.encoder = SparseEncoder(tokenizer).fit(documents)
+        self.position = {text: j for j, text in enumerate(documents)}
+        vectors = self.encoder.encode_documents(documents)
+        self.column: dict[int, int] = {}
+        for vector in vectors:
+            for term in vector.indices:
+                self.column.setdefault(term, len(self.column))
+        self.documents = self._matrix(vectors)
+        frequency = np.asarray((self.documents > 0).sum(axis=0)).ravel()
+        self.idf = np.log(1 + (len(documents) - frequency + 0.5) / (frequency + 0.5))
+
+    def _matrix(self, vectors):
+        column = self.column
+        cells = [(i, column[t], x) for i, v in enumerate(vectors) for t, x in zip(v.indices, v.values) if t in column]
+        rows, columns, values = zip(*cells) if cells else ((), (), ())
+        return self._csr((values, (rows, columns)), shape=(len(vectors), len(column)))
+
+    def scores(self, queries: list[str], documents: list[str] | None = None) -> np.ndarray:
+        """(queries, documents) scores; ``documents`` from the collection (default: all of it)."""
+        weighted = self._matrix(self.encoder.encode_queries(queries)).multiply(self.idf[None, :]).tocsr()
+        columns = self.documents if documents is None else self.documents[[self.position[d] for d in documents]]
+        return (weighted @ columns.T).toarray()
+
+
 def bm25_negatives(pairs: list[Pair], numbers: list[int], tokenizer, depth: int) -> dict[int, list[str]]:
     """For each pair in ``numbers``: up to ``depth`` documents BM25 ranks highest for its query,
     among the documents of ``numbers``, below 95% of its own document's score."""
-    import scipy.sparse
-
-    sys.path.insert(0, str(REPO_ROOT))
-    from sse_integrations.sparse import SparseEncoder
-
     documents = list(dict.fromkeys(pairs[n].document for n in numbers))
     if len(documents) < 2:
         return {}
-    encoder = SparseEncoder(tokenizer).fit(documents)
-
-    document_vectors = encoder.encode_documents(documents)
-    column: dict[int, int] = {}
-    for vector in document_vectors:
-        for term in vector.indices:
-            column.setdefault(term, len(column))
-
-    def matrix(vectors):
-        cells = [(i, column[t], x) for i, v in enumerate(vectors) for t, x in zip(v.indices, v.values) if t in column]
-        rows, columns, values = zip(*cells) if cells else ((), (), ())
-        return scipy.sparse.csr_matrix((values, (rows, columns)), shape=(len(vectors), len(column)))
-
-    doc_matrix = matrix(document_vectors)
-    frequency = np.asarray((doc_matrix > 0).sum(axis=0)).ravel()
-    idf = np.log(1 + (len(documents) - frequency + 0.5) / (frequency + 0.5))
-    query_matrix = matrix(encoder.encode_queries([pairs[n].query for n in numbers]))
-    scores = (query_matrix.multiply(idf[None, :]).tocsr() @ doc_matrix.T).toarray()
-    position = {text: j for j, text in enumerate(documents)}
+    bm25 = Bm25Scores(tokenizer, documents)
+    scores = bm25.scores([pairs[n].query for n in numbers])
     found: dict[int, list[str]] = {}
     for row, number in enumerate(numbers):
         # Positive-aware: a document scoring near the positive is more likely an unlabelled
         # positive (an overlapping section) than a negative.
-        ceiling = 0.95 * scores[row, position[pairs[number].document]]
+        ceiling = 0.95 * scores[row, bm25.position[pairs[number].document]]
         order = np.argsort(-scores[row])
         picked = [documents[j] for j in order[: depth * 4] if 0 < scores[row, j] < ceiling][:depth]
         if picked:
             found[number] = picked
     return found
+
+
+def lexical_mix(teacher_scores, bm25_scores: np.ndarray, weight: float):
+    """The teacher's score matrix with ``weight`` x its own per-query spread of z-scored BM25 added.
+
+    Per query row: z(BM25) is scaled to the teacher row's standard deviation, so ``weight`` 1 gives
+    both signals the same say in the distilled distribution and 0 leaves the teacher's as it is.
+    """
+    import torch
+
+    lexical = torch.from_numpy(bm25_scores.astype(np.float32))
+    lexical = (lexical - lexical.mean(dim=1, keepdim=True)) / (lexical.std(dim=1, keepdim=True) + 1e-6)
+    return teacher_scores + weight * teacher_scores.std(dim=1, keepdim=True) * lexical
 
 
 def teacher_ranked_passages(
@@ -648,6 +702,10 @@ def train_documents(
         eligible = [n for n, p in enumerate(pairs) if p.source in config.mined_negative_sources]
         mined = bm25_negatives(pairs, eligible, base.tokenizer, config.mined_negative_depth)
         print(f"BM25-mined negatives for {len(mined)} of {len(eligible)} pairs")
+    # Every document the distilled matrix can hold (positives and negatives) is a taught pair's.
+    lexical = None
+    if config.lexical_teacher_weight > 0 and taught:
+        lexical = Bm25Scores(base.tokenizer, list(dict.fromkeys(pairs[n].document for n in taught)))
 
     def negative_for(number: int) -> str:
         if number in mined and rng.random() < config.mined_negative_share:
@@ -726,10 +784,13 @@ def train_documents(
             step_texts += queries + documents
             teacher_q = torch.from_numpy(np.stack([teacher.get("query", q) for q in queries]))
             teacher_d = torch.from_numpy(np.stack([teacher.get("passage", d) for d in documents]))
+            targets = teacher_q @ teacher_d.T
+            if lexical is not None:
+                targets = lexical_mix(targets, lexical.scores(queries, documents), config.lexical_teacher_weight)
             loss = loss + config.distillation_weight * matryoshka_distillation(
                 model(*bags.batch(queries)),
                 model(*bags.batch(documents)),
-                teacher_q @ teacher_d.T,
+                targets,
                 config.temperature,
                 config.teacher_temperature,
                 distillation_dims,
@@ -769,7 +830,7 @@ def train_documents(
         dyt_optimiser.zero_grad()
         loss.backward()
         embedding_optimiser.step()
-        dyt_optimiser.step()
+        step_dyt(model.dyt, dyt_optimiser, config)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 25 == 0:
             progress.set_postfix(loss=f"{running:.4f}")

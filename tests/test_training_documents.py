@@ -177,3 +177,25 @@ def test_prefix_agreement_is_zero_when_the_prefix_ranks_as_the_full_vector():
     # Detached: the full-vector ranking is the target, so only the prefix (first 8 dims) learns.
     assert queries.grad[:, 8:].abs().max().item() == 0.0
     assert queries.grad[:, :8].abs().max().item() > 0.0
+
+
+def test_the_dyt_tail_learns_at_its_own_rate():
+    import torch
+
+    from sse_integrations.model import SeparableDyT
+
+    def one_step(config):
+        torch.manual_seed(0)
+        dyt = SeparableDyT(16)
+        optimiser = torch.optim.Adam(dyt.parameters(), lr=config.dyt_learning_rate)
+        start = [p.detach().clone() for p in dyt.parameters()]
+        (dyt(torch.randn(4, 16)) ** 2).sum().backward()
+        docs.step_dyt(dyt, optimiser, config)
+        return [p.detach() - s for p, s in zip(dyt.parameters(), start)]
+
+    everywhere = one_step(docs.DocumentTrainConfig(dyt_learning_rate=1e-2))
+    tail_slow = one_step(docs.DocumentTrainConfig(dyt_learning_rate=1e-2, dyt_tail_start=6, dyt_tail_learning_rate=1e-4))
+    for full, split in zip(everywhere, tail_slow):
+        assert torch.equal(full[:6], split[:6])
+        assert torch.allclose(split[6:], full[6:] / 100, rtol=1e-3, atol=1e-9)
+        assert full[6:].abs().max().item() > 0.0
