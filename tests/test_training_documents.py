@@ -194,7 +194,9 @@ def test_the_dyt_tail_learns_at_its_own_rate():
         return [p.detach() - s for p, s in zip(dyt.parameters(), start)]
 
     everywhere = one_step(docs.DocumentTrainConfig(dyt_learning_rate=1e-2))
-    tail_slow = one_step(docs.DocumentTrainConfig(dyt_learning_rate=1e-2, dyt_tail_start=6, dyt_tail_learning_rate=1e-4))
+    tail_slow = one_step(
+        docs.DocumentTrainConfig(dyt_learning_rate=1e-2, dyt_tail_start=6, dyt_tail_learning_rate=1e-4)
+    )
     for full, split in zip(everywhere, tail_slow):
         assert torch.equal(full[:6], split[:6])
         assert torch.allclose(split[6:], full[6:] / 100, rtol=1e-3, atol=1e-9)
