@@ -201,3 +201,16 @@ def test_the_dyt_tail_learns_at_its_own_rate():
         assert torch.equal(full[:6], split[:6])
         assert torch.allclose(split[6:], full[6:] / 100, rtol=1e-3, atol=1e-9)
         assert full[6:].abs().max().item() > 0.0
+
+
+def test_the_lexical_mix_leaves_the_teacher_alone_at_zero_and_moves_to_bm25_with_weight():
+    import numpy as np
+    import torch
+
+    teacher = torch.tensor([[0.82, 0.80, 0.79], [0.70, 0.75, 0.72]])
+    bm25 = np.array([[0.0, 9.0, 1.0], [5.0, 0.0, 0.0]])
+    assert torch.equal(docs.lexical_mix(teacher, bm25, 0.0), teacher)
+    mixed = docs.lexical_mix(teacher, bm25, 2.0)
+    assert mixed.argmax(dim=1).tolist() == [1, 0]
+    # The same BM25 row ten times larger mixes in the same way: only its ranking shape counts.
+    assert torch.allclose(docs.lexical_mix(teacher, bm25 * 10, 2.0), mixed, atol=1e-5)
