@@ -404,10 +404,18 @@ def main() -> None:
         for corpus in corpora:
             vs_m2v = rate[(SSE, model, corpus)] / rate[(M2V_DEFAULT, model, corpus)]
             vs_floor = rate[(SSE, model, corpus)] / rate[(FLOOR, model, corpus)]
-            checks.append(
+            line = (
                 f"- {model}, {corpus}: {vs_m2v:.2f}x model2vec at its defaults (target >= {TARGET_VS_MODEL2VEC}x: {verdict(vs_m2v >= TARGET_VS_MODEL2VEC)}), "
                 f"{vs_floor:.2f}x the tokenizer floor (target >= {TARGET_VS_FLOOR}x: {verdict(vs_floor >= TARGET_VS_FLOOR)})"
             )
+            # Every encoder here tokenises first, so the tokenizer alone bounds what any of them reaches.
+            if vs_m2v < TARGET_VS_MODEL2VEC:
+                needed = TARGET_VS_MODEL2VEC * rate[(M2V_DEFAULT, model, corpus)]
+                line += (
+                    f"; {TARGET_VS_MODEL2VEC}x model2vec would be {needed:,.0f} texts/s, "
+                    f"{needed / rate[(FLOOR, model, corpus)]:.2f}x what the tokenizer alone does"
+                )
+            checks.append(line)
     inner, cpu, _, rss = cold["SSEEncoder, bundled 4-bit model"]
     checks.append(
         f"- cold start {inner:.3f} s wall, {cpu:.3f} s CPU (target <= {TARGET_COLD_START_S} s: wall {verdict(inner <= TARGET_COLD_START_S)}, "
