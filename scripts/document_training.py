@@ -313,7 +313,8 @@ class DocumentTrainConfig:
     negatives, teacher scores of the Tatoeba pseudo-documents and passage-passage
     distillation, none beyond it either; then the SeparableDyT learning rate 1e-2 as a built
     candidate, with the 4-bit pull's scope and weight and a prefix-agreement term, whose prefixes
-    ranked apart from its full vector); see the model card."""
+    ranked apart from its full vector; then a fast DyT on the leading dims only and BM25 mixed
+    into the distilled scores, neither lifting documents); see the model card."""
 
     steps: int = 1_000
     batch: int = 64
