@@ -329,6 +329,8 @@ class DocumentTrainConfig:
     # the prefixes the coarse stage of two-stage search ranks by.
     dyt_tail_start: int = 512
     dyt_tail_learning_rate: float = 1e-4
+    # Which SeparableDyT parameters the tail rate applies to ("alpha;beta;bias": all of them).
+    dyt_tail_parameters: str = "alpha;beta;bias"
     temperature: float = 0.05
     teacher_temperature: float = 0.02
     distillation_weight: float = 1.0
@@ -399,7 +401,7 @@ def step_dyt(dyt, optimiser, config: DocumentTrainConfig) -> None:
     if start >= dyt.alpha.shape[0]:
         optimiser.step()
         return
-    parameters = list(dyt.parameters())
+    parameters = [getattr(dyt, name) for name in config.dyt_tail_parameters.split(";")]
     before = [p.detach()[start:].clone() for p in parameters]
     optimiser.step()
     scale = config.dyt_tail_learning_rate / config.dyt_learning_rate

@@ -201,6 +201,14 @@ def test_the_dyt_tail_learns_at_its_own_rate():
         assert torch.equal(full[:6], split[:6])
         assert torch.allclose(split[6:], full[6:] / 100, rtol=1e-3, atol=1e-9)
         assert full[6:].abs().max().item() > 0.0
+    beta_only = one_step(
+        docs.DocumentTrainConfig(
+            dyt_learning_rate=1e-2, dyt_tail_start=6, dyt_tail_learning_rate=1e-4, dyt_tail_parameters="beta"
+        )
+    )
+    alpha, beta, bias = beta_only
+    assert torch.equal(alpha, everywhere[0]) and torch.equal(bias, everywhere[2])
+    assert torch.allclose(beta[6:], everywhere[1][6:] / 100, rtol=1e-3, atol=1e-9)
 
 
 def test_the_lexical_mix_leaves_the_teacher_alone_at_zero_and_moves_to_bm25_with_weight():
