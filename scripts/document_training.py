@@ -331,6 +331,12 @@ class DocumentTrainConfig:
     dyt_tail_learning_rate: float = 1e-4
     # Which SeparableDyT parameters the tail rate applies to ("alpha;beta;bias": all of them).
     dyt_tail_parameters: str = "alpha;beta;bias"
+    # After training, the SeparableDyT beta of dims ``beta_tail_start``.. is multiplied by
+    # ``beta_tail_factor`` (1: unchanged). With the fast DyT, x0.6 from dim 64 brought two-stage
+    # recall back to version 2's but left hybrid search below sparse on the documents test half
+    # (model card, "A ninth round").
+    beta_tail_start: int = 64
+    beta_tail_factor: float = 1.0
     temperature: float = 0.05
     teacher_temperature: float = 0.02
     distillation_weight: float = 1.0
@@ -852,6 +858,8 @@ def train_documents(
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     progress.close()
     model.embedding.sparse = False
+    with torch.no_grad():
+        model.dyt.beta[config.beta_tail_start :] *= config.beta_tail_factor
     return model
 
 
