@@ -164,27 +164,29 @@ def forget_tokenized_texts(tokenizer) -> bool:
 
 
 def load_runner(row: str, model_folder: str):
-    """(texts -> anything for ``row``, the tokenizer it runs), built on the SSE model folder's weights."""
+    """(texts -> anything for ``row``, the tokenizer object it runs), built on the SSE model folder's weights."""
     from sse_integrations import SSEEncoder
 
-    encoder = SSEEncoder.from_pretrained(model_folder)
-    return row_function(row, encoder), encoder.tokenizer
+    return row_function(row, SSEEncoder.from_pretrained(model_folder))
 
 
 def row_function(row: str, encoder):
-    """texts -> anything: ``row``'s encode, on ``encoder``'s weights and tokenizer object."""
+    """(texts -> anything, the tokenizer object that encode runs): ``row``'s encode on ``encoder``'s
+    weights and tokenizer. The tokenizer returned is the one whose cache must be emptied before a
+    timed encode: a library that copies the tokenizer runs its copy."""
     if row == FLOOR:
         tokenizer = encoder.tokenizer
-        return lambda texts: tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        return (lambda texts: tokenizer.encode_batch_fast(texts, add_special_tokens=False)), tokenizer
     if row in (SSE, SSE_TOKENIZER_THREADS):
-        return encoder.encode
+        return encoder.encode, encoder.tokenizer
     if row in (M2V_DEFAULT, M2V_SINGLE):
         from model2vec import StaticModel
 
+        # StaticModel deep-copies the tokenizer it is given and encodes with the copy.
         model = StaticModel(vectors=encoder.weights.embedding, tokenizer=encoder.tokenizer, normalize=True)
         if row == M2V_DEFAULT:
-            return model.encode
-        return lambda texts: model.encode(texts, use_multiprocessing=False)
+            return model.encode, model.tokenizer
+        return (lambda texts: model.encode(texts, use_multiprocessing=False)), model.tokenizer
     if row in (ST_DEFAULT, ST_1024):
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.modules import StaticEmbedding
@@ -192,8 +194,8 @@ def row_function(row: str, encoder):
         module = StaticEmbedding(encoder.tokenizer, embedding_weights=encoder.weights.embedding)
         model = SentenceTransformer(modules=[module], device="cpu")
         if row == ST_DEFAULT:
-            return model.encode
-        return lambda texts: model.encode(texts, batch_size=1024)
+            return model.encode, module.tokenizer
+        return (lambda texts: model.encode(texts, batch_size=1024)), module.tokenizer
     raise ValueError(f"unknown row {row!r}")
 
 
