@@ -410,7 +410,7 @@ def main() -> None:
                 f"- {model}, {corpus}: {vs_m2v:.2f}x model2vec at its defaults (target >= {TARGET_VS_MODEL2VEC}x: {verdict(vs_m2v >= TARGET_VS_MODEL2VEC)}), "
                 f"{vs_floor:.2f}x the tokenizer floor (target >= {TARGET_VS_FLOOR}x: {verdict(vs_floor >= TARGET_VS_FLOOR)})"
             )
-            # Every encoder here tokenises first, so the tokenizer alone bounds what any of them reaches.
+            # Every encoder here tokenises first: how the rate the target takes compares with tokenising alone.
             if vs_m2v < TARGET_VS_MODEL2VEC:
                 needed = TARGET_VS_MODEL2VEC * rate[(M2V_DEFAULT, model, corpus)]
                 line += (

@@ -471,12 +471,9 @@ class Bm25Scores:
     encoder's term weights, IDF over the collection)."""
 
     def __init__(self, tokenizer, documents: list[str]) -> None:
-        import scipy.sparse
-
         sys.path.insert(0, str(REPO_ROOT))
         from sse_integrations.sparse import SparseEncoder
 
-        self._csr = scipy.sparse.csr_matrix
         self.encoder = SparseEncoder(tokenizer).fit(documents)
         self.position = {text: j for j, text in enumerate(documents)}
         vectors = self.encoder.encode_documents(documents)
@@ -489,10 +486,12 @@ class Bm25Scores:
         self.idf = np.log(1 + (len(documents) - frequency + 0.5) / (frequency + 0.5))
 
     def _matrix(self, vectors):
+        import scipy.sparse
+
         column = self.column
         cells = [(i, column[t], x) for i, v in enumerate(vectors) for t, x in zip(v.indices, v.values) if t in column]
         rows, columns, values = zip(*cells) if cells else ((), (), ())
-        return self._csr((values, (rows, columns)), shape=(len(vectors), len(column)))
+        return scipy.sparse.csr_matrix((values, (rows, columns)), shape=(len(vectors), len(column)))
 
     def scores(self, queries: list[str], documents: list[str] | None = None) -> np.ndarray:
         """(queries, documents) scores; ``documents`` from the collection (default: all of it)."""
