@@ -108,8 +108,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
     parser.add_argument("--data", action="append", default=[], metavar="PATH[:SPLIT]")
+    parser.add_argument("--model", default=None, help="a model folder to score instead of the bundled model")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     args = parser.parse_args()
-    encoder = SSEEncoder.from_pretrained()
+    encoder = SSEEncoder.from_pretrained(args.model)
     rows = []
     for folder, split in data_sets(args):
         dataset = load_beir(folder, split)
@@ -148,11 +150,12 @@ def main() -> None:
     table = markdown_table(headers, rows)
     markdown = (
         "## Dense / sparse / hybrid, NDCG@10 (`benchmarks/hybrid_quality.py`)\n\n"
-        "Bundled model, qdrant-client local mode; RRF weights are (dense, sparse); the teacher is "
-        f"exact cosine. {machine_line()}\n\n{table}\n"
+        f"{'Model ' + args.model if args.model else 'Bundled model'}, qdrant-client local mode; RRF weights are "
+        f"(dense, sparse); the teacher is exact cosine. {machine_line()}\n\n{table}\n"
     )
     print(markdown)
-    write_section("hybrid_quality", markdown, DOCS / "hybrid.md")
+    if not args.no_write:
+        write_section("hybrid_quality", markdown, DOCS / "hybrid.md")
 
 
 if __name__ == "__main__":
