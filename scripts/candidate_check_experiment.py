@@ -20,6 +20,7 @@ Results of the last runs: the model card, "An eighth round".
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import sys
 from pathlib import Path
@@ -112,10 +113,9 @@ def main() -> None:
     )
     for spec in args.beta_tail:
         start, factor = spec.split(":")
-        weights = model.to_weights()
-        weights.beta = weights.beta.copy()
-        weights.beta[int(start) :] *= np.float32(float(factor))
-        scaled = SSEEncoder(tokenizer, weights)
+        scaled_model = copy.deepcopy(model)
+        docs.scale_beta_tail(scaled_model.dyt, int(start), float(factor))
+        scaled = SSEEncoder(tokenizer, scaled_model.to_weights())
         cells = [docs.evaluate_encoder_on(scaled, args.work_dir / "dev" / "ja_docs", "dev")]
         cells.append(docs.evaluate_encoder_on(scaled, PARAPHRASES, "test"))
         recall = two_stage_recall(scaled, documents, queries)

@@ -857,9 +857,16 @@ def train_documents(
             os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
     progress.close()
     model.embedding.sparse = False
-    with torch.no_grad():
-        model.dyt.beta[config.beta_tail_start :] *= config.beta_tail_factor
+    scale_beta_tail(model.dyt, config.beta_tail_start, config.beta_tail_factor)
     return model
+
+
+def scale_beta_tail(dyt, start: int, factor: float) -> None:
+    """Multiply the SeparableDyT beta of dims ``start``.. by ``factor``, in place."""
+    import torch
+
+    with torch.no_grad():
+        dyt.beta[start:] *= factor
 
 
 # ---------------------------------------------------------------- quick evaluation
