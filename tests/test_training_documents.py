@@ -262,11 +262,11 @@ def test_documentation_chunks_join_whole_sentences_of_training_packages_only():
     text = "設定ファイルを読みます。" * 3 + "\n--verbose で詳しく表示します。\n" + "長い文" * 70 + "。"
     sections = {
         train: [readmes.Section(train, "h", text)],
-        held: [readmes.Section(held, "h", "テストの文書です。")],
+        held: [readmes.Section(held, "h", "これはテスト用の文書です。")],
     }
     chunks = docs.documentation_chunks(sections, limit=40)
     assert chunks[0] == "設定ファイルを読みます。 設定ファイルを読みます。 設定ファイルを読みます。"
     assert chunks[1] == "--verbose で詳しく表示します。"
     assert chunks[2] == "長い文" * 70 + "。"  # longer than the limit: a chunk of its own, not cut
     assert len(chunks) == 3  # nothing of the test package
-    assert "テストの文書です。" in docs.documentation_chunks(sections, all_train=True, limit=40)
+    assert "これはテスト用の文書です。" in docs.documentation_chunks(sections, all_train=True, limit=40)
