@@ -131,6 +131,11 @@ def readme_pairs(
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
 
 
+def sentences_of(text: str) -> list[str]:
+    """Sentences and lines of ``text``, stripped, empty ones dropped."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+
+
 def cloze_pairs(
     by_package: dict[str, list[readmes.Section]], rng: random.Random, source: str = "cloze", all_train: bool = False
 ) -> list[Pair]:
@@ -140,7 +145,7 @@ def cloze_pairs(
         if not all_train and readmes.split_of(name) != "train":
             continue
         for section in sections:
-            sentences = [s.strip() for s in _SENTENCE_END.split(section.text) if s and s.strip()]
+            sentences = sentences_of(section.text)
             candidates = [
                 i for i, s in enumerate(sentences) if 10 <= len(s) <= 120 and readmes.japanese_char_count(s) >= 6
             ]
@@ -162,9 +167,7 @@ def documentation_chunks(
             continue
         for section in sections:
             current = ""
-            for part in (s.strip() for s in _SENTENCE_END.split(section.text)):
-                if not part:
-                    continue
+            for part in sentences_of(section.text):
                 if current and len(current) + len(part) > limit:
                     chunks.append(current)
                     current = ""
