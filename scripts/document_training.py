@@ -100,6 +100,18 @@ def keyword_query(text: str, idf: dict[str, float], rng: random.Random) -> str |
 
 
 # ---------------------------------------------------------------- training pairs
+def training_packages(
+    by_package: dict[str, list[readmes.Section]], all_train: bool = False
+) -> dict[str, list[readmes.Section]]:
+    """The packages to train on, by name: the 60% training share of the dev-set list, or every
+    package with ``all_train`` (the training-only list)."""
+    return {
+        name: sections
+        for name, sections in sorted(by_package.items())
+        if all_train or readmes.split_of(name) == "train"
+    }
+
+
 def readme_pairs(
     by_package: dict[str, list[readmes.Section]],
     generic: set[str],
@@ -109,11 +121,7 @@ def readme_pairs(
 ) -> list[Pair]:
     """Heading -> section and keywords -> section; ``all_train``: every package is a training
     package (the training-only list), not only the 60% share of the dev-set list."""
-    train = {
-        name: sections
-        for name, sections in sorted(by_package.items())
-        if all_train or readmes.split_of(name) == "train"
-    }
+    train = training_packages(by_package, all_train)
     idf = idf_table([s.text for sections in train.values() for s in sections])
     pairs = []
     for name, sections in train.items():
@@ -141,9 +149,7 @@ def cloze_pairs(
 ) -> list[Pair]:
     """Inverse cloze: one Japanese sentence of a training section -> the section without it."""
     pairs = []
-    for name, sections in sorted(by_package.items()):
-        if not all_train and readmes.split_of(name) != "train":
-            continue
+    for name, sections in training_packages(by_package, all_train).items():
         for section in sections:
             sentences = sentences_of(section.text)
             candidates = [
@@ -162,9 +168,7 @@ def documentation_chunks(
     """Runs of whole sentences and lines of the training sections, up to ``limit`` characters each
     (a longer sentence is a chunk of its own), in reading order, each chunk once."""
     chunks = []
-    for name, sections in sorted(by_package.items()):
-        if not all_train and readmes.split_of(name) != "train":
-            continue
+    for sections in training_packages(by_package, all_train).values():
         for section in sections:
             current = ""
             for part in sentences_of(section.text):
@@ -181,8 +185,7 @@ def noise_lines(by_package: dict[str, list[readmes.Section]]) -> list[str]:
     """Lines of code, options and paths (no kana/kanji) from the training packages' sections."""
     lines = {
         line
-        for name, sections in by_package.items()
-        if readmes.split_of(name) == "train"
+        for sections in training_packages(by_package).values()
         for section in sections
         for line in section.text.splitlines()
         if 4 <= len(line) <= 120 and not _KANA_KANJI.search(line) and re.search(r"[A-Za-z]", line)
