@@ -270,3 +270,12 @@ def test_documentation_chunks_join_whole_sentences_of_training_packages_only():
     assert chunks[2] == "長い文" * 70 + "。"  # longer than the limit: a chunk of its own, not cut
     assert len(chunks) == 3  # nothing of the test package
     assert "これはテスト用の文書です。" in docs.documentation_chunks(sections, all_train=True, limit=40)
+
+
+def test_package_shares_are_nested_and_about_their_size():
+    names = [f"package-{n}" for n in range(2_000)]
+    half = {name for name in names if docs.in_package_share(name, 0.5)}
+    quarter = {name for name in names if docs.in_package_share(name, 0.25)}
+    assert quarter <= half
+    assert 900 < len(half) < 1_100 and 400 < len(quarter) < 600
+    assert all(docs.in_package_share(name, 1.0) for name in names)
