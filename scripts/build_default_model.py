@@ -906,8 +906,9 @@ def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]
 TRAINING_ONLY_SOURCES = ("docs", "docs_cloze", "strings")
 
 
-def training_only_sections(work_dir: Path, documents_dir: Path) -> dict:
-    """Sections of the training-only packages, less those sharing a line of 30+ characters with the document dev set."""
+def training_only_sections(work_dir: Path, documents_dir: Path, specs: list[str] | None = None) -> dict:
+    """Sections of the training-only packages (``specs``: these instead of the pinned list), less
+    those sharing a line of 30+ characters with the document dev set."""
     import japanese_readmes
 
     held_lines = {
@@ -916,7 +917,7 @@ def training_only_sections(work_dir: Path, documents_dir: Path) -> dict:
         for line in record["text"].splitlines()
         if len(line) >= 30
     }
-    sections = japanese_readmes.read_training_sections(work_dir / "readmes")
+    sections = japanese_readmes.read_training_sections(work_dir / "readmes", specs)
     kept: dict = {}
     dropped = 0
     for name, found in sections.items():

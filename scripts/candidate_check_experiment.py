@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=build.SEED)
     parser.add_argument("--beta-tail", action="append", default=[], help="START:FACTOR, e.g. 128:0.7")
     parser.add_argument("--chunks", type=Path, help="JSON list of documentation chunks for chunk_regression_weight")
+    parser.add_argument("--extra-pairs", type=Path, help="JSONL of more training pairs (document_training.write_pairs)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO_ROOT))
     from tokenizers import Tokenizer
@@ -86,12 +87,18 @@ def main() -> None:
 
     fields = parse_variant(args.variant) if args.variant else {}
     label = variant_folder(args.variant) or "recipe"
-    if args.chunks:  # the chunks change the run as much as the variant does
-        label += f"+{args.chunks.stem}"
+    for extra in (args.chunks, args.extra_pairs):  # they change the run as much as the variant does
+        if extra:
+            label += f"+{extra.stem}"
     out = (args.out_dir or args.work_dir / "candidates") / label / f"seed{args.seed}"
     chunk_texts = json.loads(args.chunks.read_text(encoding="utf-8")) if args.chunks else None
     state = train_run(
-        args.work_dir, out / "trained.pt", args.seed, config=docs.DocumentTrainConfig(**fields), chunk_texts=chunk_texts
+        args.work_dir,
+        out / "trained.pt",
+        args.seed,
+        config=docs.DocumentTrainConfig(**fields),
+        extra_pairs=docs.read_pairs(args.extra_pairs) if args.extra_pairs else None,
+        chunk_texts=chunk_texts,
     )
     model = SSE(build.VOCAB_SIZE, build.DIM)
     model.load_state_dict(state)
