@@ -285,11 +285,11 @@ def read_training_sections(download_dir: Path, specs: list[str] | None = None) -
     description and the bundled documentation files, permissive licences only. None of these
     packages is in ``japanese_readme_packages.txt``, so none is in a dev or test half."""
     specs = specs if specs is not None else training_packages()
-    held = {_normalised_name(package_name(s)) for s in pinned_packages()}
+    held = {normalised_name(package_name(s)) for s in pinned_packages()}
     by_package: dict[str, list[Section]] = {}
     seen: set[str] = set()  # forks ship the same README: each section once
     for spec in specs:
-        if _normalised_name(package_name(spec)) in held:
+        if normalised_name(package_name(spec)) in held:
             raise ValueError(f"{spec} is also in {PACKAGE_LIST.name}: a training-only package must not be")
         package = read_permissive(spec, download_dir)
         if package is None:
@@ -305,5 +305,5 @@ def read_training_sections(download_dir: Path, specs: list[str] | None = None) -
     return by_package
 
 
-def _normalised_name(name: str) -> str:
+def normalised_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.lower())

@@ -11,9 +11,9 @@ mE5 encode the queries and passages distillation needs into ``WORK_DIR/document_
 
     python scripts/candidate_check_experiment.py --work-dir /tmp/sse-build --extra-pairs FILE
 
-So far it ran on 15 packages (83 sections, 448 pairs), found by sampling PyPI project names and
-keeping long descriptions with 150+ kana under permissive licences: too few to measure against
-the training seed's spread (the curve predicts +0.004 for 15% more sections).
+So far it ran on 15 packages (83 sections, 448 pairs) found by an ad hoc forerunner of
+``find_japanese_packages.py`` (PyPI names hinting at Japanese plus a random sample): too few to
+measure against the training seed's spread (the curve predicts +0.004 for 15% more sections).
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ docs = importlib.import_module("document_training")
 
 
 def test_no_training_only_package_is_in_the_dev_set_list():
-    held = {readmes._normalised_name(readmes.package_name(s)) for s in readmes.pinned_packages()}
+    held = {readmes.normalised_name(readmes.package_name(s)) for s in readmes.pinned_packages()}
     training = readmes.training_packages()
     assert training, "the training-only list is empty"
     assert len(set(training)) == len(training)
     for spec in training:
         assert spec.startswith(("pypi:", "npm:")) and ("==" in spec or "@" in spec.split(":", 1)[1][1:]), spec
-        assert readmes._normalised_name(readmes.package_name(spec)) not in held, spec
+        assert readmes.normalised_name(readmes.package_name(spec)) not in held, spec
 
 
 PO = r"""
