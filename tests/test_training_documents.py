@@ -279,3 +279,37 @@ def test_package_shares_are_nested_and_about_their_size():
     assert quarter <= half
     assert 900 < len(half) < 1_100 and 400 < len(quarter) < 600
     assert all(docs.in_package_share(name, 1.0) for name in names)
+
+
+def test_the_package_finder_keeps_japanese_permissive_pure_wheels_only(monkeypatch):
+    import io
+    import json
+
+    finder = importlib.import_module("find_japanese_packages")
+    japanese = "このパッケージはファイルを読み込んで設定を表示します。" * 10
+    chinese = "这个软件包读取文件并显示设置。" * 20
+    projects = {
+        "ja-tool": (japanese, "MIT", "ja_tool-1.0-py3-none-any.whl"),
+        "zh-tool": (chinese, "MIT", "zh_tool-1.0-py3-none-any.whl"),
+        "gpl-tool": (japanese, "GPL-3.0", "gpl_tool-1.0-py3-none-any.whl"),
+        "native-tool": (japanese, "MIT", "native_tool-1.0-cp311-cp311-linux_x86_64.whl"),
+    }
+
+    def fake_urlopen(url, timeout):
+        name = url.rstrip("/").split("/")[-2]
+        if name not in projects:
+            raise OSError("404")
+        description, licence, wheel = projects[name]
+        body = {
+            "info": {"name": name, "version": "1.0", "description": description, "license": licence},
+            "urls": [{"filename": wheel}],
+        }
+        return io.BytesIO(json.dumps(body).encode())
+
+    monkeypatch.setattr(finder.urllib.request, "urlopen", fake_urlopen)
+    assert finder.candidate("ja-tool", 150) == ("ja-tool", "1.0", japanese)
+    assert finder.candidate("zh-tool", 150) is None  # no kana
+    assert finder.candidate("gpl-tool", 150) is None
+    assert finder.candidate("native-tool", 150) is None
+    assert finder.candidate("missing", 150) is None
+    assert finder.candidate("ja-tool", 10_000) is None
