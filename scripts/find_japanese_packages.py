@@ -74,14 +74,16 @@ def main() -> None:
     listed |= {readmes.normalised_name(readmes.package_name(s)) for s in readmes.training_packages()}
     names = [n for n in project_names() if readmes.normalised_name(n) not in listed]
     sample = random.Random(args.seed).sample(names, min(args.sample, len(names)))
-    kept: dict[str, tuple[str, str]] = {}
+    kept: dict[str, str] = {}  # name -> version
+    descriptions: set[str] = set()  # forks and renames ship the same description: keep the first
     with ThreadPoolExecutor(args.workers) as pool:
         for number, found in enumerate(pool.map(lambda n: candidate(n, args.min_kana), sample), 1):
-            if found and found[2] not in {d for _, d in kept.values()}:
-                kept[found[0]] = (found[1], found[2])
+            if found and found[2] not in descriptions:
+                kept[found[0]] = found[1]
+                descriptions.add(found[2])
             if number % 1_000 == 0:
                 print(f"{number} of {len(sample)} read, {len(kept)} kept", file=sys.stderr, flush=True)
-    lines = [f"pypi:{name}=={version}" for name, (version, _) in sorted(kept.items(), key=lambda k: k[0].lower())]
+    lines = [f"pypi:{name}=={version}" for name, version in sorted(kept.items(), key=lambda k: k[0].lower())]
     args.out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     print(f"{len(lines)} of {len(sample)} sampled projects -> {args.out}")
 
