@@ -1,4 +1,4 @@
-"""Experiment (not part of the build): more documentation packages as heading, keyword and cloze pairs.
+"""Experiment (not part of the build): more documentation packages, or more draws, as heading, keyword and cloze pairs.
 
 The learning curve of the model card (``documentation_package_share``) gained about 0.018 on the
 document dev half at 512 dims per doubling of the training packages. This reads the packages of
@@ -10,6 +10,10 @@ mE5 encode the queries and passages distillation needs into ``WORK_DIR/document_
 (checkpointed; passages shortest first). Then:
 
     python scripts/candidate_check_experiment.py --work-dir /tmp/sse-build --extra-pairs FILE
+
+``--redraw SEED,SEED`` instead draws the keyword and cloze pairs of the listed packages' training
+share again with those seeds (pairs the build already has are left out), to tell more pairs from
+more documents: ``WORK_DIR/redrawn_pairs.jsonl``, only their queries are new to the teacher.
 
 So far it ran on 15 packages (83 sections, 448 pairs) found by an ad hoc forerunner of
 ``find_japanese_packages.py`` (PyPI names hinting at Japanese plus a random sample): too few to
@@ -29,20 +33,42 @@ import document_training as docs
 import japanese_readmes as readmes
 
 
+def redrawn_pairs(listed: dict, seeds: list[int], work_dir: Path) -> list:
+    """Keyword and cloze pairs of the listed packages' training share drawn with ``seeds``, less
+    the pairs the build has (headings come out the same, so they all go)."""
+    generic = build_document_dev_set.generic_headings(listed)
+    seen = {(p.query, p.document) for p in docs.read_pairs(work_dir / "document_pairs.jsonl")}
+    pairs = []
+    for seed in seeds:
+        rng = random.Random(seed)
+        for pair in docs.readme_pairs(listed, generic, rng) + docs.cloze_pairs(listed, rng):
+            if (pair.query, pair.document) not in seen:
+                seen.add((pair.query, pair.document))
+                pairs.append(pair)
+    return pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
-    parser.add_argument("--packages", type=Path, required=True, help="pinned list, one registry:name==version a line")
+    choice = parser.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--packages", type=Path, help="pinned list, one registry:name==version a line")
+    choice.add_argument("--redraw", help="seeds, comma-separated: new draws from the listed packages")
     parser.add_argument("--teacher-threads", type=int, default=None)
     args = parser.parse_args()
-    specs = [line.strip() for line in args.packages.read_text(encoding="utf-8").splitlines()]
-    specs = [spec for spec in specs if spec and not spec.startswith("#")]
     listed = readmes.read_package_sections(args.work_dir / "readmes")
-    sections = build.training_only_sections(args.work_dir, args.work_dir / "dev" / "ja_docs", specs)
-    rng = random.Random(build.SEED + 2)
-    generic = build_document_dev_set.generic_headings({**listed, **sections})
-    pairs = docs.readme_pairs(sections, generic, rng, all_train=True) + docs.cloze_pairs(sections, rng, all_train=True)
-    out = args.work_dir / f"{args.packages.stem}_pairs.jsonl"
+    if args.packages:
+        specs = [line.strip() for line in args.packages.read_text(encoding="utf-8").splitlines()]
+        specs = [spec for spec in specs if spec and not spec.startswith("#")]
+        sections = build.training_only_sections(args.work_dir, args.work_dir / "dev" / "ja_docs", specs)
+        rng = random.Random(build.SEED + 2)
+        generic = build_document_dev_set.generic_headings({**listed, **sections})
+        pairs = docs.readme_pairs(sections, generic, rng, all_train=True)
+        pairs += docs.cloze_pairs(sections, rng, all_train=True)
+        out = args.work_dir / f"{args.packages.stem}_pairs.jsonl"
+    else:
+        pairs = redrawn_pairs(listed, [int(seed) for seed in args.redraw.split(",")], args.work_dir)
+        out = args.work_dir / "redrawn_pairs.jsonl"
     docs.write_pairs(out, pairs)
     print(f"{len(pairs)} pairs ({dict(Counter(p.source for p in pairs))}) -> {out}")
     taught = [p for p in pairs if p.source in docs.DocumentTrainConfig.distillation_sources]
