@@ -224,12 +224,17 @@ def read_package_sections(download_dir: Path, specs: list[str] | None = None) ->
     return by_package
 
 
-def pinned_packages() -> list[str]:
+def read_pinned_list(path: Path) -> list[str]:
+    """The ``registry:name==version`` lines of a pinned package list; blank lines and comments skipped."""
     return [
         line.strip()
-        for line in PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
+        for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
+
+
+def pinned_packages() -> list[str]:
+    return read_pinned_list(PACKAGE_LIST)
 
 
 # ---------------------------------------------------------------- training-only packages
@@ -268,11 +273,7 @@ def bundled_documents(path: Path) -> list[tuple[str, str]]:
 
 
 def training_packages() -> list[str]:
-    return [
-        line.strip()
-        for line in TRAINING_PACKAGE_LIST.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    return read_pinned_list(TRAINING_PACKAGE_LIST)
 
 
 def package_name(spec: str) -> str:

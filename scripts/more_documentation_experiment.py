@@ -58,8 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     listed = readmes.read_package_sections(args.work_dir / "readmes")
     if args.packages:
-        specs = [line.strip() for line in args.packages.read_text(encoding="utf-8").splitlines()]
-        specs = [spec for spec in specs if spec and not spec.startswith("#")]
+        specs = readmes.read_pinned_list(args.packages)
         sections = build.training_only_sections(args.work_dir, args.work_dir / "dev" / "ja_docs", specs)
         rng = random.Random(build.SEED + 2)
         generic = build_document_dev_set.generic_headings({**listed, **sections})
