@@ -911,13 +911,20 @@ def training_only_sections(work_dir: Path, documents_dir: Path, specs: list[str]
     those sharing a line of 30+ characters with the document dev set."""
     import japanese_readmes
 
+    kept = without_held_lines(japanese_readmes.read_training_sections(work_dir / "readmes", specs), documents_dir)
+    print(f"training-only documentation: {len(kept)} packages, {sum(map(len, kept.values()))} sections")
+    return kept
+
+
+def without_held_lines(sections: dict, documents_dir: Path) -> dict:
+    """``sections`` (package -> sections) less those sharing a line of 30+ characters with a
+    document of the document dev set (dev or test half): no held-out text comes back through a copy."""
     held_lines = {
         line
         for record in map(json.loads, open(documents_dir / "corpus.jsonl", encoding="utf-8"))
         for line in record["text"].splitlines()
         if len(line) >= 30
     }
-    sections = japanese_readmes.read_training_sections(work_dir / "readmes", specs)
     kept: dict = {}
     dropped = 0
     for name, found in sections.items():
@@ -925,10 +932,7 @@ def training_only_sections(work_dir: Path, documents_dir: Path, specs: list[str]
         dropped += len(found) - len(clean)
         if clean:
             kept[name] = clean
-    print(
-        f"training-only documentation: {len(kept)} packages, {sum(map(len, kept.values()))} sections "
-        f"({dropped} dropped for sharing a line with the document dev set)"
-    )
+    print(f"{dropped} sections dropped for sharing a line with the document dev set")
     return kept
 
 

@@ -306,5 +306,57 @@ def read_training_sections(download_dir: Path, specs: list[str] | None = None) -
     return by_package
 
 
+# ---------------------------------------------------------------- docstrings
+# Docstrings taken per package at most: one package's API (thousands of functions) would
+# otherwise outweigh every other package's.
+MAX_DOCSTRINGS_PER_PACKAGE = 150
+
+
+def split_summary(docstring: str) -> tuple[str, str]:
+    """(first sentence of the first paragraph, the rest): docstrings wrap a long summary over lines."""
+    paragraph, _, rest = docstring.strip().partition("\n\n")
+    joined = ""
+    for line in (line.strip() for line in paragraph.splitlines()):
+        # Japanese wraps without a space; Latin words need one back.
+        glue = "" if not joined or japanese_char_count(joined[-1] + line[:1]) == 2 else " "
+        joined += glue + line
+    summary, end, more = joined.partition("。")
+    return summary + end, "\n".join(part for part in (more.strip(), rest) if part)
+
+
+def docstring_sections(path: Path, package: str, limit: int = MAX_DOCSTRINGS_PER_PACKAGE) -> list[Section]:
+    """Japanese docstrings of a wheel's Python modules as sections: the summary line is the
+    heading, the signature and the rest of the docstring the text (the same bounds as README
+    sections). At most ``limit``, the first in file order."""
+    import ast
+
+    if path.suffix != ".whl":
+        return []
+    sections: list[Section] = []
+    with zipfile.ZipFile(path) as wheel:
+        for name in sorted(n for n in wheel.namelist() if n.endswith(".py")):
+            try:
+                tree = ast.parse(wheel.read(name).decode("utf-8", "replace"))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    continue
+                docstring = ast.get_docstring(node)
+                if not docstring:
+                    continue
+                summary, rest = split_summary(docstring)
+                signature = (
+                    f"class {node.name}" if isinstance(node, ast.ClassDef) else f"{node.name}({ast.unparse(node.args)})"
+                )
+                body = "\n".join([signature, *(" ".join(line.split()) for line in rest.splitlines() if line.strip())])
+                if len(body) < MIN_SECTION_CHARS or japanese_char_count(body) < MIN_JAPANESE_CHARS:
+                    continue
+                sections.append(Section(package, clean_heading(summary), cut(body, MAX_SECTION_CHARS)))
+                if len(sections) >= limit:
+                    return sections
+    return sections
+
+
 def normalised_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name.lower())

@@ -48,12 +48,32 @@ def redrawn_pairs(listed: dict, seeds: list[int], work_dir: Path) -> list:
     return pairs
 
 
+def docstring_sections(work_dir: Path) -> dict:
+    """Docstring sections of every training package: the training share of the dev-set list and
+    the training-only list (permissive licences only, as their READMEs)."""
+    specs = [s for s in readmes.pinned_packages() if readmes.split_of(readmes.package_name(s)) == "train"]
+    by_package = {}
+    for spec in specs + readmes.training_packages():
+        package = readmes.read_permissive(spec, work_dir / "readmes")
+        if package is None:
+            continue
+        path, name, _ = package
+        if spec in specs and readmes.split_of(name) != "train":
+            continue  # the metadata's name decides the split, as for the READMEs
+        if found := readmes.docstring_sections(path, name):
+            by_package[name] = found
+    return by_package
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/sse-build"))
     choice = parser.add_mutually_exclusive_group(required=True)
     choice.add_argument("--packages", type=Path, help="pinned list, one registry:name==version a line")
     choice.add_argument("--redraw", help="seeds, comma-separated: new draws from the listed packages")
+    choice.add_argument(
+        "--docstrings", action="store_true", help="the Japanese docstrings of the training packages' Python modules"
+    )
     parser.add_argument("--teacher-threads", type=int, default=None)
     args = parser.parse_args()
     listed = readmes.read_package_sections(args.work_dir / "readmes")
@@ -65,6 +85,14 @@ def main() -> None:
         pairs = docs.readme_pairs(sections, generic, rng, all_train=True)
         pairs += docs.cloze_pairs(sections, rng, all_train=True)
         out = args.work_dir / f"{args.packages.stem}_pairs.jsonl"
+    elif args.docstrings:
+        sections = build.without_held_lines(docstring_sections(args.work_dir), args.work_dir / "dev" / "ja_docs")
+        print(f"docstrings: {len(sections)} packages, {sum(map(len, sections.values()))} sections")
+        rng = random.Random(build.SEED + 3)
+        generic = build_document_dev_set.generic_headings({**listed, **sections})
+        pairs = docs.readme_pairs(sections, generic, rng, all_train=True)
+        pairs += docs.cloze_pairs(sections, rng, all_train=True)
+        out = args.work_dir / "docstring_pairs.jsonl"
     else:
         pairs = redrawn_pairs(listed, [int(seed) for seed in args.redraw.split(",")], args.work_dir)
         out = args.work_dir / "redrawn_pairs.jsonl"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +315,68 @@ def test_the_package_finder_keeps_japanese_permissive_pure_wheels_only(monkeypat
     assert finder.candidate("native-tool", 150) is None
     assert finder.candidate("missing", 150) is None
     assert finder.candidate("ja-tool", 10_000) is None
+
+
+DOCSTRING_MODULE = '''
+def load_config(path: str, *, strict: bool = True):
+    """設定ファイルを読み込み、検証した結果を
+    辞書で返す。見つからないときは既定値を使う。
+
+    Args:
+        path (str): 読み込む設定ファイルのパス。相対パスは作業ディレクトリから解決する。
+        strict (bool): True なら未知のキーをエラーにする。False なら警告だけ出して読み飛ばす。
+    """
+
+
+class Cache:
+    """読み込んだ設定を覚えておくキャッシュ。
+
+    同じパスを二度読まないように、最後に読んだ時刻と内容を保持する。期限が切れたら読み直す。
+    時刻はモノトニック時計で測るので、システム時計を戻しても期限は正しく判定される。
+    容量を超えたときは最も古く使われた項目から捨て、捨てた件数は統計として数えておく。
+    """
+
+
+def english_only(x):
+    """Return x unchanged: an English docstring long enough to pass the length bound but with no Japanese at all."""
+'''
+
+
+def test_docstring_sections_use_the_summary_as_heading_and_the_signature_and_rest_as_text(tmp_path):
+    path = tmp_path / "sample_tool-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("sample_tool/config.py", DOCSTRING_MODULE)
+        wheel.writestr("sample_tool/broken.py", "def (:\n")
+    sections = readmes.docstring_sections(path, "sample-tool")
+    assert [s.heading for s in sections] == [
+        "設定ファイルを読み込み、検証した結果を辞書で返す。",
+        "読み込んだ設定を覚えておくキャッシュ。",
+    ]
+    function, cls = sections
+    assert function.package == "sample-tool"
+    assert function.text.splitlines()[:2] == [
+        "load_config(path: str, *, strict: bool=True)",
+        "見つからないときは既定値を使う。",
+    ]
+    assert "path (str): 読み込む設定ファイルのパス。" in function.text
+    assert cls.text.startswith("class Cache\n同じパスを二度読まないように")
+    assert readmes.docstring_sections(path, "sample-tool", limit=1) == sections[:1]
+    assert readmes.docstring_sections(tmp_path / "sample-tool-2.0.tgz", "sample-tool") == []
+
+
+def test_split_summary_joins_wrapped_japanese_without_spaces_and_latin_with_one():
+    assert readmes.split_summary("設定を\n読む。\n\n詳細") == ("設定を読む。", "詳細")
+    assert readmes.split_summary("Config を\nload する。残り") == ("Config を load する。", "残り")
+    assert readmes.split_summary("句点なしの要約") == ("句点なしの要約", "")
+
+
+def test_sections_sharing_a_long_line_with_the_document_dev_set_are_dropped(tmp_path):
+    build = importlib.import_module("build_default_model")
+    held = "この行は評価用の文書と同じ三十文字以上の長さを持つ一行です。"
+    (tmp_path / "corpus.jsonl").write_text(
+        json.dumps({"_id": "d1", "text": f"見出し\n{held}"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    copy = readmes.Section("a", "h", f"前置き\n{held}")
+    own = readmes.Section("a", "h2", "評価用の文書にはない本文です。" * 3)
+    short = readmes.Section("b", "h", "見出し\n別の本文")  # shares only a line under 30 characters
+    assert build.without_held_lines({"a": [copy, own], "b": [short]}, tmp_path) == {"a": [own], "b": [short]}
