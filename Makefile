@@ -32,6 +32,7 @@ test: install
 # default_model_quality.py is left out: it needs the teacher outputs of a model build (see the model card).
 bench: install
 	$(PY) benchmarks/encode_speed.py
+	$(PY) benchmarks/encode_breakdown.py
 	$(PY) benchmarks/two_stage.py
 
 # Hours on 2 cores (the 1M steps above all) and several GB of folders under SSE_SCALE_DIR (default /tmp/sse-scale-bench).

@@ -49,8 +49,8 @@ from report import machine_line, markdown_table, write_section
 STAGES = ("tokenizer", "ids", "pooling")
 
 
-def stage_seconds(encoder, texts: list[str]) -> dict[str, float]:
-    """Thread CPU seconds of each stage of SSEEncoder's bulk path over ``texts``."""
+def stage_seconds(encoder, texts: list[str]):
+    """(thread CPU seconds of each stage of SSEEncoder's bulk path over ``texts``, the vectors it made)."""
     import numpy as np
 
     from sse_integrations.encoder import DEFAULT_BATCH_SIZE
@@ -73,7 +73,7 @@ def stage_seconds(encoder, texts: list[str]) -> dict[str, float]:
         spent["tokenizer"] += tokenized - before
         spent["ids"] += read - tokenized
         spent["pooling"] += pooled - read
-    return spent
+    return spent, output
 
 
 def model2vec_seconds(model, texts: list[str]) -> float:
@@ -86,6 +86,7 @@ def model2vec_seconds(model, texts: list[str]) -> float:
 
 def breakdown(model_folder: Path, corpora: dict[str, list[str]], repeats: int) -> dict[str, dict[str, float]]:
     """Per corpus: median microseconds per text of each stage and of model2vec's encode."""
+    import numpy as np
     from model2vec import StaticModel
 
     from sse_integrations import SSEEncoder
@@ -97,7 +98,9 @@ def breakdown(model_folder: Path, corpora: dict[str, list[str]], repeats: int) -
         samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "model2vec")}
         for repeat in range(repeats + 1):
             # Turns alternate within a repeat, so drift hits both; the first repeat warms up.
-            spent = stage_seconds(encoder, texts)
+            spent, vectors = stage_seconds(encoder, texts)
+            if not repeat and not np.array_equal(vectors, encoder.encode(texts)):
+                raise SystemExit("the timed stages do not make SSEEncoder.encode's vectors: the breakdown is stale")
             spent["model2vec"] = model2vec_seconds(model, texts)
             if repeat:
                 for name, seconds in spent.items():
@@ -165,9 +168,10 @@ def main() -> None:
             "same corpora as `encode_speed.py`; medians of the repeats after a warm-up, every pass from an "
             "empty tokenizer cache. With both libraries keeping both cores busy, the speed-up over model2vec "
             "is at most the ratio of CPU per text; the ceiling is that ratio with no work after the tokenizer. "
-            "That bound holds where model2vec's default threads keep both cores busy, as on short sentences "
-            "(there its two-core rate in `encode_speed.py` is about twice its one-thread rate); on documents "
-            "they do not, and the two-core speed-up is far above the CPU ratio. "
+            "That bound binds where model2vec's default threads keep both cores as busy as ours: compare "
+            "`encode_speed.py`'s two-core speed-ups (ratios, not rates: the machine's speed drifts between "
+            "runs) with the CPU ratio here; where the two-core speed-up is far above it, as on documents, "
+            "model2vec leaves a core idle and the bound does not bind. "
             f"{machine_line()} Run time {time.perf_counter() - started:.0f} s.",
             "",
             markdown_table(header, rows),
