@@ -11,9 +11,9 @@ batches of the encoder's batch size):
 
 and model2vec's `StaticModel.encode(..., use_multiprocessing=False)` on the same thread, same
 weights and tokenizer. Both libraries pay the tokenizer; what differs is the work after it. So
-when both keep two cores busy (model2vec's default joblib threads do), SSEEncoder's speed-up over
-model2vec is at most model2vec's CPU per text over ours, and the ceiling (our post-tokenizer
-work at zero) is model2vec's CPU per text over the tokenizer's. The table gives, per tokenizer
+where both keep two cores busy (model2vec's default joblib threads do on short sentences, not on
+documents), SSEEncoder's speed-up over model2vec is at most model2vec's CPU per text over ours,
+and the ceiling (our post-tokenizer work at zero) is model2vec's CPU per text over the tokenizer's. The table gives, per tokenizer
 and corpus, the post-tokenizer budget a 1.2x speed-up leaves. Thread CPU time (not wall time)
 per stage, median of the repeats, every timed pass from an empty tokenizer cache.
 
