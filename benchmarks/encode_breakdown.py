@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 # Before tokenizers is imported anywhere: the tokenizer runs on the calling thread, as in the encode threads.
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
@@ -51,8 +53,6 @@ STAGES = ("tokenizer", "ids", "pooling")
 
 def stage_seconds(encoder, texts: list[str]):
     """(thread CPU seconds of each stage of SSEEncoder's bulk path over ``texts``, the vectors it made)."""
-    import numpy as np
-
     from sse_integrations.encoder import DEFAULT_BATCH_SIZE
     from sse_integrations.pooling import flatten_ids
 
@@ -86,7 +86,6 @@ def model2vec_seconds(model, texts: list[str]) -> float:
 
 def breakdown(model_folder: Path, corpora: dict[str, list[str]], repeats: int) -> dict[str, dict[str, float]]:
     """Per corpus: median microseconds per text of each stage and of model2vec's encode."""
-    import numpy as np
     from model2vec import StaticModel
 
     from sse_integrations import SSEEncoder

@@ -54,6 +54,16 @@ def redrawn_pairs(listed: dict, seeds: list[int], work_dir: Path) -> list:
     return pairs
 
 
+def pairs_of(sections: dict, listed: dict, seed: int, sources: tuple[str, str] = ("readme", "cloze")) -> list:
+    """Heading, keyword and inverse-cloze pairs of every package in ``sections`` (all of them
+    training packages), under ``sources``; headings common among the listed packages are generic."""
+    rng = random.Random(seed)
+    generic = build_document_dev_set.generic_headings({**listed, **sections})
+    return docs.readme_pairs(sections, generic, rng, source=sources[0], all_train=True) + docs.cloze_pairs(
+        sections, rng, source=sources[1], all_train=True
+    )
+
+
 def docstring_sections(work_dir: Path) -> dict:
     """Docstring sections of every training package: the training share of the dev-set list and
     the training-only list (permissive licences only, as their READMEs)."""
@@ -88,23 +98,19 @@ def main() -> None:
     )
     parser.add_argument("--teacher-threads", type=int, default=None)
     args = parser.parse_args()
+    if args.own_source and not args.docstrings:
+        parser.error("--own-source goes with --docstrings")
     listed = readmes.read_package_sections(args.work_dir / "readmes")
     if args.packages:
         specs = readmes.read_pinned_list(args.packages)
         sections = build.training_only_sections(args.work_dir, args.work_dir / "dev" / "ja_docs", specs)
-        rng = random.Random(build.SEED + 2)
-        generic = build_document_dev_set.generic_headings({**listed, **sections})
-        pairs = docs.readme_pairs(sections, generic, rng, all_train=True)
-        pairs += docs.cloze_pairs(sections, rng, all_train=True)
+        pairs = pairs_of(sections, listed, build.SEED + 2)
         out = args.work_dir / f"{args.packages.stem}_pairs.jsonl"
     elif args.docstrings:
         sections = build.without_held_lines(docstring_sections(args.work_dir), args.work_dir / "dev" / "ja_docs")
         print(f"docstrings: {len(sections)} packages, {sum(map(len, sections.values()))} sections")
-        rng = random.Random(build.SEED + 3)
-        generic = build_document_dev_set.generic_headings({**listed, **sections})
         sources = ("docstring", "docstring_cloze") if args.own_source else ("readme", "cloze")
-        pairs = docs.readme_pairs(sections, generic, rng, source=sources[0], all_train=True)
-        pairs += docs.cloze_pairs(sections, rng, source=sources[1], all_train=True)
+        pairs = pairs_of(sections, listed, build.SEED + 3, sources)
         out = args.work_dir / ("docstring_own_source_pairs.jsonl" if args.own_source else "docstring_pairs.jsonl")
     else:
         pairs = redrawn_pairs(listed, [int(seed) for seed in args.redraw.split(",")], args.work_dir)
