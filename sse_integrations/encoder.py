@@ -19,6 +19,7 @@ from ._checks import as_text_list, check_positive_int
 from .formats import ModelFormatError, SSEWeights, read_model_folder, write_model_folder
 from .hub import looks_like_hub_id, resolve_hub
 from .matryoshka import l2_normalize, matryoshka_dims, validate_dim
+from .passages import PassageCut
 from .pooling import LONG_BAG, flatten_ids, mean_blocks
 
 if TYPE_CHECKING:
@@ -261,6 +262,51 @@ class SSEEncoder:
             progress.close()
         return output
 
+    def encode_with_passages(
+        self,
+        texts: Sequence[str],
+        cut: PassageCut | None = None,
+        *,
+        truncate_dim: int | None = None,
+        passage_dim: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whole-document vectors and the vectors of each document's passages, from one tokenisation.
+
+        Args:
+            texts: a list of strings.
+            cut: how documents are cut into passages (default :class:`PassageCut`).
+            truncate_dim: width of the whole-document vectors (default: the encoder's).
+            passage_dim: width of the passage vectors (default: ``truncate_dim``).
+            batch_size: texts tokenised per step.
+
+        Returns:
+            (documents, passages, counts): the documents' vectors, un-normalised, exactly those of
+            ``encode(texts, normalize=False)``; the passages' vectors, L2-normalised, one
+            document's after another; and the number of passages of each document.
+        """
+        items = as_text_list(texts)
+        cut = cut or PassageCut()
+        dim = validate_dim(truncate_dim, self.full_dim) if truncate_dim is not None else self.truncate_dim
+        passage_dim = validate_dim(passage_dim, self.full_dim) if passage_dim is not None else dim
+        check_positive_int(batch_size, "batch_size")
+        documents = np.empty((len(items), dim), dtype=np.float32)
+        passage_blocks: list[np.ndarray] = []
+        count_blocks: list[np.ndarray] = []
+        batches = [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
+        start = 0
+        for flat, lengths in self._tokenized(batches):
+            self._pool_into(flat, lengths, documents[start : start + len(lengths)], dim, normalize=False)
+            spans = cut.spans(lengths)
+            passages = np.empty((len(spans.lengths), passage_dim), dtype=np.float32)
+            self._pool_into(spans.gather(flat), spans.lengths, passages, passage_dim, normalize=True)
+            passage_blocks.append(passages)
+            count_blocks.append(spans.counts(len(lengths)))
+            start += len(lengths)
+        if not passage_blocks:
+            return documents, np.zeros((0, passage_dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return documents, np.concatenate(passage_blocks), np.concatenate(count_blocks)
+
     def _encode_single(self, text: str, out: np.ndarray, dim: int, normalize: bool) -> bool:
         """One text that is not long (a query) into ``out`` without the batch machinery; False if long.
 
@@ -416,3 +462,16 @@ class SSEEncoder:
                 torch.as_tensor(offsets, dtype=torch.long, device=device),
             )
         return result.float().cpu().numpy()
+
+
+def encode_documents(
+    encoder: SSEEncoder, texts: Sequence[str], truncate_dim: int | None, passages: tuple[PassageCut, int | None] | None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Un-normalised document vectors at ``truncate_dim`` and, with ``passages`` (cut, width), the passages'
+    (vectors, counts) from the same tokenisation: what an index stores, in this process or a helper one."""
+    if passages is None:
+        return encoder.encode(texts, truncate_dim=truncate_dim, normalize=False, batch_size=max(1, len(texts))), None
+    documents, vectors, counts = encoder.encode_with_passages(
+        texts, passages[0], truncate_dim=truncate_dim, passage_dim=passages[1], batch_size=max(1, len(texts))
+    )
+    return documents, (vectors, counts)

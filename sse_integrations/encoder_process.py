@@ -30,6 +30,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .encoder import encode_documents
+
 _HEADER = struct.Struct("<Q")
 # Seconds a child gets to load the encoders and answer the handshake, and to exit after close().
 START_TIMEOUT = 120.0
@@ -150,9 +152,12 @@ class EncoderProcess:
         detail = f" (exit code {code})" if code is not None else ""
         return detail + (": " + " | ".join(tail) if tail else "")
 
-    def encode_documents(self, texts: Sequence[str], truncate_dim: int | None = None) -> tuple[np.ndarray, list | None]:
-        """(un-normalised float32 vectors of ``texts`` at ``truncate_dim``, their sparse vectors or None)."""
-        request = (list(texts), truncate_dim)
+    def encode_documents(
+        self, texts: Sequence[str], truncate_dim: int | None = None, passages: tuple[Any, int | None] | None = None
+    ) -> tuple[np.ndarray, list | None, tuple[np.ndarray, np.ndarray] | None]:
+        """(un-normalised float32 vectors of ``texts`` at ``truncate_dim``, their sparse vectors or None,
+        with ``passages`` = (``PassageCut``, width) the passages' (vectors, counts), else None)."""
+        request = (list(texts), truncate_dim, passages)
         with self._lock:
             if self._child.stdin is None or self._child.stdin.closed:
                 raise EncoderProcessError("the helper process is closed")
@@ -168,7 +173,7 @@ class EncoderProcess:
         if reply[0] == "error":
             _, kind, message = reply
             raise EncoderProcessError(f"encoding in the helper process failed: {kind}: {message}")
-        return reply[1], reply[2]
+        return reply[1], reply[2], reply[3]
 
     def _stop(self) -> None:
         with self._lock:
@@ -209,11 +214,11 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     encoder, sparse = setup["encoder"], setup["sparse"]
     _send(stdout, ("ready",))
     while (request := _receive(stdin)) is not None:
-        texts, truncate_dim = request
+        texts, truncate_dim, passages = request
         try:
             # One batch: encoded on this thread alone, as the parent holds the other core.
-            dense = encoder.encode(texts, truncate_dim=truncate_dim, normalize=False, batch_size=max(1, len(texts)))
-            reply: tuple = ("ok", dense, sparse.encode_documents(texts) if sparse is not None else None)
+            dense, passage_rows = encode_documents(encoder, texts, truncate_dim, passages)
+            reply: tuple = ("ok", dense, sparse.encode_documents(texts) if sparse is not None else None, passage_rows)
         except Exception as error:  # reported to the parent, which raises it for its batch
             reply = ("error", type(error).__name__, str(error))
         _send(stdout, reply)

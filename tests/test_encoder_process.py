@@ -64,7 +64,7 @@ def test_vectors_from_the_process_equal_the_encoders_bit_for_bit(model, bundled,
     sparse = SparseEncoder(encoder.tokenizer, avg_doc_length=12.0)
     with EncoderProcess(encoder, sparse) as process:
         for dim in (None, 64):
-            dense, sparse_vectors = process.encode_documents(texts, dim)
+            dense, sparse_vectors, _ = process.encode_documents(texts, dim)
             expected = encoder.encode(texts, truncate_dim=dim, normalize=False)
             assert dense.dtype == np.float32 and dense.tobytes() == expected.tobytes()
             assert sparse_vectors == sparse.encode_documents(texts)
@@ -72,7 +72,7 @@ def test_vectors_from_the_process_equal_the_encoders_bit_for_bit(model, bundled,
 
 def test_without_a_sparse_encoder_the_process_returns_dense_only(tiny_encoder, fixture_texts):
     with EncoderProcess(tiny_encoder) as process:
-        dense, sparse_vectors = process.encode_documents(fixture_texts[:3])
+        dense, sparse_vectors, _ = process.encode_documents(fixture_texts[:3])
     assert sparse_vectors is None and dense.shape == (3, tiny_encoder.full_dim)
 
 
@@ -89,7 +89,8 @@ def test_a_failing_batch_is_reported_and_the_process_serves_the_next(tiny_encode
     with EncoderProcess(tiny_encoder, sparse) as process:
         with pytest.raises(EncoderProcessError, match="ValueError: marker text met"):
             process.encode_documents(["猫", SparseFailingOn.marker])
-        dense, _ = process.encode_documents(["猫"])
+        dense, _, passages = process.encode_documents(["猫"])
+        assert passages is None
     assert dense.tobytes() == tiny_encoder.encode(["猫"], normalize=False).tobytes()
 
 
@@ -97,7 +98,7 @@ def test_output_printed_in_the_process_does_not_break_its_replies(tiny_encoder, 
     sparse = NoisySparse(tiny_encoder.tokenizer, avg_doc_length=10.0)
     with EncoderProcess(tiny_encoder, sparse) as process:
         for _ in range(3):
-            dense, vectors = process.encode_documents(fixture_texts[:5])
+            dense, vectors, _ = process.encode_documents(fixture_texts[:5])
             assert dense.tobytes() == tiny_encoder.encode(fixture_texts[:5], normalize=False).tobytes()
             assert vectors == sparse.encode_documents(fixture_texts[:5])
 

@@ -65,6 +65,7 @@ from .options import (
     IndexOptions,
     SearchMode,
 )
+from .passages import PASSAGES_METADATA_KEY, PASSAGES_NAME, PassageStage, passage_rescore_query
 from .plans import prefetch_limits, two_stage_query
 from .points import ID_NAMESPACE, DocId, build_points, encode_stages, to_point_id
 
@@ -77,6 +78,8 @@ __all__ = [
     "FULL_NAME",
     "ID_KEY",
     "ID_NAMESPACE",
+    "PASSAGES_METADATA_KEY",
+    "PASSAGES_NAME",
     "SPARSE_METADATA_KEY",
     "SPARSE_NAME",
     "TEXT_KEY",
@@ -91,12 +94,14 @@ __all__ = [
     "IndexOptions",
     "IndexingError",
     "MatryoshkaIndex",
+    "PassageStage",
     "QuantizationOption",
     "SearchMode",
     "build_points",
     "encode_stages",
     "layout_differences",
     "make_stages",
+    "passage_rescore_query",
     "prefetch_limits",
     "read_documents",
     "stages_from_collection",

@@ -32,12 +32,20 @@ from .layout import (
     DenseStage,
     layout_differences,
     make_stages,
+    single_vectors,
     vectors_config,
 )
 from .lookahead import EncodeAhead, stage_encoder
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
+from .passages import (
+    PASSAGES_METADATA_KEY,
+    PassageStage,
+    passage_stage,
+    passage_vector_params,
+    stored_passage_stage,
+)
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, encode_stages, point_payloads, to_point_id
+from .points import DocId, build_points, point_payloads, query_vectors, to_point_id
 
 
 class IndexingError(RuntimeError):
@@ -150,6 +158,10 @@ class IndexCore:
             self.sparse_encoder = SparseEncoder(self.encoder.tokenizer) if o.sparse else None
         if o.sparse_name in {stage.name for stage in self.stages}:
             raise ValueError(f"sparse_name {o.sparse_name!r} is also a dense vector name")
+        #: The passage multivector, or None (a collection made with passages sets it when opened).
+        self.passages: PassageStage | None = passage_stage(o.passages, self.encoder.full_dim)
+        if self.passages is not None:
+            self._check_passage_name(self.passages)
         #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
         self.embedded = type(client).__name__ in ("EdgeClient", "AsyncEdgeClient")
         #: True on qdrant-client's local mode, which scans the float vectors exactly and warns
@@ -176,6 +188,11 @@ class IndexCore:
             quantization=o.quantization,
         )
 
+    def _check_passage_name(self, stage: PassageStage) -> None:
+        taken = {dense.name for dense in self.stages} | {self.sparse_name}
+        if stage.name in taken:
+            raise ValueError(f"the passage vector's name {stage.name!r} is also the name of another vector")
+
     def _follow_stored_coarse_dim(self, info: models.CollectionInfo) -> None:
         """Without an explicit ``coarse_dim`` or ``stages``, take the coarse width the collection was made with.
 
@@ -185,8 +202,8 @@ class IndexCore:
         """
         if self.options.coarse_dim is not None or self.options.stages is not None:
             return
-        existing = info.config.params.vectors
-        if not isinstance(existing, Mapping) or set(existing) != {self.coarse.name, self.full.name}:
+        existing = single_vectors(info)
+        if set(existing) != {self.coarse.name, self.full.name}:
             return  # another layout altogether: refused with the default one as the expectation
         stored, full = existing[self.coarse.name], existing[self.full.name]
         if full.size == self.full.dim and stored.size != self.coarse.dim and 0 < stored.size < full.size:
@@ -201,8 +218,11 @@ class IndexCore:
         return self.stages[-1]
 
     def vectors_config(self) -> dict[str, models.VectorParams]:
-        """The dense vectors of the collection (subclasses may add more, e.g. for hybrid search)."""
-        return vectors_config(self.stages)
+        """The dense vectors of the collection: the stages, and the passage multivector if any."""
+        config = vectors_config(self.stages)
+        if self.passages is not None:
+            config[self.passages.name] = passage_vector_params(self.passages)
+        return config
 
     def sparse_vectors_config(self) -> dict[str, models.SparseVectorParams]:
         """Sparse vectors of the collection: the BM25 vector (IDF by Qdrant) when ``sparse`` is on."""
@@ -249,7 +269,7 @@ class IndexCore:
         return (params or models.SearchParams()).model_copy(update={"quantization": COARSE_QUANTIZATION_SEARCH})
 
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
-        return encode_stages(self.encoder, queries, self.stages)
+        return query_vectors(self.encoder, queries, self.stages, self.passages)
 
     # input checks ----------------------------------------------------------------------------
 
@@ -321,6 +341,9 @@ class IndexCore:
                 "sparse_vectors_config": self.sparse_vectors_config(),
                 "metadata": {SPARSE_METADATA_KEY: {**self.sparse_encoder.get_config(), **self.sparse_stats}},
             }
+        if self.passages is not None:
+            metadata = sparse_settings.setdefault("metadata", {})
+            metadata[PASSAGES_METADATA_KEY] = self.passages.layout()
         return {"vectors_config": self.vectors_config(), **sparse_settings, **self.collection_kwargs}
 
     def _adopt_collection(self, info: models.CollectionInfo) -> None:
@@ -332,6 +355,7 @@ class IndexCore:
             # The collection was made with sparse=True: follow its layout, as the CLI's search does.
             self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
         self._follow_stored_coarse_dim(info)
+        self._adopt_passages(info)
         problems = layout_differences(info, self.vectors_config(), self.sparse_vectors_config())
         if problems:
             raise CollectionMismatchError(f"collection {name!r} does not match this index: " + "; ".join(problems))
@@ -343,6 +367,14 @@ class IndexCore:
             self.sparse_encoder = SparseEncoder.from_config(stored, tokenizer=self.encoder.tokenizer)
             counts = {key: stored[key] for key in ("doc_count", "term_count") if key in stored}
             self.sparse_stats = counts if len(counts) == 2 else None
+
+    def _adopt_passages(self, info: models.CollectionInfo) -> None:
+        stored = stored_passage_stage(
+            info, self.options.passages, self.passages, self.encoder.full_dim, self.collection_name
+        )
+        if stored is not None:
+            self._check_passage_name(stored)
+            self.passages = stored
 
     def _term_lengths(self, texts: Sequence[str]) -> list[int]:
         assert self.sparse_encoder is not None
@@ -433,7 +465,12 @@ class IndexCore:
         sparse = (self.sparse_encoder, self.sparse_name) if self.sparse_encoder is not None else None
         with (
             stage_encoder(
-                self.encoder, self.stages, sparse, texts=len(texts), process_from=self.encode_process_from
+                self.encoder,
+                self.stages,
+                sparse,
+                passages=self.passages,
+                texts=len(texts),
+                process_from=self.encode_process_from,
             ) as encode_batch,
             EncodeAhead(encode_batch, batches) as encoded,
             bar_context as bar,

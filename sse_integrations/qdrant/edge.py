@@ -193,7 +193,14 @@ class EdgeClient:
         )
         manifest = {
             "format": MANIFEST_FORMAT,
-            "vectors": {name: {"size": p.size, "distance": "Cosine"} for name, p in vectors_config.items()},
+            "vectors": {
+                name: {
+                    "size": p.size,
+                    "distance": "Cosine",
+                    **({"multivector": "max_sim"} if p.multivector_config else {}),
+                }
+                for name, p in vectors_config.items()
+            },
             "sparse_vectors": {
                 name: {"modifier": "idf" if p.modifier == models.Modifier.IDF else None}
                 for name, p in sparse_vectors_config.items()
@@ -226,7 +233,13 @@ class EdgeClient:
         info = collection.shard.info()
         params = models.CollectionParams(
             vectors={
-                name: models.VectorParams(size=v["size"], distance=models.Distance.COSINE)
+                name: models.VectorParams(
+                    size=v["size"],
+                    distance=models.Distance.COSINE,
+                    multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+                    if v.get("multivector") == "max_sim"
+                    else None,
+                )
                 for name, v in manifest["vectors"].items()
             },
             sparse_vectors={

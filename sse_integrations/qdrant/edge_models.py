@@ -17,6 +17,8 @@ import numpy as np
 import qdrant_edge as edge
 from qdrant_client import models
 
+from .points import MultiVectors
+
 # Qdrant's own default rank constant for RRF (the Query API uses it when k is not given).
 DEFAULT_RRF_K = 2
 
@@ -146,9 +148,28 @@ def _scoring(query: Any, using: str | None) -> Any:
         rrf = query.rrf
         weights = [float(w) for w in rrf.weights] if rrf.weights is not None else None
         return edge.Fusion.Rrf(k=rrf.k if rrf.k is not None else DEFAULT_RRF_K, weights=weights)
+    if isinstance(query, models.FormulaQuery):
+        if query.defaults:
+            raise TypeError("the embedded engine index does not translate formula defaults")
+        return edge.Formula(_expression(query.formula))
     if isinstance(query, (models.SparseVector, np.ndarray, list, tuple)):
         return edge.Query.Nearest(_vector(query), using=using)
     raise TypeError(f"the embedded engine index does not translate query {type(query).__name__}")
+
+
+def _expression(expression: Any) -> Any:
+    """A score formula's expression tree: sums and products of constants and variables (``$score[i]``)."""
+    if isinstance(expression, bool):
+        raise TypeError("a formula constant must be a number, got a bool")
+    if isinstance(expression, (int, float)):
+        return edge.Expression.Constant(float(expression))
+    if isinstance(expression, str):
+        return edge.Expression.Variable(expression)
+    if isinstance(expression, models.SumExpression):
+        return edge.Expression.Sum([_expression(part) for part in expression.sum])
+    if isinstance(expression, models.MultExpression):
+        return edge.Expression.Mult([_expression(part) for part in expression.mult])
+    raise TypeError(f"the embedded engine index does not translate formula expression {type(expression).__name__}")
 
 
 def _params(params: models.SearchParams | None) -> edge.SearchParams | None:
@@ -243,7 +264,7 @@ def edge_points(
     ``PointStruct``s first and translating them cost more than the engine's own upsert in a
     profile of ``add_texts`` (issue 14).
     """
-    vectors = {name: dense_rows(rows) if isinstance(rows, np.ndarray) else rows for name, rows in vectors.items()}
+    vectors = {name: _per_point(rows) for name, rows in vectors.items()}
     return [
         edge.Point(
             edge_id(point_id),
@@ -254,6 +275,15 @@ def edge_points(
     ]
 
 
+def _per_point(rows: Any) -> Any:
+    """One named vector's entries per point: rows of a dense matrix, each point's passage rows, or as given."""
+    if isinstance(rows, np.ndarray):
+        return dense_rows(rows)
+    if isinstance(rows, MultiVectors):
+        return rows.split(dense_rows(rows.matrix)) if len(rows.matrix) else [[] for _ in range(len(rows))]
+    return rows
+
+
 def _vectors_out(vector: Any) -> Any:
     if vector is None:
         return None
@@ -261,6 +291,8 @@ def _vectors_out(vector: Any) -> Any:
         return {name: _vectors_out(value) for name, value in vector.items()}
     if isinstance(vector, edge.SparseVector):
         return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
+    if len(vector) and not isinstance(vector[0], (int, float)):
+        return [list(row) for row in vector]  # a multivector
     return list(vector)
 
 
@@ -342,7 +374,16 @@ def vector_params(params: models.VectorParams) -> edge.EdgeVectorParams:
         on_disk=params.on_disk,
         quantization_config=_quantization(params.quantization_config),
         hnsw_config=hnsw(params.hnsw_config),
+        multivector_config=_multivector(params.multivector_config),
     )
+
+
+def _multivector(config: models.MultiVectorConfig | None) -> edge.MultiVectorConfig | None:
+    if config is None:
+        return None
+    if config.comparator != models.MultiVectorComparator.MAX_SIM:
+        raise ValueError(f"the embedded engine compares multivectors by MAX_SIM only, got {config.comparator}")
+    return edge.MultiVectorConfig(edge.MultiVectorComparator.MaxSim)
 
 
 def sparse_params(params: models.SparseVectorParams) -> edge.EdgeSparseVectorParams:

@@ -106,7 +106,7 @@ def make_stages(
     return tuple(built)
 
 
-def _quantization_config(option: QuantizationOption) -> models.QuantizationConfig | None:
+def quantization_config(option: QuantizationOption) -> models.QuantizationConfig | None:
     if option is None:
         return None
     if option == "binary":
@@ -134,7 +134,7 @@ def vectors_config(
         stage.name: models.VectorParams(
             size=stage.dim,
             distance=distance,
-            quantization_config=_quantization_config(stage.quantization),
+            quantization_config=quantization_config(stage.quantization),
             on_disk=stage.on_disk if stage.on_disk is not None else position == last or bool(stage.quantization),
             hnsw_config=None if _has_graph(stage, position) else models.HnswConfigDiff(m=0),
         )
@@ -179,6 +179,10 @@ def layout_differences(
     for name, params in expected.items():
         if name in existing:
             have = existing[name]
+            if (getattr(have, "multivector_config", None) is None) != (params.multivector_config is None):
+                kinds = ("a multivector", "a single vector")
+                wanted, found = kinds if params.multivector_config is not None else kinds[::-1]
+                problems.append(f"vector {name!r} is {found}, expected {wanted}")
             if have.size != params.size:
                 problems.append(f"vector {name!r} has size {have.size}, expected {params.size}")
             if have.distance != params.distance:
@@ -197,9 +201,17 @@ def layout_differences(
 
 def stages_from_collection(info: models.CollectionInfo) -> tuple[DenseStage, ...]:
     """The dense stages of an existing collection, narrowest first (to search it without repeating options)."""
-    vectors = info.config.params.vectors
-    if not isinstance(vectors, Mapping) or len(vectors) < 2:
+    vectors = single_vectors(info)
+    if len(vectors) < 2:
         raise CollectionMismatchError(
             "the collection has no Matryoshka layout (at least two named dense vectors of different sizes)"
         )
     return tuple(DenseStage(name, params.size) for name, params in sorted(vectors.items(), key=lambda kv: kv[1].size))
+
+
+def single_vectors(info: models.CollectionInfo) -> dict[str, models.VectorParams]:
+    """The collection's named dense vectors that hold one vector per point (multivectors left out)."""
+    vectors = info.config.params.vectors
+    if not isinstance(vectors, Mapping):
+        return {}
+    return {name: params for name, params in vectors.items() if getattr(params, "multivector_config", None) is None}

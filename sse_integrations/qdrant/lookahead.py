@@ -16,11 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from ..encoder import SSEEncoder
+from ..encoder import SSEEncoder, encode_documents
 from ..encoder_process import EncoderProcess, EncoderProcessError
 from ..sparse import SparseEncoder
 from .layout import DenseStage
-from .points import encode_stages, stage_vectors
+from .passages import PassageStage
+from .points import MultiVectors, stage_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +90,10 @@ class EncodeAhead(Generic[Batch, Encoded]):
 
 
 class StageEncoder:
-    """A batch of texts -> its vectors by name: each dense stage, and the sparse vector if any.
+    """A batch of texts -> its vectors by name: each dense stage, the passages and the sparse vector if any.
 
-    With a :class:`EncoderProcess` the child computes the widest dense vectors and the sparse
-    ones; the prefixes are normalised here either way, so both give the same values.
+    With a :class:`EncoderProcess` the child computes the widest dense vectors, the passages and
+    the sparse vectors; the prefixes are normalised here either way, so both give the same values.
     """
 
     def __init__(
@@ -101,18 +102,23 @@ class StageEncoder:
         stages: Sequence[DenseStage],
         sparse: tuple[SparseEncoder, str] | None,
         process: EncoderProcess | None = None,
+        passages: PassageStage | None = None,
     ) -> None:
         self.encoder, self.stages, self.sparse, self.process = encoder, stages, sparse, process
+        self.passages = passages
         self.widest = max(stage.dim for stage in stages)
 
     def __call__(self, texts: list[str]) -> dict[str, Any]:
+        cut = (self.passages.cut, self.passages.dim) if self.passages is not None else None
         if self.process is not None:
-            full, sparse_vectors = self.process.encode_documents(texts, self.widest)
-            dense = stage_vectors(full, self.stages)
+            full, sparse_vectors, passage_rows = self.process.encode_documents(texts, self.widest, cut)
         else:
-            dense = encode_stages(self.encoder, texts, self.stages)
+            full, passage_rows = encode_documents(self.encoder, texts, self.widest, cut)
             sparse_vectors = self.sparse[0].encode_documents(texts) if self.sparse is not None else None
-        vectors: dict[str, Any] = dict(dense)
+        vectors: dict[str, Any] = dict(stage_vectors(full, self.stages))
+        if self.passages is not None:
+            assert passage_rows is not None
+            vectors[self.passages.name] = MultiVectors(*passage_rows)
         if self.sparse is not None:
             vectors[self.sparse[1]] = sparse_vectors
         return vectors
@@ -124,6 +130,7 @@ def stage_encoder(
     stages: Sequence[DenseStage],
     sparse: tuple[SparseEncoder, str] | None,
     *,
+    passages: PassageStage | None = None,
     texts: int,
     process_from: int | None,
 ) -> Iterator[StageEncoder]:
@@ -139,7 +146,7 @@ def stage_encoder(
         except EncoderProcessError as error:
             logger.warning("%s; encoding in this process instead", error)
     try:
-        yield StageEncoder(encoder, stages, sparse, process)
+        yield StageEncoder(encoder, stages, sparse, process, passages)
     finally:
         if process is not None:
             process.close()

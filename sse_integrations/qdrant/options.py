@@ -14,6 +14,7 @@ from .._checks import check_positive_int
 from ..documents import ID_KEY, TEXT_KEY
 from ..sparse import SparseEncoder
 from .layout import COARSE_NAME, FULL_NAME, SPARSE_NAME, DenseStage, QuantizationOption
+from .passages import PassageStage
 from .points import ID_NAMESPACE
 
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
@@ -84,6 +85,11 @@ class IndexOptions:
         fusion_weights: RRF weights of the (dense, sparse) lists; None weighs them equally.
             A weight w turns rank r into 1 / (r / w + k - 1), Qdrant's weighted RRF.
         rrf_k: RRF's rank constant k; None keeps Qdrant's default (2).
+        passages: True (or a configured :class:`PassageStage`) adds a multivector of each
+            document's passages (MAX_SIM, no graph, on disk); every dense and hybrid search then
+            rescores its candidates by ``(1 - weight) * whole-document cosine + weight * best
+            passage cosine`` in the engine. False: an existing collection's own setting
+            (a collection made with passages keeps them).
     """
 
     coarse_dim: int | None = None
@@ -108,6 +114,7 @@ class IndexOptions:
     fusion_factor: int = DEFAULT_FUSION_FACTOR
     fusion_weights: tuple[float, float] | None = None
     rrf_k: int | None = None
+    passages: bool | PassageStage = False
 
     def __post_init__(self) -> None:
         if self.execution not in ("auto", "prefetch", "client"):
@@ -126,6 +133,13 @@ class IndexOptions:
         if reserved:
             raise ValueError(f"collection_kwargs may not set {sorted(reserved)}: the index builds them")
         self._check_fusion()
+        if not isinstance(self.passages, (bool, PassageStage)):
+            raise TypeError(f"passages must be True, False or a PassageStage, got {type(self.passages).__name__}")
+        if self.passages and self.execution == "client":
+            raise ValueError(
+                "passages are scored by the engine: use execution='auto' or 'prefetch' (execution='client' "
+                "rescores here with the whole-document vectors alone)"
+            )
 
     def _check_fusion(self) -> None:
         if self.fusion not in ("rrf", "dbsf"):

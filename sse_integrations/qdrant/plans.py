@@ -24,6 +24,7 @@ from qdrant_client import models
 from .._checks import check_positive_int
 from .layout import DenseStage
 from .options import DEFAULT_PREFETCH_FACTOR, SearchMode
+from .passages import PassageStage, passage_rescore_query
 
 Call = tuple[Any, dict[str, Any]]  # (client method name, kwargs) or (callable, kwargs)
 Hits = list[list[models.ScoredPoint]]
@@ -34,6 +35,7 @@ class PlanIndex(Protocol):
 
     collection_name: str
     stages: tuple[DenseStage, ...]
+    passages: PassageStage | None
     sparse_encoder: Any
     last_timings: dict[str, float]
 
@@ -104,8 +106,26 @@ def two_stage_query(
     points become candidates; each later stage rescores the previous stage's candidates.
     """
     limits = prefetch_limits(len(stages), limit, prefetch_limit)
+    prefetch = candidate_prefetch(query_vectors, stages[:-1], limits, filter=filter, search_params=search_params)
+    last = stages[-1]
+    return {"query": _as_list(query_vectors[last.name]), "using": last.name, "prefetch": prefetch, "limit": limit}
+
+
+def candidate_prefetch(
+    query_vectors: Mapping[str, Sequence[float] | np.ndarray],
+    stages: Sequence[DenseStage],
+    limits: Sequence[int],
+    *,
+    filter: models.Filter | None = None,
+    search_params: models.SearchParams | None = None,
+) -> models.Prefetch:
+    """The nested prefetch of ``stages``, coarsest innermost: the candidates a later stage rescores.
+
+    The filter and ``search_params`` go to the innermost (coarse) prefetch, so only matching
+    points become candidates.
+    """
     prefetch = None
-    for stage, stage_limit in zip(stages[:-1], limits):
+    for stage, stage_limit in zip(stages, limits):
         first = prefetch is None
         prefetch = models.Prefetch(
             prefetch=prefetch,
@@ -115,8 +135,8 @@ def two_stage_query(
             filter=filter if first else None,
             params=search_params if first else None,
         )
-    last = stages[-1]
-    return {"query": _as_list(query_vectors[last.name]), "using": last.name, "prefetch": prefetch, "limit": limit}
+    assert prefetch is not None, "at least one candidate stage"
+    return prefetch
 
 
 def _as_list(vector: Sequence[float] | np.ndarray) -> list[float]:
@@ -204,6 +224,8 @@ def _engine_query(
     coarse_params: models.SearchParams | None,
 ) -> dict[str, Any]:
     """Query API arguments of one query: the full vector alone, or every stage as a nested prefetch."""
+    if index.passages is not None:
+        return _passage_query(index, request, vectors, row, limits, coarse_params, limit=request.limit)
     if not request.two_stage:
         full = index.full.name
         return {
@@ -221,6 +243,36 @@ def _engine_query(
         filter=request.filter,
         search_params=coarse_params,
     )
+
+
+def _passage_query(
+    index: PlanIndex,
+    request: SearchRequest,
+    vectors: dict[str, np.ndarray],
+    row: int,
+    limits: list[int],
+    coarse_params: models.SearchParams | None,
+    *,
+    limit: int,
+) -> dict[str, Any]:
+    """Candidates from the coarse stages (or, without two stages, an exact search of the full
+    vector), rescored by whole document and best passage."""
+    assert index.passages is not None
+    query_vectors = {name: matrix[row] for name, matrix in vectors.items()}
+    if request.two_stage:
+        candidates = candidate_prefetch(
+            query_vectors, index.stages[:-1], limits, filter=request.filter, search_params=coarse_params
+        )
+    else:
+        full = index.full.name
+        candidates = models.Prefetch(
+            query=_as_list(query_vectors[full]),
+            using=full,
+            limit=limits[0],
+            filter=request.filter,
+            params=request.search_params,
+        )
+    return passage_rescore_query(query_vectors, candidates, index.full, index.passages, limit=limit)
 
 
 def _sparse_query(sparse: Any) -> models.SparseVector:
@@ -276,14 +328,17 @@ def hybrid_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any
     coarse_params = index.coarse_search_params(request.search_params)
     requests = []
     for row, sparse_vector in enumerate(sparse_vectors):
-        dense_query = two_stage_query(
-            {name: matrix[row] for name, matrix in vectors.items()},
-            index.stages,
-            limit=candidates,
-            prefetch_limit=limits,
-            filter=request.filter,
-            search_params=coarse_params,
-        )
+        if index.passages is not None:
+            dense_query = _passage_query(index, request, vectors, row, limits, coarse_params, limit=candidates)
+        else:
+            dense_query = two_stage_query(
+                {name: matrix[row] for name, matrix in vectors.items()},
+                index.stages,
+                limit=candidates,
+                prefetch_limit=limits,
+                filter=request.filter,
+                search_params=coarse_params,
+            )
         requests.append(
             request.query_request(
                 prefetch=[

@@ -14,6 +14,7 @@ from ..encoder import SSEEncoder
 from ..matryoshka import truncate_and_normalize
 from ..sparse import SparseVector
 from .layout import DenseStage
+from .passages import PassageStage
 
 # Fixed, so one document id maps to the same point id in every collection (re-indexing into
 # a new collection, or copying between clusters, keeps ids stable).
@@ -57,6 +58,40 @@ def encode_stages(
     return stage_vectors(encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs), stages)
 
 
+def query_vectors(
+    encoder: SSEEncoder, queries: Sequence[str], stages: Sequence[DenseStage], passages: PassageStage | None
+) -> dict[str, np.ndarray]:
+    """A search's vectors: each stage's prefix, and the passage stage's when there is one (one ``encode``)."""
+    passage_dim = (passages.dim or encoder.full_dim) if passages is not None else 0
+    full = encoder.encode(queries, truncate_dim=max(passage_dim, *(stage.dim for stage in stages)), normalize=False)
+    vectors = stage_vectors(full, stages)
+    if passages is not None:
+        vectors[passages.name] = truncate_and_normalize(full, passage_dim)
+    return vectors
+
+
+class MultiVectors:
+    """Each document's passage vectors: the rows of one matrix, ``counts[i]`` of them for document i."""
+
+    def __init__(self, matrix: np.ndarray, counts: np.ndarray) -> None:
+        if len(matrix) != int(np.sum(counts)):
+            raise ValueError(f"{len(matrix)} passage vectors but counts add up to {int(np.sum(counts))}")
+        self.matrix = matrix
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.bounds = np.concatenate([[0], np.cumsum(self.counts)]).tolist()
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def split(self, rows: Sequence[Any]) -> list[Sequence[Any]]:
+        """``rows`` (one entry per passage) grouped per document."""
+        return [rows[start:stop] for start, stop in zip(self.bounds, self.bounds[1:])]
+
+    def lists(self) -> list[list[list[float]]]:
+        """Per document, its passages as float lists (what qdrant-client sends)."""
+        return self.split(self.matrix.tolist())  # type: ignore[return-value]
+
+
 def stage_vectors(full: np.ndarray, stages: Sequence[DenseStage]) -> dict[str, np.ndarray]:
     """Each stage's vectors from un-normalised vectors at the widest stage's width: prefix, then L2-normalise."""
     return {stage.name: truncate_and_normalize(full, stage.dim) for stage in stages}
@@ -83,7 +118,14 @@ def point_payloads(
 def vector_rows(vectors: Mapping[str, np.ndarray | Sequence[Any]]) -> dict[str, Sequence[Any]]:
     """One entry per document for each named vector: dense arrays become float lists, in one ``tolist`` per array."""
     # One tolist() of the whole matrix costs a fraction of one per row.
-    return {name: rows.tolist() if isinstance(rows, np.ndarray) else rows for name, rows in vectors.items()}
+    return {
+        name: rows.tolist()
+        if isinstance(rows, np.ndarray)
+        else rows.lists()
+        if isinstance(rows, MultiVectors)
+        else rows
+        for name, rows in vectors.items()
+    }
 
 
 def client_rows(rows: Sequence[Any]) -> Sequence[Any]:
@@ -106,9 +148,9 @@ def build_points(
 ) -> list[models.PointStruct]:
     """``PointStruct``s with every named vector; the payload is the caller's plus the text and the document id.
 
-    ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, or to a
-    sequence with one ready-made vector per document (``models.SparseVector`` or this package's
-    ``SparseVector``).
+    ``vectors`` maps each vector name to a (documents x dim) array for dense vectors, to
+    :class:`MultiVectors` for the passages, or to a sequence with one ready-made vector per
+    document (``models.SparseVector`` or this package's ``SparseVector``).
     """
     # Every field is already of its final type (point ids from to_point_id, float lists, sparse
     # models), so pydantic's validation would only re-walk each vector; in a profile of
