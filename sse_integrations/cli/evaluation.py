@@ -31,6 +31,7 @@ class EvalOptions(FusionChoice, CommandOptions):
     batch_size: int
     json_path: str | None
     no_progress: bool
+    passages: bool
 
     @property
     def search_modes(self) -> list[SearchMode]:
@@ -71,6 +72,11 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument("--strict", action="store_true", help="fail on qrels that point at unknown ids")
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--json", dest="json_path", default=None, help="also write every result to this JSON file")
+    parser.add_argument(
+        "--passages",
+        action="store_true",
+        help="evaluate each Qdrant mode a second time with the passage stage (a document scored by its best passage too)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run_eval, options=EvalOptions)
 
@@ -99,7 +105,14 @@ def _evaluate(
 
     by_variant: dict[str, list[EvalResult]] = {}
     modes = options.search_modes
-    steps = len(datasets) * (1 + len(dims) + len(modes))
+    # Sparse search never reads the passages: it runs once.
+    runs = [
+        (mode, passages)
+        for mode in modes
+        for passages in (False, True)
+        if not passages or (options.passages and mode != "sparse")
+    ]
+    steps = len(datasets) * (1 + len(dims) + len(runs))
     with tqdm(total=steps, desc="eval", unit="step", file=sys.stderr, disable=options.no_progress) as bar:
         for dataset in datasets:
             bar.set_postfix_str(f"{dataset.name} encode")
@@ -112,8 +125,8 @@ def _evaluate(
                 encoder, dataset, dims, batch_size=options.batch_size, on_step=step
             ).values():
                 by_variant.setdefault(result.variant, []).append(result)
-            for mode in modes:
-                bar.set_postfix_str(f"{dataset.name} {mode}")
+            for mode, passages in runs:
+                bar.set_postfix_str(f"{dataset.name} {mode}" + (" + passages" if passages else ""))
                 result = evaluate_two_stage(
                     encoder,
                     dataset,
@@ -121,7 +134,10 @@ def _evaluate(
                     prefetch_limit=options.prefetch_limit,
                     batch_size=options.batch_size,
                     mode=mode,
-                    index_options=options.fusion_keywords() if mode == "hybrid" else None,
+                    index_options={
+                        **(options.fusion_keywords() if mode == "hybrid" else {}),
+                        **({"passages": True} if passages else {}),
+                    },
                 )
                 by_variant.setdefault(result.variant, []).append(result)
                 bar.update()

@@ -72,6 +72,7 @@ class IndexCommandOptions(QdrantOptions):
     skip_existing: bool
     batch_size: int
     sparse: bool
+    passages: bool
     no_progress: bool
     progress: bool
 
@@ -155,6 +156,12 @@ def add_parsers(subparsers: Any) -> None:
         "--batch-size", type=int, default=256, help="documents embedded and upserted per batch (default: 256)"
     )
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
+    index.add_argument(
+        "--passages",
+        action="store_true",
+        help="also store each document's passages, so searches score a document by its best passage too "
+        "(long documents; `search` follows the collection)",
+    )
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     index.add_argument(
         "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
@@ -225,6 +232,7 @@ def run_index(options: IndexCommandOptions) -> int:
             # A bar's carriage returns only make sense on a terminal; files and pipes get none.
             show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),
             sparse=options.sparse,
+            passages=options.passages,
         )
         todo = documents
         if options.skip_existing:
@@ -244,7 +252,10 @@ def run_index(options: IndexCommandOptions) -> int:
             return 2 if bad_input else 1
         _optimize(index, quiet=options.no_progress)
         elapsed = time.perf_counter() - started
-        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages) + (" + sparse BM25" if options.sparse else "")
+        layout = " + ".join(f"{s.name} {s.dim}" for s in index.stages)
+        if index.passages is not None:
+            layout += f" + {index.passages.name} {index.passages.dim} ({index.passages.cut.describe()})"
+        layout += " + sparse BM25" if index.sparse_encoder is not None else ""
         print(
             f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
             f"({layout}); the collection holds {index.count()} points"

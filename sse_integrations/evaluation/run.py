@@ -209,13 +209,17 @@ def _evaluate_index(
         # returned hits applies the exact path's tie rule (ascending document id) instead.
         scored = {str((hit.payload or {})[index.id_key]): float(hit.score) for hit in hits}
         rankings[qid] = rankings_from_scores({qid: scored})[qid]
+    variant = {
+        "dense": f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
+        "sparse": "sparse BM25 (Qdrant IDF)",
+        "hybrid": f"hybrid: two-stage {coarse_dim}->{_full_dim(encoder)} + BM25, {_fusion_label(index)}",
+    }[mode]
+    if index.passages is not None and mode != "sparse":
+        stage = index.passages
+        variant += f" + best {stage.tokens}-token passage at {stage.dim} (weight {stage.weight:g})"
     return EvalResult(
         dataset=dataset.name,
-        variant={
-            "dense": f"two-stage {coarse_dim}->{_full_dim(encoder)} (prefetch {prefetch_limit})",
-            "sparse": "sparse BM25 (Qdrant IDF)",
-            "hybrid": f"hybrid: two-stage {coarse_dim}->{_full_dim(encoder)} + BM25, {_fusion_label(index)}",
-        }[mode],
+        variant=variant,
         metrics=evaluate_rankings(rankings, relevant),
         n_queries=len(qids),
         n_corpus=len(dataset.corpus_ids),

@@ -32,20 +32,21 @@ from .layout import (
     DenseStage,
     layout_differences,
     make_stages,
-    single_vectors,
+    stored_coarse_dim,
     vectors_config,
 )
 from .lookahead import EncodeAhead, stage_encoder
-from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
+from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions, OptionSetting
 from .passages import (
     PASSAGES_METADATA_KEY,
     PassageStage,
+    check_passage_name,
     passage_stage,
     passage_vector_params,
     stored_passage_stage,
 )
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, point_payloads, query_vectors, to_point_id
+from .points import DocId, index_points, query_vectors, to_point_id
 
 
 class IndexingError(RuntimeError):
@@ -55,18 +56,6 @@ class IndexingError(RuntimeError):
         super().__init__(message)
         self.written_ids = written_ids
         self.failed_ids = failed_ids
-
-
-class _Setting:
-    """An index attribute that reads the option of the same name: the options hold each value once."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, index: Any, owner: type | None = None) -> Any:
-        if index is None:
-            return self
-        return getattr(index.options, self.name)
 
 
 _CLIENT_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
@@ -95,22 +84,22 @@ class IndexCore:
 
     is_async = False
 
-    prefetch_limit = _Setting()
-    prefetch_factor = _Setting()
-    hnsw_ef = _Setting()
-    execution = _Setting()
-    text_key = _Setting()
-    id_key = _Setting()
-    id_namespace = _Setting()
-    batch_size = _Setting()
-    encode_process_from = _Setting()
-    show_progress = _Setting()
-    collection_kwargs = _Setting()
-    sparse_name = _Setting()
-    fusion = _Setting()
-    fusion_factor = _Setting()
-    fusion_weights = _Setting()
-    rrf_k = _Setting()
+    prefetch_limit = OptionSetting()
+    prefetch_factor = OptionSetting()
+    hnsw_ef = OptionSetting()
+    execution = OptionSetting()
+    text_key = OptionSetting()
+    id_key = OptionSetting()
+    id_namespace = OptionSetting()
+    batch_size = OptionSetting()
+    encode_process_from = OptionSetting()
+    show_progress = OptionSetting()
+    collection_kwargs = OptionSetting()
+    sparse_name = OptionSetting()
+    fusion = OptionSetting()
+    fusion_factor = OptionSetting()
+    fusion_weights = OptionSetting()
+    rrf_k = OptionSetting()
 
     def __init__(
         self,
@@ -161,7 +150,7 @@ class IndexCore:
         #: The passage multivector, or None (a collection made with passages sets it when opened).
         self.passages: PassageStage | None = passage_stage(o.passages, self.encoder.full_dim)
         if self.passages is not None:
-            self._check_passage_name(self.passages)
+            check_passage_name(self.passages, [*(stage.name for stage in self.stages), self.sparse_name])
         #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
         self.embedded = type(client).__name__ in ("EdgeClient", "AsyncEdgeClient")
         #: True on qdrant-client's local mode, which scans the float vectors exactly and warns
@@ -188,26 +177,12 @@ class IndexCore:
             quantization=o.quantization,
         )
 
-    def _check_passage_name(self, stage: PassageStage) -> None:
-        taken = {dense.name for dense in self.stages} | {self.sparse_name}
-        if stage.name in taken:
-            raise ValueError(f"the passage vector's name {stage.name!r} is also the name of another vector")
-
     def _follow_stored_coarse_dim(self, info: models.CollectionInfo) -> None:
-        """Without an explicit ``coarse_dim`` or ``stages``, take the coarse width the collection was made with.
-
-        A collection made with another ``coarse_dim`` (say 128, for a large collection) keeps
-        being searched with its own prefix by code that does not repeat the setting, instead of
-        being refused.
-        """
-        if self.options.coarse_dim is not None or self.options.stages is not None:
-            return
-        existing = single_vectors(info)
-        if set(existing) != {self.coarse.name, self.full.name}:
-            return  # another layout altogether: refused with the default one as the expectation
-        stored, full = existing[self.coarse.name], existing[self.full.name]
-        if full.size == self.full.dim and stored.size != self.coarse.dim and 0 < stored.size < full.size:
-            self.stages = self._make_stages(stored.size)
+        """Without an explicit ``coarse_dim`` or ``stages``, take the coarse width the collection was made with."""
+        if self.options.coarse_dim is None and self.options.stages is None:
+            stored = stored_coarse_dim(info, self.coarse, self.full)
+            if stored is not None:
+                self.stages = self._make_stages(stored)
 
     @property
     def coarse(self) -> DenseStage:
@@ -373,7 +348,7 @@ class IndexCore:
             info, self.options.passages, self.passages, self.encoder.full_dim, self.collection_name
         )
         if stored is not None:
-            self._check_passage_name(stored)
+            check_passage_name(stored, [*(stage.name for stage in self.stages), self.sparse_name])
             self.passages = stored
 
     def _term_lengths(self, texts: Sequence[str]) -> list[int]:
@@ -414,23 +389,8 @@ class IndexCore:
         vectors: dict[str, Any],
     ) -> list[Any]:
         """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
-        if self.embedded:
-            from .edge_models import edge_points
-
-            return edge_points(
-                self._point_ids(doc_ids),
-                vectors,
-                point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key),
-            )
-        return build_points(
-            doc_ids,
-            texts,
-            vectors,
-            payloads,
-            text_key=self.text_key,
-            id_key=self.id_key,
-            namespace=self.id_namespace,
-        )
+        keys = {"text_key": self.text_key, "id_key": self.id_key, "namespace": self.id_namespace}
+        return index_points(self.embedded, doc_ids, texts, vectors, payloads, **keys)
 
     def _progress_bar(self, total: int, batches: int, show_progress: bool | None) -> Any:
         if show_progress is None:

@@ -209,6 +209,20 @@ def stages_from_collection(info: models.CollectionInfo) -> tuple[DenseStage, ...
     return tuple(DenseStage(name, params.size) for name, params in sorted(vectors.items(), key=lambda kv: kv[1].size))
 
 
+def stored_coarse_dim(info: models.CollectionInfo, coarse: DenseStage, full: DenseStage) -> int | None:
+    """The coarse width a collection of the default two-stage layout was made with, when it differs from ``coarse``.
+
+    A collection made with another ``coarse_dim`` (say 128, for a large collection) keeps being
+    searched with its own prefix by code that does not repeat the setting, instead of being
+    refused. None for another layout altogether (refused with the default one as the expectation).
+    """
+    existing = single_vectors(info)
+    if set(existing) != {coarse.name, full.name}:
+        return None
+    stored, stored_full = existing[coarse.name].size, existing[full.name].size
+    return stored if stored_full == full.dim and stored != coarse.dim and 0 < stored < stored_full else None
+
+
 def single_vectors(info: models.CollectionInfo) -> dict[str, models.VectorParams]:
     """The collection's named dense vectors that hold one vector per point (multivectors left out)."""
     vectors = info.config.params.vectors

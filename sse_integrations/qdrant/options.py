@@ -41,6 +41,18 @@ SearchMode = Literal["dense", "sparse", "hybrid"]
 Fusion = Literal["rrf", "dbsf"]
 
 
+class OptionSetting:
+    """An index attribute that reads the option of the same name: the options hold each value once."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, index: Any, owner: type | None = None) -> Any:
+        if index is None:
+            return self
+        return getattr(index.options, self.name)
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     """Settings of :class:`MatryoshkaIndex` / :class:`AsyncMatryoshkaIndex` (each also a keyword of theirs).

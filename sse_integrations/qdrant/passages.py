@@ -103,6 +103,11 @@ def passage_stage(option: bool | PassageStage | None, full_dim: int) -> PassageS
     return replace(option, dim=dim)
 
 
+def check_passage_name(stage: PassageStage, other_names: Sequence[str]) -> None:
+    if stage.name in other_names:
+        raise ValueError(f"the passage vector's name {stage.name!r} is also the name of another vector")
+
+
 def passage_vector_params(
     stage: PassageStage, distance: models.Distance = models.Distance.COSINE
 ) -> models.VectorParams:
