@@ -194,7 +194,9 @@ def test_short_documents_score_as_without_passages(backend, tmp_path, bundled):
     with open(CORPUS_FILE, encoding="utf-8") as handle:
         sentences = [json.loads(line)["text"] for line in handle]
     # At most 16 tokens: one passage each with the default cut.
-    texts = [text for text in sentences if len(bundled.tokenizer.encode(text, add_special_tokens=False).ids) <= 16][:200]
+    texts = [text for text in sentences if len(bundled.tokenizer.encode(text, add_special_tokens=False).ids) <= 16][
+        :200
+    ]
     assert len(texts) == 200
     ids = [f"s{number}" for number in range(len(texts))]
     ranked = {}
@@ -284,3 +286,77 @@ def test_a_one_megabyte_document_makes_a_point_of_max_passages(tmp_path, bundled
 def test_passages_need_the_engine_to_run_the_search(bundled):
     with pytest.raises(ValueError, match="passages are scored by the engine"):
         MatryoshkaIndex(QdrantClient(":memory:"), "c", bundled, passages=True, execution="client")
+
+
+# --- through the CLI and the framework stores -----------------------------------------------------
+
+
+def test_cli_index_passages_then_search_follows_the_collection(tmp_path, bundled, long_documents, capsys):
+    from sse_integrations.cli import main
+
+    ids, texts = long_documents
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in zip(ids, texts)))
+    common = ["--collection", "docs", "--qdrant-path", str(tmp_path / "qdrant")]
+    assert main(["index", str(corpus), "--passages", "--sparse", "--no-progress", *common]) == 0
+    assert "passages 512 (16-token passages every 8 tokens" in capsys.readouterr().out
+    query = "猫が好きです"
+    for mode in ("dense", "hybrid"):
+        assert main(["search", query, "--mode", mode, "--json", "--limit", "5", *common]) == 0
+        found = [hit["id"] for hit in json.loads(capsys.readouterr().out)["hits"]]
+        with MatryoshkaIndex(tmp_path / "qdrant", "docs", bundled) as index:
+            assert found == hit_ids(index.search(query, limit=5, mode=mode))
+            assert index.passages == PassageStage(dim=512)  # read from the collection on its first use
+
+
+def test_eval_passages_scores_each_mode_with_and_without(tmp_path, capsys):
+    from sse_integrations.cli import main
+
+    data = CORPUS_FILE.parent
+    assert (
+        main(["eval", str(data), "--dims", "512", "--mode", "dense", "--mode", "sparse", "--passages", "--no-progress"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "two-stage 64->512 (prefetch 500) + best 16-token passage at 512 (weight 0.5)" in out
+    assert out.count("+ best 16-token passage") == 2  # its section and its summary column; sparse runs once
+    assert "sparse BM25 (Qdrant IDF) + best" not in out
+
+
+def test_langchain_store_and_retriever_pass_passages_through(tmp_path, bundled, long_documents):
+    from sse_integrations.langchain import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore
+
+    ids, texts = long_documents
+    store = MatryoshkaQdrantVectorStore.from_texts(texts, ids=ids, path=tmp_path, encoder=bundled, passages=True)
+    try:
+        assert store.index.passages is not None
+        query = query_texts(1)[0]
+        expected = mixed_scores(bundled, query, texts, store.index.passages)
+        order = [ids[row] for row in np.argsort(-expected, kind="stable")[:4]]
+        assert [doc.id for doc in store.similarity_search(query, k=4)] == order
+        assert [doc.id for doc in store.as_retriever(search_kwargs={"k": 4}).invoke(query)] == order
+        assert [
+            doc.metadata["doc_id"] for doc in MatryoshkaQdrantRetriever(index=store.index, k=4).invoke(query)
+        ] == order
+    finally:
+        store.index.close()
+
+
+def test_llama_index_store_and_retriever_pass_passages_through(tmp_path, bundled, long_documents):
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from sse_integrations.llama_index import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore
+
+    ids, texts = long_documents
+    store = MatryoshkaQdrantVectorStore(path=tmp_path, encoder=bundled, passages=PassageStage(dim=256))
+    try:
+        store.add([TextNode(id_=doc_id, text=text) for doc_id, text in zip(ids, texts)])
+        query = query_texts(1)[0]
+        expected = mixed_scores(bundled, query, texts, store.index.passages)
+        order = [ids[row] for row in np.argsort(-expected, kind="stable")[:4]]
+        result = store.query(VectorStoreQuery(query_str=query, similarity_top_k=4))
+        assert result.ids == order
+        assert [hit.node.node_id for hit in MatryoshkaQdrantRetriever(store.index, similarity_top_k=4).retrieve(query)] == order
+    finally:
+        store.index.close()
