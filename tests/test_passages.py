@@ -360,3 +360,19 @@ def test_llama_index_store_and_retriever_pass_passages_through(tmp_path, bundled
         assert [hit.node.node_id for hit in MatryoshkaQdrantRetriever(store.index, similarity_top_k=4).retrieve(query)] == order
     finally:
         store.index.close()
+
+
+async def test_the_async_index_runs_the_same_passage_plan(tmp_path, bundled, long_documents):
+    from sse_integrations.qdrant import AsyncMatryoshkaIndex
+
+    ids, texts = long_documents
+    queries = query_texts(5)
+    with MatryoshkaIndex(tmp_path / "sync", "docs", bundled, passages=True) as index:
+        index.add_texts(texts, ids=ids)
+        expected = [hit_ids(hits) for hits in index.search_batch(queries, limit=5)]
+    index = AsyncMatryoshkaIndex(tmp_path / "async", "docs", bundled, passages=True)
+    try:
+        await index.add_texts(texts, ids=ids)
+        assert [hit_ids(hits) for hits in await index.search_batch(queries, limit=5)] == expected
+    finally:
+        await index.close()
