@@ -190,18 +190,22 @@ def run_worker(args: argparse.Namespace) -> int:
         loadavg_after=os.getloadavg(),
         finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )
-    out = result_path(args.workdir, args.worker, args.size)
+    out = result_path(args.workdir, args.worker, args.size, args.rep)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0
 
 
-def result_path(workdir: Path, step: str, size: int) -> Path:
-    return workdir / "results" / f"{step}-{size}.json"
+def result_path(workdir: Path, step: str, size: int, rep: int = 0) -> Path:
+    return workdir / "results" / (f"{step}-{size}.json" if rep == 0 else f"{step}-{size}-r{rep}.json")
 
 
-def load_result(args: argparse.Namespace, step: str) -> dict | None:
-    path = result_path(args.workdir, step, args.size)
+def repeats(args: argparse.Namespace, step: str) -> range:
+    return range(1 if step == "cut" else args.repeats)
+
+
+def load_result(args: argparse.Namespace, step: str, rep: int = 0) -> dict | None:
+    path = result_path(args.workdir, step, args.size, rep)
     if not path.exists():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
@@ -209,11 +213,12 @@ def load_result(args: argparse.Namespace, step: str) -> dict | None:
 
 
 def run_steps(args: argparse.Namespace) -> None:
-    for step in args.steps:
-        if not args.fresh and load_result(args, step) is not None:
-            print(f"[passage_scale] {step} {args.size}: done before, kept", flush=True)
+    for step, rep in [(step, rep) for rep in range(args.repeats) for step in args.steps if rep in repeats(args, step)]:
+        run = f"{step} {args.size}" + (f" run {rep + 1}" if rep else "")
+        if not args.fresh and load_result(args, step, rep) is not None:
+            print(f"[passage_scale] {run}: done before, kept", flush=True)
             continue
-        print(f"[passage_scale] {step} {args.size} ...", flush=True)
+        print(f"[passage_scale] {run} ...", flush=True)
         started = time.perf_counter()
         command = [
             sys.executable,
@@ -226,12 +231,12 @@ def run_steps(args: argparse.Namespace) -> None:
             str(args.queries),
             "--workdir",
             str(args.workdir),
+            "--rep",
+            str(rep),
             *(["--keep"] if args.keep else []),
         ]
         code = subprocess.call(command)
-        print(
-            f"[passage_scale] {step} {args.size}: exit {code} after {time.perf_counter() - started:.0f} s", flush=True
-        )
+        print(f"[passage_scale] {run}: exit {code} after {time.perf_counter() - started:.0f} s", flush=True)
 
 
 # report ------------------------------------------------------------------------------------
@@ -241,33 +246,49 @@ def overlap(found: list[list], reference: list[list]) -> float:
     return statistics.fmean(len(set(a) & set(b)) / len(b) for a, b in zip(found, reference) if b)
 
 
+def fig(runs: list[dict], *keys: str) -> float:
+    """The median over runs of one figure (``keys`` is its path in a result)."""
+    values = []
+    for run in runs:
+        value = run
+        for key in keys:
+            value = value[key]
+        values.append(value)
+    return statistics.median(values)
+
+
 def met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
 def report(args: argparse.Namespace) -> str:
-    results = {step: load_result(args, step) for step in STEPS}
-    done = {step: result for step, result in results.items() if result is not None and step in VARIANTS}
+    results = {
+        step: [r for rep in repeats(args, step) if (r := load_result(args, step, rep)) is not None] for step in STEPS
+    }
+    done = {step: runs for step, runs in results.items() if runs and step in VARIANTS}
     if not done:
         return "No results yet."
-    cut = results["cut"]
+    cut = results["cut"][0] if results["cut"] else None
     base = done.get("none")
     rows = []
-    for step, r in done.items():
-        b = r["build"]
-        folder = f"{r['folder_mb']:,.0f}"
+    for step, runs in done.items():
+        folder = f"{fig(runs, 'folder_mb'):,.0f}"
         if base is not None and step != "none":
-            folder += f" ({r['folder_mb'] / base['folder_mb']:.1f}x)"
+            folder += f" ({fig(runs, 'folder_mb') / fig(base, 'folder_mb'):.1f}x)"
+        rate = f"{fig(runs, 'build', 'docs_per_s'):,.0f}"
+        if len(runs) > 1:
+            rates = [r["build"]["docs_per_s"] for r in runs]
+            rate += f" ({min(rates):,.0f}-{max(rates):,.0f})"
         rows.append(
             [
                 VARIANTS[step],
-                f"{b['docs_per_s']:,.0f}",
-                f"{b['add_s']:.1f}",
-                f"{b['optimize_s']:.1f}",
+                rate,
+                f"{fig(runs, 'build', 'add_s'):.1f}",
+                f"{fig(runs, 'build', 'optimize_s'):.1f}",
                 folder,
-                f"{r['peak_rss_mb']:,.0f} / {r['children_peak_rss_mb']:,.0f}",
-                f"{r['dense']['p50']:.2f} / {r['dense']['p95']:.2f}",
-                f"{r['hybrid']['p50']:.2f} / {r['hybrid']['p95']:.2f}",
+                f"{fig(runs, 'peak_rss_mb'):,.0f} / {fig(runs, 'children_peak_rss_mb'):,.0f}",
+                f"{fig(runs, 'dense', 'p50'):.2f} / {fig(runs, 'dense', 'p95'):.2f}",
+                f"{fig(runs, 'hybrid', 'p50'):.2f} / {fig(runs, 'hybrid', 'p95'):.2f}",
             ]
         )
     headers = [
@@ -299,11 +320,11 @@ def report(args: argparse.Namespace) -> str:
         lines.append("")
     targets = []
     for step in ("p512", "p256"):
-        r = done.get(step)
-        if r is None:
+        runs = done.get(step)
+        if runs is None:
             continue
-        p50 = r["dense"]["p50"]
-        rate = r["build"]["docs_per_s"]
+        p50 = fig(runs, "dense", "p50")
+        rate = fig(runs, "build", "docs_per_s")
         targets.append([VARIANTS[step], "dense two-stage p50 <= 10 ms", f"{p50:.2f} ms", met(p50 <= TARGET_P50_MS)])
         targets.append(
             [VARIANTS[step], "indexing >= 2,500 docs/s", f"{rate:,.0f} docs/s", met(rate >= TARGET_DOCS_PER_S)]
@@ -313,7 +334,7 @@ def report(args: argparse.Namespace) -> str:
                 [
                     VARIANTS[step],
                     "folder size beside no passages",
-                    f"{r['folder_mb']:,.0f} MB vs {base['folder_mb']:,.0f} MB",
+                    f"{fig(runs, 'folder_mb'):,.0f} MB vs {fig(base, 'folder_mb'):,.0f} MB",
                     "reported",
                 ]
             )
@@ -330,20 +351,41 @@ def report(args: argparse.Namespace) -> str:
     ]
     steps_p50 = [
         f"{VARIANTS[step]}: "
-        + ", ".join(f"{name} {ms:.2f}" for name, ms in r["dense"].get("steps_p50_ms", {}).items())
+        + ", ".join(
+            f"{name} {fig(runs, 'dense', 'steps_p50_ms', name):.2f}" for name in runs[0]["dense"]["steps_p50_ms"]
+        )
         + " ms"
-        for step, r in done.items()
+        for step, runs in done.items()
     ]
     notes.append("Dense search steps (`index.last_timings`, medians): " + "; ".join(steps_p50) + ".")
-    if "p512" in done and "p256" in done:
+    if "p512" in done and "p256" in done and base is not None:
+        p512, p256, none = done["p512"][0], done["p256"][0], base[0]
         notes.append(
-            "Top-10 overlap of 256-dim with 512-dim passages: dense "
-            f"{overlap(done['p256']['dense_ids'], done['p512']['dense_ids']):.3f}, hybrid "
-            f"{overlap(done['p256']['hybrid_ids'], done['p512']['hybrid_ids']):.3f}; of 512-dim passages with none: "
-            f"dense {overlap(done['p512']['dense_ids'], base['dense_ids']) if base else float('nan'):.3f}."
+            f"Top-10 overlap of 256-dim with 512-dim passages: dense {overlap(p256['dense_ids'], p512['dense_ids']):.3f}, "
+            f"hybrid {overlap(p256['hybrid_ids'], p512['hybrid_ids']):.3f}; of 512-dim passages with no passages: "
+            f"dense {overlap(p512['dense_ids'], none['dense_ids']):.3f}, hybrid "
+            f"{overlap(p512['hybrid_ids'], none['hybrid_ids']):.3f} (first run of each)."
         )
-    loads = ", ".join(f"{step} {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f}" for step, r in done.items())
-    notes.append(f"1-minute load average before -> after each step: {loads}. {machine_line()}")
+    if cut is not None and base is not None:
+        growth = [
+            f"{VARIANTS[step]} +{fig(runs, 'folder_mb') - fig(base, 'folder_mb'):,.0f} MB against "
+            f"{cut['passages_total'] * runs[0]['passage_dim'] * 4 / 1e6:,.0f} MB of float32 passage vectors"
+            for step, runs in done.items()
+            if step != "none"
+        ]
+        if growth:
+            notes.append("Folder growth over no passages: " + "; ".join(growth) + ".")
+    if args.repeats > 1:
+        notes.append(
+            f"Each figure is the median of {args.repeats} runs per variant (indexing: median and range); "
+            "runs alternate between the variants."
+        )
+    loads = ", ".join(
+        f"{step} {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f}"
+        for step, runs in done.items()
+        for r in runs
+    )
+    notes.append(f"1-minute load average before -> after each run: {loads}. {machine_line()}")
     if args.note:
         notes.append(args.note)
     lines += [f"- {note}" for note in notes]
@@ -368,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/ alone")
     parser.add_argument("--keep", action="store_true", help="keep the index folders after measuring")
     parser.add_argument("--note", default="", help="a sentence about this run's conditions, added to the notes")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each variant; the table gives the median of each figure"
+    )
     parser.add_argument("--worker", choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--rep", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
     if args.worker:
