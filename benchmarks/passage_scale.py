@@ -301,8 +301,10 @@ def report(args: argparse.Namespace) -> str:
         "dense two-stage p50 / p95 ms",
         "hybrid p50 / p95 ms",
     ]
+    command = f"python benchmarks/passage_scale.py --size {args.size} --queries {args.queries}"
+    command += f" --repeats {args.repeats}" if args.repeats > 1 else ""
     lines = [
-        f"Passage stage at scale (`benchmarks/passage_scale.py --size {args.size} --queries {args.queries}`): "
+        f"Passage stage at scale (`{command}`): "
         f"{args.size:,} eight-sentence Japanese Tatoeba documents (seeded, eight distinct sentences each) in a "
         "Qdrant Edge folder (`MatryoshkaIndex(folder, ...)`), the package's defaults plus `sparse=True`, bundled "
         f"default model; {args.queries} held-out Tatoeba sentences as queries.",
