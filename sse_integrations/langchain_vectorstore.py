@@ -181,6 +181,32 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         return store
 
     @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> MatryoshkaQdrantVectorStore:
+        """A new store holding ``documents`` (their ids when they have some); arguments as :meth:`from_texts`."""
+        # VectorStore.from_documents makes `embedding` required, which from_texts here does not.
+        return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    async def afrom_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> MatryoshkaQdrantVectorStore:
+        return await super().afrom_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> MatryoshkaQdrantVectorStore:
+        return await super().afrom_texts(texts, embedding, metadatas, ids=ids, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
     def from_existing_collection(
         cls,
         collection_name: str = DEFAULT_COLLECTION,
