@@ -83,3 +83,21 @@ def test_the_async_index_answers_alike(tiny_encoder, tmp_path, backend):
     assert got == ["doc-4", "doc-1"]
     assert scrolled == sorted(i for i, p in zip(HYBRID_IDS, _payloads()) if p["group"] == 0)
     assert remaining == len(HYBRID_IDS) - len(scrolled)
+
+
+def test_a_lone_surrogate_in_an_id_or_a_payload_is_named(index):
+    """Same message as for texts, naming ids[i] or the payload key; nothing is written."""
+    index.add_texts(HYBRID_CORPUS[:2], ids=HYBRID_IDS[:2])
+    with pytest.raises(ValueError, match=r"ids\[1\] holds a lone surrogate '\\ud800' at character 1"):
+        index.add_texts(["a", "b"], ids=["fine", "x\ud800"])
+    for read in (index.get, index.delete):
+        with pytest.raises(ValueError, match=r"ids\[0\] holds a lone surrogate"):
+            read(["\udfff", "doc-0"])
+    with pytest.raises(ValueError, match=r"payloads\[1\]\['title'\] holds a lone surrogate"):
+        index.add_texts(["a", "b"], payloads=[{"title": "ok"}, {"title": "\ud800"}])
+    with pytest.raises(ValueError, match=r"payloads\[0\]\['tags'\]\['en'\]\[1\] holds a lone surrogate"):
+        index.add_texts(["a"], payloads=[{"tags": {"en": ["ok", "\udc00"]}}])
+    with pytest.raises(ValueError, match=r"payloads\[0\] has a key '\\ud800' that holds a lone surrogate"):
+        index.add_texts(["a"], payloads=[{"\ud800": 1}])
+    assert index.count() == 2
+    assert [record.payload["doc_id"] for record in index.get(HYBRID_IDS[:2])] == HYBRID_IDS[:2]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from .._checks import as_text_list, check_positive_int
+from .._checks import as_text_list, check_payload_text, check_positive_int, check_unicode
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
@@ -270,6 +270,7 @@ class IndexCore:
                 for key in (self.text_key, self.id_key):
                     if key in payload:
                         raise ValueError(f"payloads[{index}] sets {key!r}, which the index fills itself")
+                check_payload_text(payload, f"payloads[{index}]")
         return texts, doc_ids, payloads
 
     def _check_ids(self, ids: Sequence[DocId], text_count: int) -> list[DocId]:
@@ -281,10 +282,7 @@ class IndexCore:
             raise ValueError(f"got {text_count} texts but {len(doc_ids)} ids")
         seen: dict[int | str, int] = {}
         for index, doc_id in enumerate(doc_ids):
-            try:
-                point_id = to_point_id(doc_id, self.id_namespace)
-            except (TypeError, ValueError) as error:
-                raise type(error)(f"ids[{index}]: {error}") from None
+            point_id = self._point_id(doc_id, f"ids[{index}]")
             if point_id in seen:
                 raise ValueError(f"ids[{index}] repeats ids[{seen[point_id]}] ({doc_id!r}): one text per id")
             seen[point_id] = index
@@ -372,7 +370,19 @@ class IndexCore:
         """Point ids of caller ids given as a list (a bare string would read as one id per character)."""
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a list, got a bare string")
-        return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
+        return [self._point_id(doc_id, f"ids[{index}]") for index, doc_id in enumerate(ids)]
+
+    def _point_id(self, doc_id: DocId, name: str) -> int | str:
+        """``to_point_id`` with its errors naming the id's place (``name``)."""
+        if isinstance(doc_id, str) and not doc_id.isascii():
+            # uuid5 would fail on it with a UnicodeEncodeError that names neither id nor place.
+            check_unicode(doc_id, name)
+        try:
+            return to_point_id(doc_id, self.id_namespace)
+        except TypeError as error:
+            raise TypeError(f"{name}: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
 
     def _make_points(
         self,
