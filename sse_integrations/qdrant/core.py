@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from .._checks import as_text_list, check_payload_text, check_positive_int, check_unicode
+from .._checks import as_text_list, check_payload_text, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans
@@ -37,7 +37,7 @@ from .layout import (
 from .lookahead import EncodeAhead, stage_encoder
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, build_points, encode_stages, point_payloads, to_point_id
+from .points import DocId, build_points, encode_stages, named_point_id, point_payloads
 
 
 class IndexingError(RuntimeError):
@@ -282,7 +282,7 @@ class IndexCore:
             raise ValueError(f"got {text_count} texts but {len(doc_ids)} ids")
         seen: dict[int | str, int] = {}
         for index, doc_id in enumerate(doc_ids):
-            point_id = self._point_id(doc_id, f"ids[{index}]")
+            point_id = named_point_id(doc_id, self.id_namespace, f"ids[{index}]")
             if point_id in seen:
                 raise ValueError(f"ids[{index}] repeats ids[{seen[point_id]}] ({doc_id!r}): one text per id")
             seen[point_id] = index
@@ -370,19 +370,7 @@ class IndexCore:
         """Point ids of caller ids given as a list (a bare string would read as one id per character)."""
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a list, got a bare string")
-        return [self._point_id(doc_id, f"ids[{index}]") for index, doc_id in enumerate(ids)]
-
-    def _point_id(self, doc_id: DocId, name: str) -> int | str:
-        """``to_point_id`` with its errors naming the id's place (``name``)."""
-        if isinstance(doc_id, str) and not doc_id.isascii():
-            # uuid5 would fail on it with a UnicodeEncodeError that names neither id nor place.
-            check_unicode(doc_id, name)
-        try:
-            return to_point_id(doc_id, self.id_namespace)
-        except TypeError as error:
-            raise TypeError(f"{name}: {error}") from None
-        except ValueError as error:
-            raise ValueError(f"{name}: {error}") from None
+        return [named_point_id(doc_id, self.id_namespace, f"ids[{index}]") for index, doc_id in enumerate(ids)]
 
     def _make_points(
         self,
