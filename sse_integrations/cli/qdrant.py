@@ -44,6 +44,7 @@ class QdrantOptions(CommandOptions):
     qdrant_path: str
     qdrant_url: str | None
     api_key: str | None
+    allow_model_change: bool
 
     @property
     def location(self) -> str:
@@ -112,6 +113,11 @@ def _add_qdrant_options(parser: Any) -> None:
     where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
     parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
     add_model_option(parser)
+    parser.add_argument(
+        "--allow-model-change",
+        action="store_true",
+        help="accept a collection another model wrote (a deliberate migration; index then records the new model)",
+    )
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -225,6 +231,7 @@ def run_index(options: IndexCommandOptions) -> int:
             # A bar's carriage returns only make sense on a terminal; files and pipes get none.
             show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),
             sparse=options.sparse,
+            allow_model_change=options.allow_model_change,
         )
         todo = documents
         if options.skip_existing:
@@ -315,6 +322,7 @@ def run_search(options: SearchOptions) -> int:
             stages=stages,
             prefetch_limit=options.prefetch_limit,
             sparse=has_sparse,
+            allow_model_change=options.allow_model_change,
             **options.fusion_keywords(),
         )
         results = index.search_batch(

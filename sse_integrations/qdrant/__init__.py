@@ -57,6 +57,7 @@ from .layout import (
     stages_from_collection,
     vectors_config,
 )
+from .model_record import MODEL_METADATA_KEY, ModelMismatchError, model_record
 from .options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FUSION_FACTOR,
@@ -92,6 +93,8 @@ __all__ = [
     "Fusion",
     "IndexOptions",
     "IndexingError",
+    "MODEL_METADATA_KEY",
+    "ModelMismatchError",
     "MatryoshkaIndex",
     "QuantizationOption",
     "SearchMode",
@@ -99,6 +102,7 @@ __all__ = [
     "encode_stages",
     "layout_differences",
     "make_stages",
+    "model_record",
     "prefetch_limits",
     "read_documents",
     "stages_from_collection",

@@ -7,10 +7,8 @@ sync or an async client, so the logic exists once for both.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
-import sys
 import threading
 import uuid
 import weakref
@@ -34,7 +32,8 @@ from .layout import (
     make_stages,
     vectors_config,
 )
-from .lookahead import EncodeAhead, stage_encoder
+from .lookahead import EncodeAhead, progress_bar, stage_encoder
+from .model_record import MODEL_METADATA_KEY, check_model, model_record, record_model_plan
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions
 from .plans import Call, SearchRequest, prefetch_limits
 from .points import DocId, build_points, encode_stages, named_point_id, point_payloads
@@ -158,6 +157,7 @@ class IndexCore:
         #: Serialises this index's writes with every other index's on the same client object.
         self.write_lock = client_lock(client)
         self._collection_checked = False
+        self._model_record_stale = False
         #: Documents and BM25 terms added so far (the average document length's running sums).
         self.sparse_stats: dict[str, float] | None = None
         #: Seconds spent in each step of the last search (encode, coarse, rescore or query).
@@ -295,18 +295,19 @@ class IndexCore:
 
     def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]:
         """Create the collection, or check an existing one; ``texts`` fit a new sparse encoder."""
-        if self._collection_checked:
-            return
         name = self.collection_name
-        exists = yield ("collection_exists", {"collection_name": name})
-        if not exists:
-            if not create:
-                raise ValueError(f"collection {name!r} does not exist: add texts first")
-            yield ("create_collection", {"collection_name": name, **self._new_collection_settings(texts)})
-        else:
-            info = yield ("get_collection", {"collection_name": name})
-            self._adopt_collection(info)
-        self._collection_checked = True
+        if not self._collection_checked:
+            exists = yield ("collection_exists", {"collection_name": name})
+            if not exists:
+                if not create:
+                    raise ValueError(f"collection {name!r} does not exist: add texts first")
+                yield ("create_collection", {"collection_name": name, **self._new_collection_settings(texts)})
+            else:
+                info = yield ("get_collection", {"collection_name": name})
+                self._adopt_collection(info)
+            self._collection_checked = True
+        if create and self._model_record_stale:  # a deliberate migration: the first write records the new model
+            self._model_record_stale = yield from record_model_plan(name, self.encoder)
 
     def _new_collection_settings(self, texts: Sequence[str]) -> dict[str, Any]:
         sparse_settings: dict[str, Any] = {}
@@ -319,12 +320,21 @@ class IndexCore:
                 "sparse_vectors_config": self.sparse_vectors_config(),
                 "metadata": {SPARSE_METADATA_KEY: {**self.sparse_encoder.get_config(), **self.sparse_stats}},
             }
-        return {"vectors_config": self.vectors_config(), **sparse_settings, **self.collection_kwargs}
+        metadata = {**self.collection_kwargs.get("metadata", {}), MODEL_METADATA_KEY: model_record(self.encoder)}
+        metadata.update(sparse_settings.pop("metadata", {}))
+        return {
+            "vectors_config": self.vectors_config(),
+            **sparse_settings,
+            **self.collection_kwargs,
+            "metadata": metadata,
+        }
 
     def _adopt_collection(self, info: models.CollectionInfo) -> None:
         """Refuse a collection of another layout; a sparse index takes the stored BM25 settings."""
         name = self.collection_name
-        stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
+        metadata = getattr(info.config, "metadata", None) or {}
+        self._model_record_stale = check_model(metadata, self.encoder, name, self.options.allow_model_change)
+        stored = metadata.get(SPARSE_METADATA_KEY)
         existing_sparse = info.config.params.sparse_vectors or {}
         if self.sparse_encoder is None and stored is not None and self.sparse_name in existing_sparse:
             # The collection was made with sparse=True: follow its layout, as the CLI's search does.
@@ -398,17 +408,6 @@ class IndexCore:
             namespace=self.id_namespace,
         )
 
-    def _progress_bar(self, total: int, batches: int, show_progress: bool | None) -> Any:
-        if show_progress is None:
-            show_progress = self.show_progress
-        if show_progress is None:
-            show_progress = batches > 4 and sys.stderr.isatty()
-        if not show_progress:
-            return contextlib.nullcontext()
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"Indexing {self.collection_name}", unit="doc")
-
     def _add_plan(
         self,
         texts: Sequence[str],
@@ -427,7 +426,8 @@ class IndexCore:
         starts = range(0, len(texts), batch_size)
         written: list[DocId] = []
         batches = [texts[start : start + batch_size] for start in starts]
-        bar_context = self._progress_bar(len(texts), len(starts), show_progress)
+        show = self.show_progress if show_progress is None else show_progress
+        bar_context = progress_bar(f"Indexing {self.collection_name}", len(texts), len(starts), show)
         sparse = (self.sparse_encoder, self.sparse_name) if self.sparse_encoder is not None else None
         with (
             stage_encoder(

@@ -84,6 +84,8 @@ class IndexOptions:
         fusion_weights: RRF weights of the (dense, sparse) lists; None weighs them equally.
             A weight w turns rank r into 1 / (r / w + k - 1), Qdrant's weighted RRF.
         rrf_k: RRF's rank constant k; None keeps Qdrant's default (2).
+        allow_model_change: accept a collection another model wrote (its recorded fingerprint
+            differs); the first add then records this model. Default: refused (``ModelMismatchError``).
     """
 
     coarse_dim: int | None = None
@@ -108,6 +110,7 @@ class IndexOptions:
     fusion_factor: int = DEFAULT_FUSION_FACTOR
     fusion_weights: tuple[float, float] | None = None
     rrf_k: int | None = None
+    allow_model_change: bool = False
 
     def __post_init__(self) -> None:
         if self.execution not in ("auto", "prefetch", "client"):
