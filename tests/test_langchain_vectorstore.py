@@ -56,8 +56,8 @@ class TestVectorStoreStandardOnEmbeddedEngine(VectorStoreIntegrationTests):
 
     @pytest.fixture
     def vectorstore(self, bundled_encoder, tmp_path):
-        store = MatryoshkaQdrantVectorStore.from_existing_collection(
-            "standard", SSEEmbeddings(encoder=bundled_encoder), path=tmp_path / "qdrant"
+        store = MatryoshkaQdrantVectorStore.from_texts(
+            [], SSEEmbeddings(encoder=bundled_encoder), path=tmp_path / "qdrant", collection_name="standard"
         )
         yield store
         store.index.close()
@@ -278,3 +278,15 @@ async def test_afrom_documents_needs_no_embedding(tiny_encoder):
     assert [d.id for d in await store.aget_by_ids([HYBRID_IDS[1]])] == [HYBRID_IDS[1]]
     texts_store = await MatryoshkaQdrantVectorStore.afrom_texts(["x"], ids=["a"], encoder=tiny_encoder)
     assert texts_store.index.count() == 1
+
+
+@pytest.mark.parametrize("backend", ["client", "path"])
+def test_from_existing_collection_refuses_a_missing_one(tiny_encoder, tmp_path, backend):
+    where = {"client": QdrantClient(":memory:")} if backend == "client" else {"path": tmp_path / "q"}
+    with pytest.raises(ValueError, match="collection 'nosuch' does not exist"):
+        MatryoshkaQdrantVectorStore.from_existing_collection("nosuch", encoder=tiny_encoder, **where)
+    made = MatryoshkaQdrantVectorStore.from_texts(["猫"], ids=["a"], collection_name="c", encoder=tiny_encoder, **where)
+    if backend == "path":
+        made.index.close()  # one open index per folder
+    store = MatryoshkaQdrantVectorStore.from_existing_collection("c", encoder=tiny_encoder, **where)
+    assert [d.id for d in store.similarity_search("猫", k=1)] == ["a"]
