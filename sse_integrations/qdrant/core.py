@@ -22,7 +22,7 @@ from qdrant_client import models
 from .._checks import as_text_list, check_payload_text, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
-from . import plans
+from . import plans, records
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -477,6 +477,7 @@ class IndexCore:
     def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
         point_ids = self._point_ids(ids)
         if point_ids:
+            yield from records.forget_terms_plan(self, point_ids=point_ids)
             yield (
                 "delete",
                 {
