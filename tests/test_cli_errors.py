@@ -221,3 +221,22 @@ def test_corrupt_collection_files_are_one_line(docs, tmp_path, tiny_model_path, 
             assert f"{collection / 'sse_collection.json'} is damaged" in line, line
         else:
             assert f"the collection at {collection} is damaged" in line and "the engine said:" in line, line
+
+
+def test_a_binary_file_in_a_folder_is_refused_unless_skip_bad(tmp_path, tiny_model_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("猫が寝ている", encoding="utf-8")
+    (folder / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    (folder / "c.md").write_text("犬が走る", encoding="utf-8")
+    (folder / "d.txt").write_bytes(b"\xff\xd8\xff")
+    line = run_cli(["index", str(folder), *index_args(tmp_path, tiny_model_path)], capsys)  # strict by default
+    assert "b.txt" in line and "not valid UTF-8" in line
+    assert main(["index", str(folder), *index_args(tmp_path, tiny_model_path), "--skip-bad", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 and "b.txt" in skipped[0] and "d.txt" in skipped[1], captured.err
+    assert "indexed 2 documents" in captured.out and "skipped 2 unreadable files" in captured.out, captured.out
+    index = MatryoshkaIndex(tmp_path / "qdrant", "c", SSEEncoder.from_pretrained(tiny_model_path))
+    assert index.count() == 2
+    index.close()

@@ -75,6 +75,7 @@ class IndexCommandOptions(QdrantOptions):
     sparse: bool
     no_progress: bool
     progress: bool
+    skip_bad: bool
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def add_parsers(subparsers: Any) -> None:
         "--batch-size", type=int, default=256, help="documents embedded and upserted per batch (default: 256)"
     )
     index.add_argument("--sparse", action="store_true", help="also store a BM25 sparse vector (for --mode hybrid)")
+    index.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out files that cannot be read (not UTF-8, bad JSONL), naming each; default: refuse the run",
+    )
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     index.add_argument(
         "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
@@ -214,9 +220,12 @@ def run_index(options: IndexCommandOptions) -> int:
     from ..qdrant import IndexingError, MatryoshkaIndex
 
     encoder = options.load_encoder()
+    skipped: list[str] | None = [] if options.skip_bad else None
     documents = read_documents(
-        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines
+        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines, skipped=skipped
     )
+    for problem in skipped or ():
+        print(f"skipped {problem}", file=sys.stderr)
     client = options.open_client()
     try:
         stages = [int(dim) for dim in options.stages.split(",")] if options.stages else None
@@ -255,6 +264,7 @@ def run_index(options: IndexCommandOptions) -> int:
         print(
             f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
             f"({layout}); the collection holds {index.count()} points"
+            + (f"; skipped {len(skipped)} unreadable files" if skipped else "")
         )
     finally:
         client.close()
