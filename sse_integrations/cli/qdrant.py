@@ -99,6 +99,11 @@ class DemoOptions(CommandOptions):
     repeats: int
 
 
+# Documents per add_texts of `index --sparse`: as many as start add_texts' encoding helper
+# process (DEFAULT_ENCODE_PROCESS_FROM), so chunking keeps its speed-up.
+SPARSE_CHUNK = 20_000
+
+
 # --- parsers -------------------------------------------------------------------------------
 
 
@@ -248,8 +253,13 @@ def run_index(options: IndexCommandOptions) -> int:
             todo = [d for d in documents if d.id not in present]
             print(f"{len(present)} of {len(documents)} documents already indexed; adding {len(todo)}", file=sys.stderr)
         started = time.perf_counter()
+        # With --sparse one add_texts counts the BM25 terms of all it is given before writing any
+        # of it; in chunks, writing (so progress and resumability) starts with the first chunk.
+        chunk = SPARSE_CHUNK if options.sparse else max(1, len(todo))
         try:
-            index.add_texts([d.text for d in todo], ids=[d.id for d in todo], payloads=[d.payload for d in todo])
+            for first in range(0, len(todo), chunk):
+                part = todo[first : first + chunk]
+                index.add_texts([d.text for d in part], ids=[d.id for d in part], payloads=[d.payload for d in part])
         except IndexingError as error:
             # Bad input fails the same way on every run; only other failures are worth a retry.
             bad_input = isinstance(error.__cause__, (ValueError, TypeError))
