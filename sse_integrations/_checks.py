@@ -5,7 +5,7 @@ Only the standard library and numpy: the core imports this module too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -57,3 +57,33 @@ def check_unicode(text: str, name: str = "text") -> None:
             f"{name} holds a lone surrogate {text[error.start]!r} at character {error.start}, which is not "
             "valid Unicode; fix the source, or decode it with errors='replace'"
         ) from None
+
+
+def check_payload_text(value: Any, name: str) -> None:
+    """Refuse a lone surrogate anywhere in a payload (keys, str values, nested dicts and lists), naming its place.
+
+    The engines reject one with a bare ``UnicodeEncodeError`` or a serialisation error that names no key.
+    """
+    if isinstance(value, str):
+        if not value.isascii():
+            check_unicode(value, name)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and not key.isascii():
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"{name} has a key {key!r} that holds a lone surrogate, which is not valid Unicode"
+                    ) from None
+            if _may_hold_surrogates(item):
+                check_payload_text(item, f"{name}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for position, item in enumerate(value):
+            if _may_hold_surrogates(item):
+                check_payload_text(item, f"{name}[{position}]")
+
+
+def _may_hold_surrogates(value: Any) -> bool:
+    # Skips building a name for every ASCII string and number of a bulk load's payloads.
+    return not value.isascii() if isinstance(value, str) else isinstance(value, (Mapping, list, tuple))

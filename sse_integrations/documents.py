@@ -41,6 +41,7 @@ def read_documents(
     text_field: str = "text",
     id_field: str | None = None,
     lines: bool = False,
+    skipped: list[str] | None = None,
 ) -> list[Document]:
     """Documents from JSONL files, .txt/.md files, and folders of .txt/.md (searched recursively).
 
@@ -55,7 +56,9 @@ def read_documents(
     ``p2/notes.txt`` stay two documents, in one run or two). So re-indexing updates points
     instead of duplicating them. A file reached twice in one call (a folder and a file inside
     it) is read once; two different documents with one id are refused, naming both places,
-    and inputs holding no document at all are refused too.
+    and inputs holding no document at all are refused too. A file that cannot be read (not
+    UTF-8, bad JSONL) is a ``ValueError``; given a ``skipped`` list, its message goes there
+    instead and the file is left out whole.
     """
     documents: list[Document] = []
     places: list[str] = []
@@ -64,10 +67,16 @@ def read_documents(
         if file in read:
             continue
         read.add(file)
-        if file.suffix.lower() in (".jsonl", ".ndjson"):
-            found = _jsonl_documents(file, text_field, id_field)
-        else:
-            found = _text_documents(file, file.as_posix(), lines)
+        try:
+            if file.suffix.lower() in (".jsonl", ".ndjson"):
+                found = _jsonl_documents(file, text_field, id_field)
+            else:
+                found = _text_documents(file, file.as_posix(), lines)
+        except ValueError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
+            continue
         documents.extend(document for document, _ in found)
         places.extend(place for _, place in found)
     if not documents:

@@ -167,7 +167,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         **index_settings: Any,
     ) -> MatryoshkaQdrantVectorStore:
         """A new store (and its index) holding ``texts``; see :meth:`from_existing_collection` for the arguments."""
-        store = cls.from_existing_collection(
+        store = cls._on_new_index(
             collection_name,
             embedding,
             client=client,
@@ -179,6 +179,32 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         )
         store.add_texts(texts, metadatas, ids=ids)
         return store
+
+    @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> MatryoshkaQdrantVectorStore:
+        """A new store holding ``documents`` (their ids when they have some); arguments as :meth:`from_texts`."""
+        # VectorStore.from_documents makes `embedding` required, which from_texts here does not.
+        return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    async def afrom_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> MatryoshkaQdrantVectorStore:
+        return await super().afrom_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings | None = None,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> MatryoshkaQdrantVectorStore:
+        return await super().afrom_texts(texts, embedding, metadatas, ids=ids, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def from_existing_collection(
@@ -193,7 +219,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         retrieval_mode: RetrievalMode | str = RetrievalMode.DENSE,
         **index_settings: Any,
     ) -> MatryoshkaQdrantVectorStore:
-        """A store on a ``MatryoshkaIndex`` built from the arguments (the collection may not exist yet).
+        """A store on an existing collection; one that does not exist is a ``ValueError`` (``from_texts`` creates one).
 
         Args:
             collection_name: the Qdrant collection.
@@ -207,6 +233,42 @@ class MatryoshkaQdrantVectorStore(VectorStore):
             retrieval_mode: see the class.
             index_settings: ``IndexOptions`` fields (``coarse_dim``, ``sparse``, ``fusion``, ...).
         """
+        store = cls._on_new_index(
+            collection_name,
+            embedding,
+            client=client,
+            location=location,
+            path=path,
+            encoder=encoder,
+            retrieval_mode=retrieval_mode,
+            **index_settings,
+        )
+        # An async client's check would need awaiting: its searches name a missing collection instead.
+        if not _stores.is_async_index(store.index) and not store.index.exists():
+            where = store.index.client
+            if store.index.owns_client:
+                store.index.close()
+            # Else every search would quietly answer nothing, forever.
+            raise ValueError(
+                f"collection {collection_name!r} does not exist at {where!r}: "
+                "create it with from_texts or from_documents"
+            )
+        return store
+
+    @classmethod
+    def _on_new_index(
+        cls,
+        collection_name: str,
+        embedding: Embeddings | None,
+        *,
+        client: Any,
+        location: str | None,
+        path: str | os.PathLike | None,
+        encoder: SSEEncoder | str | os.PathLike | None,
+        retrieval_mode: RetrievalMode | str,
+        **index_settings: Any,
+    ) -> MatryoshkaQdrantVectorStore:
+        """A store on a ``MatryoshkaIndex`` built from :meth:`from_existing_collection`'s arguments (the collection may not exist yet)."""
         from .qdrant import MatryoshkaIndex
 
         encoder = _encoder_of(embedding, encoder)

@@ -66,7 +66,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
     for it); results, order and scores equal ``index.search``. ``VectorStoreQueryMode``
     DEFAULT is the two-stage dense search, SPARSE is BM25 and HYBRID the fusion of both (an
     index made with ``sparse=True``); ``alpha`` weighs the dense list in an RRF fusion
-    (``fusion_weights = (alpha, 1 - alpha)``).
+    (``fusion_weights = (alpha, 1 - alpha)``). MMR re-picks the best ``mmr_prefetch_k`` dense hits
+    (a query keyword; default 4 x ``similarity_top_k``) for diversity, ``mmr_threshold`` being lambda.
 
     Args:
         index: a ``MatryoshkaIndex`` (sync and async) or ``AsyncMatryoshkaIndex`` (async only);
@@ -203,8 +204,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         return [_node(point) for point in await _stores.arun(self._index, self._get_plan(node_ids, filters))]
 
     def _query_plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Any:
-        if query.mode not in _MODES:
-            raise ValueError(f"query mode {query.mode.value!r} is not supported: use default, sparse or hybrid")
+        if query.mode not in _MODES and query.mode != VectorStoreQueryMode.MMR:
+            raise ValueError(f"query mode {query.mode.value!r} is not supported: use default, mmr, sparse or hybrid")
         # VectorStoreIndex passes node_ids=[] when the store keeps the nodes: that means no id filter.
         query_filter = self._filter(query.filters, query.node_ids or None)
         if query.doc_ids:
@@ -213,6 +214,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
             if query.query_embedding is None or query.mode != VectorStoreQueryMode.DEFAULT:
                 raise ValueError("the query needs query_str (or, in the default mode, a full-width query_embedding)")
             plan = _stores.vector_search_plan(self._index, query.query_embedding, query.similarity_top_k, query_filter)
+        elif query.mode == VectorStoreQueryMode.MMR:
+            plan = self._mmr_plan(query, query.query_str, query_filter, kwargs)
         else:
             index = self._index_for(query)
             search = {**kwargs, "filter": query_filter, "mode": _MODES[query.mode]}
@@ -222,6 +225,16 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
             nodes=[_node(point) for point in points],
             similarities=[float(point.score or 0.0) for point in points],
             ids=[point.id for point in points],
+        )
+
+    def _mmr_plan(self, query: VectorStoreQuery, query_str: str, query_filter: Any, kwargs: dict[str, Any]) -> Any:
+        """MMR as LlamaIndex's own store: ``mmr_threshold`` is lambda (default 0.5), over ``mmr_prefetch_k`` dense hits."""
+        search = dict(kwargs)
+        threshold = query.mmr_threshold if query.mmr_threshold is not None else search.pop("mmr_threshold", None)
+        fetch_k = search.pop("mmr_prefetch_k", None) or query.similarity_top_k * search.pop("mmr_prefetch_factor", 4)
+        lambda_mult = 0.5 if threshold is None else float(threshold)
+        return _stores.mmr_plan(
+            self._index, query_str, query.similarity_top_k, fetch_k, lambda_mult, filter=query_filter, **search
         )
 
     def _index_for(self, query: VectorStoreQuery) -> Any:

@@ -172,3 +172,71 @@ def test_crlf_on_stdin_is_a_line_ending(tiny_model_path):
 def test_readme_outputs_are_ignored_by_git():
     ignored = (REPO / ".gitignore").read_text().split()
     assert {"chroma_db/", "my_model/", "qdrant_data/"} <= set(ignored)
+
+
+def test_qdrant_path_naming_a_file(docs, tmp_path, tiny_model_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for command in (["index", str(docs)], ["search", "猫"]):
+        line = run_cli(
+            [*command, "--collection", "c", "--qdrant-path", str(a_file), "--model", str(tiny_model_path)], capsys
+        )
+        assert f"{a_file} is a file, not a folder" in line, line
+    assert a_file.read_text() == "not a folder"
+
+
+def _overwrite(path: Path, at: int = 0, data: bytes = b"\xff\xfe\x00garbage") -> None:
+    content = bytearray(path.read_bytes())
+    content[at : at + len(data)] = data
+    path.write_bytes(bytes(content))
+
+
+def _truncate_segments(collection: Path) -> None:
+    for path in (collection / "segments").rglob("*"):
+        if path.is_file() and path.stat().st_size > 16:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    "wal": lambda c: [_overwrite(p, 8) for p in (c / "wal").iterdir() if p.is_file()],
+    "edge_config": lambda c: _overwrite(c / "edge_config.json"),
+    "segments": _truncate_segments,
+}
+
+
+@pytest.mark.parametrize("damage", [*CORRUPTIONS, "manifest", "manifest_json"])
+def test_corrupt_collection_files_are_one_line(docs, tmp_path, tiny_model_path, capsys, damage):
+    assert main(["index", str(docs), *index_args(tmp_path, tiny_model_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    collection = tmp_path / "qdrant" / "c"
+    if damage == "manifest":
+        _overwrite(collection / "sse_collection.json")
+    elif damage == "manifest_json":
+        (collection / "sse_collection.json").write_text('{"format": ', encoding="utf-8")
+    else:
+        CORRUPTIONS[damage](collection)
+    for command in (["search", "猫"], ["index", str(docs)]):
+        line = run_cli([*command, *index_args(tmp_path, tiny_model_path)], capsys)
+        if damage.startswith("manifest"):
+            assert f"{collection / 'sse_collection.json'} is damaged" in line, line
+        else:
+            assert f"the collection at {collection} is damaged" in line and "the engine said:" in line, line
+
+
+def test_a_binary_file_in_a_folder_is_refused_unless_skip_bad(tmp_path, tiny_model_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("猫が寝ている", encoding="utf-8")
+    (folder / "b.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    (folder / "c.md").write_text("犬が走る", encoding="utf-8")
+    (folder / "d.txt").write_bytes(b"\xff\xd8\xff")
+    line = run_cli(["index", str(folder), *index_args(tmp_path, tiny_model_path)], capsys)  # strict by default
+    assert "b.txt" in line and "not valid UTF-8" in line
+    assert main(["index", str(folder), *index_args(tmp_path, tiny_model_path), "--skip-bad", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2 and "b.txt" in skipped[0] and "d.txt" in skipped[1], captured.err
+    assert "indexed 2 documents" in captured.out and "skipped 2 unreadable files" in captured.out, captured.out
+    index = MatryoshkaIndex(tmp_path / "qdrant", "c", SSEEncoder.from_pretrained(tiny_model_path))
+    assert index.count() == 2
+    index.close()

@@ -89,3 +89,34 @@ def test_eval_labels_weighted_hybrid(tiny_model_path, capsys):
     assert "## hybrid: two-stage 64->512 + BM25, RRF weights 1/0.3 k=10" in capsys.readouterr().out
     assert main([*argv, "--fusion", "dbsf", "--fusion-weights", "1,0.3"]) == 2
     assert "rrf' only" in capsys.readouterr().err
+
+
+def test_index_sparse_writes_as_it_goes(tmp_path, tiny_model_path, capsys, monkeypatch):
+    """BM25 counts terms per chunk, not over the whole input first: Ctrl-C after the first chunk keeps it."""
+    import sse_integrations.cli.qdrant as cli_qdrant
+    from sse_integrations import SSEEncoder
+    from sse_integrations.cli import main
+    from sse_integrations.qdrant import MatryoshkaIndex
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(f'{{"id": "d{i}", "text": "猫が寝ている {i}"}}\n' for i in range(7)), encoding="utf-8")
+    monkeypatch.setattr(cli_qdrant, "SPARSE_CHUNK", 3)
+    real_add = MatryoshkaIndex.add_texts
+    calls = []
+
+    def add_then_interrupt(self, texts, *args, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_add(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(MatryoshkaIndex, "add_texts", add_then_interrupt)
+    place = ["--collection", "c", "--qdrant-path", str(tmp_path / "q"), "--model", str(tiny_model_path)]
+    assert main(["index", str(docs), *place, "--sparse", "--no-progress"]) == 2
+    assert calls == [3, 3]
+    capsys.readouterr()
+    monkeypatch.setattr(MatryoshkaIndex, "add_texts", real_add)
+    with MatryoshkaIndex(tmp_path / "q", "c", SSEEncoder.from_pretrained(tiny_model_path)) as index:
+        assert index.count() == 3
+    assert main(["index", str(docs), *place, "--sparse", "--no-progress"]) == 0  # the rerun completes it
+    assert "the collection holds 7 points" in capsys.readouterr().out

@@ -222,3 +222,39 @@ def test_eight_threads_building_the_four_bit_table_at_once_agree(tiny_model_path
 
     run_in_threads(work)
     assert all(np.array_equal(vectors, expected) for vectors in results.values()) and len(results) == 8
+
+
+def _unbounded_long_bag_mean(embedding: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The long-bag mean as one gather of every row summed in float64 (the sums before issue 31)."""
+    # As mean_blocks: the float64 sum is stored as float32, then divided by the count.
+    return embedding.take(ids, axis=0).sum(axis=0, dtype=np.float64).astype(np.float32) / np.float32(len(ids))
+
+
+def test_long_bags_are_summed_in_bounded_blocks_with_the_same_vectors(tiny_encoder, monkeypatch):
+    """One text of ~1M tokens (about a 4.6 MB Japanese text) costs the pooling a few MB, not a row per token."""
+    import tracemalloc
+
+    embedding = tiny_encoder.weights.embedding
+    rng = np.random.default_rng(31)
+    # Lengths around the block size and the threshold catch an off-by-one in the blocking.
+    lengths = np.array([1_000_000, pooling.LONG_BAG + 1, 3 * pooling._GATHER_ROWS + 1, 5, 0], dtype=np.int64)
+    flat = rng.integers(0, embedding.shape[0], int(lengths.sum()))
+    tracemalloc.start()
+    try:
+        pooled = pooling.mean_pool(embedding, flat, lengths)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A row per token would be 2 GB (1M x 512 float32); the blocks stay in cache-sized buffers.
+    assert peak < 16 * 2**20, f"pooling one long text peaked at {peak / 2**20:.0f} MB of numpy allocations"
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        if length > pooling.LONG_BAG:
+            expected = _unbounded_long_bag_mean(embedding, flat[start : start + length])
+            assert np.array_equal(pooled[row], expected), row
+    # The block size is a buffer size, not part of the arithmetic.
+    monkeypatch.setattr(pooling, "_GATHER_ROWS", 7)
+    tail = flat[-2000:]
+    assert np.array_equal(
+        pooling.mean_pool(embedding, tail, np.array([2000]))[0], _unbounded_long_bag_mean(embedding, tail)
+    )

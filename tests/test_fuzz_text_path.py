@@ -2,7 +2,7 @@
 
 Any str goes in: arbitrary Unicode, control and format characters, lone surrogates, huge texts.
 The documented results: a text holding a lone surrogate is a ValueError naming its index
-(``texts[i]``); any other text gives a finite vector (unit length, or zero when the text has
+(``texts[i]``), as is an id (``ids[i]``) or a payload value (``payloads[i]['key']``); any other text gives a finite vector (unit length, or zero when the text has
 no tokens and the model maps that to zero), sparse vectors with sorted unique indices and
 finite positive weights (possibly empty), and an index that stores it and answers searches
 with finite scores. Examples are derandomised and bounded so the suite stays fast and stable;
@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from qdrant_client import QdrantClient
 
@@ -107,6 +107,34 @@ def test_index_add_and_search(index, items, query):
     for mode in ("dense", "sparse", "hybrid"):
         hits = index.search(query, limit=3, mode=mode)
         assert len(hits) <= 3 and all(math.isfinite(hit.score) for hit in hits), mode
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 2))
+@given(ids=st.lists(texts, min_size=1, max_size=4, unique=True), values=st.lists(texts, min_size=4, max_size=4))
+# Few random examples draw a surrogate into these short lists: both failures are always tried.
+@example(ids=["猫", "x\ud800"], values=["a", "b", "c", "d"])
+@example(ids=["猫"], values=["\udc00猫", "b", "c", "d"])
+def test_index_ids_and_payload_values(index, ids, values):
+    """Any str id and payload value: a lone surrogate is a ValueError naming ids[i] or the payload key."""
+    items = [f"猫 {position}" for position in range(len(ids))]
+    payloads = [{"title": value, "tags": [value]} for value in values[: len(ids)]]
+    before = index.count()
+    bad_id, bad_value = first_surrogate(ids), first_surrogate(values[: len(ids)])
+    if bad_id is not None or bad_value is not None:
+        where = rf"ids\[{bad_id}\]" if bad_id is not None else rf"payloads\[{bad_value}\]\['title'\]"
+        with pytest.raises(ValueError, match=rf"{where} holds a lone surrogate"):
+            index.add_texts(items, ids=ids, payloads=payloads)
+        assert index.count() == before
+        if bad_id is not None:
+            with pytest.raises(ValueError, match=rf"ids\[{bad_id}\] holds a lone surrogate"):
+                index.get(ids)
+        return
+    index.add_texts(items, ids=ids, payloads=payloads)
+    stored = {record.payload["doc_id"]: record.payload for record in index.get(ids)}
+    assert set(stored) == set(ids)
+    assert all(stored[i]["title"] == p["title"] and stored[i]["tags"] == p["tags"] for i, p in zip(ids, payloads))
+    index.delete(ids)
+    assert index.count() == before - sum(i in ("seed-0", "seed-1", "seed-2") for i in ids)
 
 
 def test_add_texts_none_is_a_clear_error(index):

@@ -56,8 +56,8 @@ class TestVectorStoreStandardOnEmbeddedEngine(VectorStoreIntegrationTests):
 
     @pytest.fixture
     def vectorstore(self, bundled_encoder, tmp_path):
-        store = MatryoshkaQdrantVectorStore.from_existing_collection(
-            "standard", SSEEmbeddings(encoder=bundled_encoder), path=tmp_path / "qdrant"
+        store = MatryoshkaQdrantVectorStore.from_texts(
+            [], SSEEmbeddings(encoder=bundled_encoder), path=tmp_path / "qdrant", collection_name="standard"
         )
         yield store
         store.index.close()
@@ -260,3 +260,33 @@ def test_from_documents_then_as_retriever(tiny_encoder, tmp_path):
     assert [hit.id for hit in hits] == [p.payload["doc_id"] for p in store.index.search(HYBRID_QUERIES[0], limit=2)]
     assert all(isinstance(hit, Document) and hit.metadata["source"].endswith(".txt") for hit in hits)
     assert store.get_by_ids(["doc-3"])[0].page_content == HYBRID_CORPUS[3]
+
+
+def test_from_documents_needs_no_embedding(tiny_encoder, tmp_path):
+    """As from_texts: the index embeds with its encoder, so `embedding` is optional (the README's line)."""
+    documents = [Document(page_content=text, id=doc_id) for doc_id, text in zip(HYBRID_IDS, HYBRID_CORPUS)]
+    store = MatryoshkaQdrantVectorStore.from_documents(
+        documents, collection_name="docs", path=tmp_path / "q", encoder=tiny_encoder
+    )
+    assert store.get_by_ids([HYBRID_IDS[2]])[0].page_content == HYBRID_CORPUS[2]
+    assert store.index.count() == len(HYBRID_CORPUS)
+
+
+async def test_afrom_documents_needs_no_embedding(tiny_encoder):
+    documents = [Document(page_content=text, id=doc_id) for doc_id, text in zip(HYBRID_IDS, HYBRID_CORPUS)]
+    store = await MatryoshkaQdrantVectorStore.afrom_documents(documents, encoder=tiny_encoder)
+    assert [d.id for d in await store.aget_by_ids([HYBRID_IDS[1]])] == [HYBRID_IDS[1]]
+    texts_store = await MatryoshkaQdrantVectorStore.afrom_texts(["x"], ids=["a"], encoder=tiny_encoder)
+    assert texts_store.index.count() == 1
+
+
+@pytest.mark.parametrize("backend", ["client", "path"])
+def test_from_existing_collection_refuses_a_missing_one(tiny_encoder, tmp_path, backend):
+    where = {"client": QdrantClient(":memory:")} if backend == "client" else {"path": tmp_path / "q"}
+    with pytest.raises(ValueError, match="collection 'nosuch' does not exist"):
+        MatryoshkaQdrantVectorStore.from_existing_collection("nosuch", encoder=tiny_encoder, **where)
+    made = MatryoshkaQdrantVectorStore.from_texts(["猫"], ids=["a"], collection_name="c", encoder=tiny_encoder, **where)
+    if backend == "path":
+        made.index.close()  # one open index per folder
+    store = MatryoshkaQdrantVectorStore.from_existing_collection("c", encoder=tiny_encoder, **where)
+    assert [d.id for d in store.similarity_search("猫", k=1)] == ["a"]

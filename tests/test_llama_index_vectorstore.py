@@ -120,8 +120,30 @@ def test_alpha_weighs_the_fusion(hybrid_store, tiny_encoder):
             fusion_weights=(alpha, 1 - alpha),
         )
         assert result.ids == [point.payload["doc_id"] for point in twin.search(query, limit=3, mode="hybrid")]
-    with pytest.raises(ValueError, match="mmr"):
-        hybrid_store.query(VectorStoreQuery(query_str=query, mode=VectorStoreQueryMode.MMR))
+
+
+def test_mmr_picks_relevant_then_diverse(store, corpus):
+    """MMR over the ``mmr_prefetch_k`` best dense hits, weighted by ``mmr_threshold`` (LlamaIndex's lambda)."""
+    import numpy as np
+
+    from sse_integrations._stores import maximal_marginal_relevance
+
+    query = corpus[1][5]
+    index = store.index
+    candidates = index.search(query, limit=12, with_vectors=[index.full.name])
+    vectors = np.array([point.vector[index.full.name] for point in candidates], dtype=np.float32)
+    query_vector = index.encode_queries([query])[index.full.name][0]
+    for threshold in (0.0, 0.3, 1.0):
+        mmr = VectorStoreQuery(
+            query_str=query, similarity_top_k=4, mode=VectorStoreQueryMode.MMR, mmr_threshold=threshold
+        )
+        result = store.query(mmr, mmr_prefetch_k=12)
+        picked = maximal_marginal_relevance(query_vector, vectors, 4, threshold)
+        assert result.ids == [candidates[i].payload["doc_id"] for i in picked], threshold
+    # Relevance alone is the plain dense order.
+    assert result.ids == [point.payload["doc_id"] for point in candidates[:4]]
+    default = store.query(VectorStoreQuery(query_str=query, similarity_top_k=3, mode=VectorStoreQueryMode.MMR))
+    assert len(default.ids) == 3 and default.ids[0] == candidates[0].payload["doc_id"]
 
 
 def test_from_documents_query_engine_and_delete_by_ref_doc(tiny_encoder):

@@ -357,7 +357,9 @@ def test_llama_index_store_and_retriever_pass_passages_through(tmp_path, bundled
         order = [ids[row] for row in np.argsort(-expected, kind="stable")[:4]]
         result = store.query(VectorStoreQuery(query_str=query, similarity_top_k=4))
         assert result.ids == order
-        assert [hit.node.node_id for hit in MatryoshkaQdrantRetriever(store.index, similarity_top_k=4).retrieve(query)] == order
+        assert [
+            hit.node.node_id for hit in MatryoshkaQdrantRetriever(store.index, similarity_top_k=4).retrieve(query)
+        ] == order
     finally:
         store.index.close()
 

@@ -341,3 +341,20 @@ def test_optimizer_settings_the_engine_lacks_are_refused(tiny_encoder, tmp_path,
         index.add_texts(corpus[1][:5], ids=corpus[0][:5])
     assert not (tmp_path / "docs").exists()
     index.close()
+
+
+def test_a_corrupt_collection_is_a_documented_error(tmp_path, tiny_encoder):
+    from sse_integrations.qdrant import CorruptCollectionError
+
+    with MatryoshkaIndex(tmp_path, "c", tiny_encoder) as index:
+        index.add_texts(["猫が寝ている"], ids=["a"])
+    config = tmp_path / "c" / "edge_config.json"
+    config.write_bytes(b"\x00garbage" + config.read_bytes()[8:])
+    with pytest.raises(
+        CorruptCollectionError, match=r"the collection at .*c is damaged .*the engine said: .*edge_config"
+    ):
+        MatryoshkaIndex(tmp_path, "c", tiny_encoder).count()
+    (tmp_path / "c" / "sse_collection.json").write_text("[1", encoding="utf-8")
+    with pytest.raises(CorruptCollectionError, match=r"sse_collection.json is damaged"):
+        MatryoshkaIndex(tmp_path, "c", tiny_encoder).count()
+    assert issubclass(CorruptCollectionError, ValueError)

@@ -67,3 +67,26 @@ def test_eight_threads_adding_to_one_local_client_keep_every_document(tiny_encod
 
     run_in_threads(add)
     assert MatryoshkaIndex(client, "t", tiny_encoder).count() == 8 * 100
+
+
+@pytest.mark.parametrize("backend", ["client", "edge"])
+def test_bm25_statistics_forget_deleted_documents(tiny_encoder, tmp_path, backend):
+    """delete and delete_where subtract the deleted documents' terms, so the average is that of what is stored."""
+    from qdrant_client import models
+
+    where = QdrantClient(":memory:") if backend == "client" else tmp_path
+    index = MatryoshkaIndex(where, "g", tiny_encoder, sparse=True)
+    index.add_texts(SHORT, ids=[f"s{i}" for i in range(len(SHORT))], payloads=[{"kind": "short"}] * len(SHORT))
+    index.add_texts(LONG, ids=[f"l{i}" for i in range(len(LONG))], payloads=[{"kind": "long"}] * len(LONG))
+    index.delete(["l0", "l1", "unknown"])
+    kept = SHORT + LONG[2:]
+    expected = SparseEncoder(tiny_encoder.tokenizer).fit(kept).avg_doc_length
+    stored = index.client.get_collection("g").config.metadata[SPARSE_METADATA_KEY]
+    assert stored["doc_count"] == len(kept) and index.sparse_encoder.avg_doc_length == pytest.approx(expected)
+    index.delete_where(models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value="long"))]))
+    expected = SparseEncoder(tiny_encoder.tokenizer).fit(SHORT).avg_doc_length
+    stored = index.client.get_collection("g").config.metadata[SPARSE_METADATA_KEY]
+    assert stored["doc_count"] == len(SHORT) and stored["avg_doc_length"] == pytest.approx(expected)
+    assert index.count() == len(SHORT)
+    if backend == "edge":
+        index.close()

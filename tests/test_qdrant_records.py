@@ -83,3 +83,58 @@ def test_the_async_index_answers_alike(tiny_encoder, tmp_path, backend):
     assert got == ["doc-4", "doc-1"]
     assert scrolled == sorted(i for i, p in zip(HYBRID_IDS, _payloads()) if p["group"] == 0)
     assert remaining == len(HYBRID_IDS) - len(scrolled)
+
+
+def test_a_lone_surrogate_in_an_id_or_a_payload_is_named(index):
+    """Same message as for texts, naming ids[i] or the payload key; nothing is written."""
+    index.add_texts(HYBRID_CORPUS[:2], ids=HYBRID_IDS[:2])
+    with pytest.raises(ValueError, match=r"ids\[1\] holds a lone surrogate '\\ud800' at character 1"):
+        index.add_texts(["a", "b"], ids=["fine", "x\ud800"])
+    for read in (index.get, index.delete):
+        with pytest.raises(ValueError, match=r"ids\[0\] holds a lone surrogate"):
+            read(["\udfff", "doc-0"])
+    with pytest.raises(ValueError, match=r"payloads\[1\]\['title'\] holds a lone surrogate"):
+        index.add_texts(["a", "b"], payloads=[{"title": "ok"}, {"title": "\ud800"}])
+    with pytest.raises(ValueError, match=r"payloads\[0\]\['tags'\]\['en'\]\[1\] holds a lone surrogate"):
+        index.add_texts(["a"], payloads=[{"tags": {"en": ["ok", "\udc00"]}}])
+    with pytest.raises(ValueError, match=r"payloads\[0\] has a key '\\ud800' that holds a lone surrogate"):
+        index.add_texts(["a"], payloads=[{"\ud800": 1}])
+    assert index.count() == 2
+    assert [record.payload["doc_id"] for record in index.get(HYBRID_IDS[:2])] == HYBRID_IDS[:2]
+
+
+def test_searches_during_an_add_do_not_fail(index, tiny_encoder):
+    """Local mode's arrays grow under a concurrent read, so its reads take the client's lock; Edge's need none."""
+    import threading
+
+    index.add_texts(HYBRID_CORPUS, ids=HYBRID_IDS)
+    # Edge's calls hold the GIL, so four searching threads slow its add; fewer texts keep the test short.
+    texts = [f"{text} {number}" for number in range(5 if index.embedded else 60) for text in HYBRID_CORPUS]
+    adding = threading.Event()
+    errors: list[BaseException] = []
+    searches = [0]
+
+    def add() -> None:
+        try:
+            index.add_texts(texts, batch_size=4)  # many upserts, each growing the arrays
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            adding.set()
+
+    def search() -> None:
+        while not adding.is_set():
+            try:
+                assert index.search(HYBRID_CORPUS[0], limit=3)
+                index.get(HYBRID_IDS[:2])
+                searches[0] += 1
+            except BaseException as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=add), *(threading.Thread(target=search) for _ in range(4))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, f"{len(errors)} errors, the first: {errors[0]!r}"
+    assert searches[0] > 0 and index.count() == len(HYBRID_IDS) + len(texts)

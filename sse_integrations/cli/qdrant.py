@@ -44,6 +44,7 @@ class QdrantOptions(CommandOptions):
     qdrant_path: str
     qdrant_url: str | None
     api_key: str | None
+    allow_model_change: bool
 
     @property
     def location(self) -> str:
@@ -75,6 +76,7 @@ class IndexCommandOptions(QdrantOptions):
     passages: bool
     no_progress: bool
     progress: bool
+    skip_bad: bool
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,11 @@ class DemoOptions(CommandOptions):
     repeats: int
 
 
+# Documents per add_texts of `index --sparse`: as many as start add_texts' encoding helper
+# process (DEFAULT_ENCODE_PROCESS_FROM), so chunking keeps its speed-up.
+SPARSE_CHUNK = 20_000
+
+
 # --- parsers -------------------------------------------------------------------------------
 
 
@@ -113,6 +120,11 @@ def _add_qdrant_options(parser: Any) -> None:
     where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
     parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
     add_model_option(parser)
+    parser.add_argument(
+        "--allow-model-change",
+        action="store_true",
+        help="accept a collection another model wrote (a deliberate migration; index then records the new model)",
+    )
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -161,6 +173,11 @@ def add_parsers(subparsers: Any) -> None:
         action="store_true",
         help="also store each document's passages, so searches score a document by its best passage too "
         "(long documents; `search` follows the collection)",
+    )
+    index.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out files that cannot be read (not UTF-8, bad JSONL), naming each; default: refuse the run",
     )
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     index.add_argument(
@@ -215,9 +232,12 @@ def run_index(options: IndexCommandOptions) -> int:
     from ..qdrant import IndexingError, MatryoshkaIndex
 
     encoder = options.load_encoder()
+    skipped: list[str] | None = [] if options.skip_bad else None
     documents = read_documents(
-        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines
+        options.inputs, text_field=options.text_field, id_field=options.id_field, lines=options.lines, skipped=skipped
     )
+    for problem in skipped or ():
+        print(f"skipped {problem}", file=sys.stderr)
     client = options.open_client()
     try:
         stages = [int(dim) for dim in options.stages.split(",")] if options.stages else None
@@ -233,6 +253,7 @@ def run_index(options: IndexCommandOptions) -> int:
             show_progress=not options.no_progress and (options.progress or sys.stderr.isatty()),
             sparse=options.sparse,
             passages=options.passages,
+            allow_model_change=options.allow_model_change,
         )
         todo = documents
         if options.skip_existing:
@@ -240,8 +261,13 @@ def run_index(options: IndexCommandOptions) -> int:
             todo = [d for d in documents if d.id not in present]
             print(f"{len(present)} of {len(documents)} documents already indexed; adding {len(todo)}", file=sys.stderr)
         started = time.perf_counter()
+        # With --sparse one add_texts counts the BM25 terms of all it is given before writing any
+        # of it; in chunks, writing (so progress and resumability) starts with the first chunk.
+        chunk = SPARSE_CHUNK if options.sparse else max(1, len(todo))
         try:
-            index.add_texts([d.text for d in todo], ids=[d.id for d in todo], payloads=[d.payload for d in todo])
+            for first in range(0, len(todo), chunk):
+                part = todo[first : first + chunk]
+                index.add_texts([d.text for d in part], ids=[d.id for d in part], payloads=[d.payload for d in part])
         except IndexingError as error:
             # Bad input fails the same way on every run; only other failures are worth a retry.
             bad_input = isinstance(error.__cause__, (ValueError, TypeError))
@@ -259,6 +285,7 @@ def run_index(options: IndexCommandOptions) -> int:
         print(
             f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
             f"({layout}); the collection holds {index.count()} points"
+            + (f"; skipped {len(skipped)} unreadable files" if skipped else "")
         )
     finally:
         client.close()
@@ -326,6 +353,7 @@ def run_search(options: SearchOptions) -> int:
             stages=stages,
             prefetch_limit=options.prefetch_limit,
             sparse=has_sparse,
+            allow_model_change=options.allow_model_change,
             **options.fusion_keywords(),
         )
         results = index.search_batch(

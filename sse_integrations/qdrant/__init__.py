@@ -49,6 +49,7 @@ from .layout import (
     SPARSE_METADATA_KEY,
     SPARSE_NAME,
     CollectionMismatchError,
+    CorruptCollectionError,
     DenseStage,
     QuantizationOption,
     layout_differences,
@@ -56,6 +57,7 @@ from .layout import (
     stages_from_collection,
     vectors_config,
 )
+from .model_record import MODEL_METADATA_KEY, ModelMismatchError, model_record
 from .options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FUSION_FACTOR,
@@ -86,6 +88,7 @@ __all__ = [
     "TEXT_SUFFIXES",
     "AsyncMatryoshkaIndex",
     "CollectionMismatchError",
+    "CorruptCollectionError",
     "DenseStage",
     "DocId",
     "Document",
@@ -93,6 +96,8 @@ __all__ = [
     "Fusion",
     "IndexOptions",
     "IndexingError",
+    "MODEL_METADATA_KEY",
+    "ModelMismatchError",
     "MatryoshkaIndex",
     "PassageStage",
     "QuantizationOption",
@@ -102,6 +107,7 @@ __all__ = [
     "layout_differences",
     "make_stages",
     "passage_rescore_query",
+    "model_record",
     "prefetch_limits",
     "read_documents",
     "stages_from_collection",

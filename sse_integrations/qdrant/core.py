@@ -7,10 +7,8 @@ sync or an async client, so the logic exists once for both.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
-import sys
 import threading
 import uuid
 import weakref
@@ -21,10 +19,10 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from .._checks import as_text_list, check_positive_int
+from .._checks import as_text_list, check_payload_text, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
-from . import plans
+from . import plans, records
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -35,7 +33,8 @@ from .layout import (
     stored_coarse_dim,
     vectors_config,
 )
-from .lookahead import EncodeAhead, stage_encoder
+from .lookahead import EncodeAhead, progress_bar, stage_encoder
+from .model_record import MODEL_METADATA_KEY, check_model, model_record, record_model_plan
 from .options import COARSE_QUANTIZATION_SEARCH, IndexOptions, OptionSetting
 from .passages import (
     PASSAGES_METADATA_KEY,
@@ -46,7 +45,7 @@ from .passages import (
     stored_passage_stage,
 )
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, index_points, query_vectors, to_point_id
+from .points import DocId, index_points, named_point_id, query_vectors
 
 
 class IndexingError(RuntimeError):
@@ -159,6 +158,7 @@ class IndexCore:
         #: Serialises this index's writes with every other index's on the same client object.
         self.write_lock = client_lock(client)
         self._collection_checked = False
+        self._model_record_stale = False
         #: Documents and BM25 terms added so far (the average document length's running sums).
         self.sparse_stats: dict[str, float] | None = None
         #: Seconds spent in each step of the last search (encode, coarse, rescore or query).
@@ -265,6 +265,7 @@ class IndexCore:
                 for key in (self.text_key, self.id_key):
                     if key in payload:
                         raise ValueError(f"payloads[{index}] sets {key!r}, which the index fills itself")
+                check_payload_text(payload, f"payloads[{index}]")
         return texts, doc_ids, payloads
 
     def _check_ids(self, ids: Sequence[DocId], text_count: int) -> list[DocId]:
@@ -276,10 +277,7 @@ class IndexCore:
             raise ValueError(f"got {text_count} texts but {len(doc_ids)} ids")
         seen: dict[int | str, int] = {}
         for index, doc_id in enumerate(doc_ids):
-            try:
-                point_id = to_point_id(doc_id, self.id_namespace)
-            except (TypeError, ValueError) as error:
-                raise type(error)(f"ids[{index}]: {error}") from None
+            point_id = named_point_id(doc_id, self.id_namespace, f"ids[{index}]")
             if point_id in seen:
                 raise ValueError(f"ids[{index}] repeats ids[{seen[point_id]}] ({doc_id!r}): one text per id")
             seen[point_id] = index
@@ -292,18 +290,19 @@ class IndexCore:
 
     def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]:
         """Create the collection, or check an existing one; ``texts`` fit a new sparse encoder."""
-        if self._collection_checked:
-            return
         name = self.collection_name
-        exists = yield ("collection_exists", {"collection_name": name})
-        if not exists:
-            if not create:
-                raise ValueError(f"collection {name!r} does not exist: add texts first")
-            yield ("create_collection", {"collection_name": name, **self._new_collection_settings(texts)})
-        else:
-            info = yield ("get_collection", {"collection_name": name})
-            self._adopt_collection(info)
-        self._collection_checked = True
+        if not self._collection_checked:
+            exists = yield ("collection_exists", {"collection_name": name})
+            if not exists:
+                if not create:
+                    raise ValueError(f"collection {name!r} does not exist: add texts first")
+                yield ("create_collection", {"collection_name": name, **self._new_collection_settings(texts)})
+            else:
+                info = yield ("get_collection", {"collection_name": name})
+                self._adopt_collection(info)
+            self._collection_checked = True
+        if create and self._model_record_stale:  # a deliberate migration: the first write records the new model
+            self._model_record_stale = yield from record_model_plan(name, self.encoder)
 
     def _new_collection_settings(self, texts: Sequence[str]) -> dict[str, Any]:
         sparse_settings: dict[str, Any] = {}
@@ -316,15 +315,23 @@ class IndexCore:
                 "sparse_vectors_config": self.sparse_vectors_config(),
                 "metadata": {SPARSE_METADATA_KEY: {**self.sparse_encoder.get_config(), **self.sparse_stats}},
             }
+        metadata = {**self.collection_kwargs.get("metadata", {}), MODEL_METADATA_KEY: model_record(self.encoder)}
+        metadata.update(sparse_settings.pop("metadata", {}))
         if self.passages is not None:
-            metadata = sparse_settings.setdefault("metadata", {})
             metadata[PASSAGES_METADATA_KEY] = self.passages.layout()
-        return {"vectors_config": self.vectors_config(), **sparse_settings, **self.collection_kwargs}
+        return {
+            "vectors_config": self.vectors_config(),
+            **sparse_settings,
+            **self.collection_kwargs,
+            "metadata": metadata,
+        }
 
     def _adopt_collection(self, info: models.CollectionInfo) -> None:
         """Refuse a collection of another layout; a sparse index takes the stored BM25 settings."""
         name = self.collection_name
-        stored = (getattr(info.config, "metadata", None) or {}).get(SPARSE_METADATA_KEY)
+        metadata = getattr(info.config, "metadata", None) or {}
+        self._model_record_stale = check_model(metadata, self.encoder, name, self.options.allow_model_change)
+        stored = metadata.get(SPARSE_METADATA_KEY)
         existing_sparse = info.config.params.sparse_vectors or {}
         if self.sparse_encoder is None and stored is not None and self.sparse_name in existing_sparse:
             # The collection was made with sparse=True: follow its layout, as the CLI's search does.
@@ -379,7 +386,7 @@ class IndexCore:
         """Point ids of caller ids given as a list (a bare string would read as one id per character)."""
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a list, got a bare string")
-        return [to_point_id(doc_id, self.id_namespace) for doc_id in ids]
+        return [named_point_id(doc_id, self.id_namespace, f"ids[{index}]") for index, doc_id in enumerate(ids)]
 
     def _make_points(
         self,
@@ -391,17 +398,6 @@ class IndexCore:
         """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
         keys = {"text_key": self.text_key, "id_key": self.id_key, "namespace": self.id_namespace}
         return index_points(self.embedded, doc_ids, texts, vectors, payloads, **keys)
-
-    def _progress_bar(self, total: int, batches: int, show_progress: bool | None) -> Any:
-        if show_progress is None:
-            show_progress = self.show_progress
-        if show_progress is None:
-            show_progress = batches > 4 and sys.stderr.isatty()
-        if not show_progress:
-            return contextlib.nullcontext()
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"Indexing {self.collection_name}", unit="doc")
 
     def _add_plan(
         self,
@@ -421,7 +417,8 @@ class IndexCore:
         starts = range(0, len(texts), batch_size)
         written: list[DocId] = []
         batches = [texts[start : start + batch_size] for start in starts]
-        bar_context = self._progress_bar(len(texts), len(starts), show_progress)
+        show = self.show_progress if show_progress is None else show_progress
+        bar_context = progress_bar(f"Indexing {self.collection_name}", len(texts), len(starts), show)
         sparse = (self.sparse_encoder, self.sparse_name) if self.sparse_encoder is not None else None
         with (
             stage_encoder(
@@ -476,6 +473,7 @@ class IndexCore:
     def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
         point_ids = self._point_ids(ids)
         if point_ids:
+            yield from records.forget_terms_plan(self, point_ids=point_ids)
             yield (
                 "delete",
                 {

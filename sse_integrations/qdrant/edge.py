@@ -38,6 +38,7 @@ from qdrant_client import models
 from qdrant_client.http.models import QueryResponse
 
 from . import edge_models as convert
+from .layout import CorruptCollectionError
 
 MANIFEST = "sse_collection.json"
 MANIFEST_FORMAT = "sse-integrations edge collection 1"
@@ -77,6 +78,19 @@ def describe_foreign_folder(path: Path) -> str | None:
     return None
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """``sse_collection.json``, or a :class:`CorruptCollectionError` naming it."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CorruptCollectionError(
+            f"{path} is damaged ({error}): it records the collection's layout; restore it from a copy or re-index"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise CorruptCollectionError(f"{path} is damaged (a JSON {type(manifest).__name__}, not an object)")
+    return manifest
+
+
 class _Collection:
     """One open shard, its manifest and its folder lock."""
 
@@ -107,6 +121,10 @@ class EdgeClient:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(
+                f"{self.path} is a file, not a folder: the embedded engine keeps its collections in a folder"
+            )
         problem = describe_foreign_folder(self.path)
         if problem:
             raise ValueError(problem)
@@ -130,7 +148,7 @@ class EdgeClient:
         if not folder.exists():
             return False
         manifest_path = folder / MANIFEST
-        if manifest_path.is_file() and not json.loads(manifest_path.read_text(encoding="utf-8")).get("complete"):
+        if manifest_path.is_file() and not _read_manifest(manifest_path).get("complete"):
             # A creation interrupted before its shard existed: nothing was stored, start again.
             lock = _lock(folder)
             shutil.rmtree(folder)
@@ -152,7 +170,7 @@ class EdgeClient:
             if not self.collection_exists(name):
                 raise ValueError(f"collection {name!r} does not exist in {self.path}")
             folder = self._folder(name)
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            manifest = _read_manifest(folder / MANIFEST)
             if manifest.get("format") != MANIFEST_FORMAT:
                 raise ValueError(
                     f"{folder / MANIFEST} has format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}"
@@ -160,10 +178,15 @@ class EdgeClient:
             lock = _lock(folder)
             try:
                 shard = edge.EdgeShard.load(str(folder))
-            except Exception:
+            except Exception as error:
                 if lock is not None:
                     lock.close()
-                raise
+                # Edge raises a bare Exception for damaged WAL, config or segment files.
+                said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+                raise CorruptCollectionError(
+                    f"the collection at {folder} is damaged and cannot be opened (the engine said: {said}); "
+                    "restore it from a copy or re-index into a new collection"
+                ) from error
             self._open[name] = _Collection(folder, shard, manifest, lock)
             return self._open[name]
 

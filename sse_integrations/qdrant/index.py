@@ -8,27 +8,53 @@ client calls plainly or with ``await``. So the async class is not a hand-made co
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import threading
+import weakref
 from collections.abc import Generator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from qdrant_client import models
 
 from .._checks import check_text
 from . import records
-from .core import IndexCore
+from .core import IndexCore, is_local_mode
 from .options import SearchMode
 from .plans import Call
 from .points import DocId
 
+_ENGINE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_ENGINE_LOCKS_GUARD = threading.Lock()
 
-def run_sync(client: Any, plan: Generator[Call, Any, Any]) -> Any:
-    """Execute a plan's calls on a sync client, sending results (or exceptions) back in."""
+
+def engine_lock(client: Any) -> AbstractContextManager[Any]:
+    """What every engine call of an index holds: on qdrant-client's local mode one lock per client,
+    because its numpy arrays grow under a concurrent search (IndexError, issue 31); elsewhere
+    nothing, so reads on a server or the embedded engine (whose writes lock themselves) stay parallel."""
+    if not is_local_mode(client):
+        return contextlib.nullcontext()
+    with _ENGINE_LOCKS_GUARD:
+        try:
+            return _ENGINE_LOCKS.setdefault(client, threading.RLock())
+        except TypeError:  # not weak-referenceable: a lock for this index alone
+            return threading.RLock()
+
+
+def run_sync(client: Any, plan: Generator[Call, Any, Any], lock: AbstractContextManager[Any] | None = None) -> Any:
+    """Execute a plan's calls on a sync client, sending results (or exceptions) back in; ``lock`` guards each engine call."""
+    guard = lock if lock is not None else contextlib.nullcontext()
     try:
         call = next(plan)
         while True:
             target, kwargs = call
             try:
-                result = target(**kwargs) if callable(target) else getattr(client, target)(**kwargs)
+                if callable(target):  # CPU work (encoding) runs outside the lock
+                    result = target(**kwargs)
+                else:
+                    with guard:
+                        result = getattr(client, target)(**kwargs)
             except Exception as error:  # handed to the plan, which decides what to raise
                 call = plan.throw(error)
             else:
@@ -67,6 +93,10 @@ class MatryoshkaIndex(IndexCore):
         'cat'
     """
 
+    @functools.cached_property
+    def _engine_lock(self) -> AbstractContextManager[Any]:
+        return engine_lock(self.client)
+
     def add_texts(
         self,
         texts: Sequence[str],
@@ -93,7 +123,11 @@ class MatryoshkaIndex(IndexCore):
             IndexingError: a batch failed; ``written_ids`` lists the documents stored before it.
         """
         with self.write_lock:
-            return run_sync(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
+            return run_sync(
+                self.client,
+                lock=self._engine_lock,
+                plan=self._add_plan(texts, ids, payloads, batch_size, show_progress),
+            )
 
     def search(
         self,
@@ -159,35 +193,35 @@ class MatryoshkaIndex(IndexCore):
             two_stage=two_stage,
             mode=mode,
         )
-        return run_sync(self.client, plan)
+        return run_sync(self.client, lock=self._engine_lock, plan=plan)
 
     def delete(self, ids: Sequence[DocId]) -> None:
         """Delete documents by caller id (unknown ids are ignored)."""
         with self.write_lock:
-            run_sync(self.client, self._delete_plan(ids))
+            run_sync(self.client, lock=self._engine_lock, plan=self._delete_plan(ids))
 
     def count(self, filter: models.Filter | None = None) -> int:
         """Exact number of points in the collection (matching ``filter``)."""
-        return run_sync(self.client, self._count_plan(filter))
+        return run_sync(self.client, lock=self._engine_lock, plan=self._count_plan(filter))
 
     def exists(self) -> bool:
         """Whether the collection exists yet (the first ``add_texts`` creates it)."""
-        return run_sync(self.client, records.exists_plan(self))
+        return run_sync(self.client, lock=self._engine_lock, plan=records.exists_plan(self))
 
     def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
         """Stored points by caller id, in the order asked; unknown ids are left out."""
-        return run_sync(self.client, records.get_plan(self, ids, with_vectors))
+        return run_sync(self.client, lock=self._engine_lock, plan=records.get_plan(self, ids, with_vectors))
 
     def scroll(
         self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
     ) -> list[models.Record]:
         """Every stored point matching ``filter`` (all of them for None)."""
-        return run_sync(self.client, records.scroll_plan(self, filter, with_vectors))
+        return run_sync(self.client, lock=self._engine_lock, plan=records.scroll_plan(self, filter, with_vectors))
 
     def delete_where(self, filter: models.Filter) -> None:
         """Delete every point matching a Qdrant filter (for example all chunks of one source document)."""
         with self.write_lock:
-            run_sync(self.client, records.delete_where_plan(self, filter))
+            run_sync(self.client, lock=self._engine_lock, plan=records.delete_where_plan(self, filter))
 
     def search_by_vector(
         self,
@@ -206,7 +240,7 @@ class MatryoshkaIndex(IndexCore):
     def flush(self) -> None:
         """Persist the embedded shard's segments now (writes are already in its WAL); no-op on a client."""
         with self.write_lock:
-            run_sync(self.client, self._maintenance_plan("flush"))
+            run_sync(self.client, lock=self._engine_lock, plan=self._maintenance_plan("flush"))
 
     def optimize(self) -> bool:
         """Build the embedded shard's HNSW graphs and merge segments now (blocks); no-op on a client.
@@ -214,11 +248,11 @@ class MatryoshkaIndex(IndexCore):
         Run it after a bulk load: until then searches scan the unindexed segments exactly.
         """
         with self.write_lock:
-            return run_sync(self.client, self._maintenance_plan("optimize"))
+            return run_sync(self.client, lock=self._engine_lock, plan=self._maintenance_plan("optimize"))
 
     def close(self) -> None:
         """Flush and release an embedded folder the index opened (a client passed in stays open)."""
-        run_sync(self.client, self._close_plan())
+        run_sync(self.client, lock=self._engine_lock, plan=self._close_plan())
 
     def __enter__(self) -> MatryoshkaIndex:
         return self

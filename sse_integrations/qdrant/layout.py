@@ -33,6 +33,10 @@ class CollectionMismatchError(ValueError):
     """An existing collection's vectors differ from what the index expects; nothing was written."""
 
 
+class CorruptCollectionError(ValueError):
+    """A collection's files on disk (the engine's, or ``sse_collection.json``) cannot be read; the message names them."""
+
+
 @dataclass(frozen=True)
 class DenseStage:
     """One named dense vector of the collection: a Matryoshka prefix of ``dim`` dimensions.

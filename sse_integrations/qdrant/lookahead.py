@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -150,3 +151,14 @@ def stage_encoder(
     finally:
         if process is not None:
             process.close()
+
+
+def progress_bar(description: str, total: int, batches: int, show: bool | None) -> Any:
+    """A tqdm bar over ``total`` documents when ``show`` (None: more than 4 batches on a terminal), else a no-op."""
+    if show is None:
+        show = batches > 4 and sys.stderr.isatty()
+    if not show:
+        return contextlib.nullcontext()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="doc")

@@ -102,6 +102,8 @@ class IndexOptions:
             rescores its candidates by ``(1 - weight) * whole-document cosine + weight * best
             passage cosine`` in the engine. False: an existing collection's own setting
             (a collection made with passages keeps them).
+        allow_model_change: accept a collection another model wrote (its recorded fingerprint
+            differs); the first add then records this model. Default: refused (``ModelMismatchError``).
     """
 
     coarse_dim: int | None = None
@@ -127,6 +129,7 @@ class IndexOptions:
     fusion_weights: tuple[float, float] | None = None
     rrf_k: int | None = None
     passages: bool | PassageStage = False
+    allow_model_change: bool = False
 
     def __post_init__(self) -> None:
         if self.execution not in ("auto", "prefetch", "client"):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
+from .._checks import check_unicode
 from ..documents import ID_KEY, TEXT_KEY
 from ..encoder import SSEEncoder
 from ..matryoshka import truncate_and_normalize
@@ -43,6 +44,19 @@ def to_point_id(doc_id: DocId, namespace: uuid.UUID = ID_NAMESPACE) -> int | str
             pass
         return str(uuid.uuid5(namespace, doc_id))
     raise TypeError(f"document ids must be str, int or UUID, got {type(doc_id).__name__}: {doc_id!r:.60}")
+
+
+def named_point_id(doc_id: DocId, namespace: uuid.UUID, name: str) -> int | str:
+    """:func:`to_point_id`, its errors naming the id's place (``name``, e.g. ``"ids[3]"``)."""
+    if isinstance(doc_id, str) and not doc_id.isascii():
+        # uuid5 would fail on it with a UnicodeEncodeError that names neither the id nor its place.
+        check_unicode(doc_id, name)
+    try:
+        return to_point_id(doc_id, namespace)
+    except TypeError as error:
+        raise TypeError(f"{name}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def encode_stages(

@@ -14,6 +14,7 @@ from typing import Any
 
 from qdrant_client import models
 
+from .layout import SPARSE_METADATA_KEY
 from .plans import Call
 from .points import DocId
 
@@ -73,6 +74,7 @@ def delete_where_plan(index: Any, filter: models.Filter) -> Generator[Call, Any,
     if not isinstance(filter, models.Filter):
         raise TypeError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
     if (yield from exists_plan(index)):
+        yield from forget_terms_plan(index, filter=filter)
         yield (
             "delete",
             {
@@ -81,6 +83,37 @@ def delete_where_plan(index: Any, filter: models.Filter) -> Generator[Call, Any,
                 "wait": True,
             },
         )
+
+
+def forget_terms_plan(
+    index: Any, *, point_ids: Sequence[int | str] | None = None, filter: models.Filter | None = None
+) -> Generator[Call, Any, None]:
+    """BM25's running statistics forget the documents about to be deleted (by ids, else by ``filter``).
+
+    Without it a deleted document kept counting in the average length new documents are
+    weighted with. Collections without running statistics (made before them) are left as they are.
+    """
+    if not (yield from exists_plan(index)):
+        return
+    yield from index.ensure_collection_plan(create=False)
+    encoder, stats = index.sparse_encoder, index.sparse_stats
+    if encoder is None or stats is None:
+        return
+    if point_ids is not None:
+        request = {"ids": list(point_ids), "with_payload": True, "with_vectors": False}
+        found = yield ("retrieve", {"collection_name": index.collection_name, **request})
+    else:
+        found = yield from scroll_plan(index, filter, False)
+    texts = [str((point.payload or {}).get(index.text_key, "")) for point in found]
+    if not texts:
+        return
+    lengths = yield (index._term_lengths, {"texts": texts})
+    docs = max(0, stats["doc_count"] - len(texts))
+    terms = max(0, stats["term_count"] - sum(lengths)) if docs else 0
+    encoder.avg_doc_length = terms / docs if terms else 1.0
+    index.sparse_stats = {"doc_count": docs, "term_count": terms}
+    metadata = {SPARSE_METADATA_KEY: {**encoder.get_config(), **index.sparse_stats}}
+    yield ("update_collection", {"collection_name": index.collection_name, "metadata": metadata})
 
 
 def search_by_vector_plan(
