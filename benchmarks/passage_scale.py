@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from report import DOCS, machine_line, markdown_table, write_section  # noqa: E402
-from scale import build, folder_mb, peak_rss_mb, queries_and_pool, timed  # noqa: E402
+from scale import build, folder_mb, fresh_folder, peak_rss_mb, queries_and_pool, timed  # noqa: E402
 
 SEED = 20261207
 SENTENCES = 8
@@ -165,13 +165,6 @@ def worker_cut(args: argparse.Namespace, docs: list[str], queries: list[str]) ->
         "tokens_mean_first_2000": statistics.fmean(tokens),
         "chars_mean": statistics.fmean(len(text) for text in docs),
     }
-
-
-def fresh_folder(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def run_worker(args: argparse.Namespace) -> int:
