@@ -45,7 +45,7 @@ from .passages import (
     stored_passage_stage,
 )
 from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, index_points, named_point_id, query_vectors
+from .points import DocId, encode_stages, index_points, named_point_id
 
 
 class IndexingError(RuntimeError):
@@ -244,7 +244,7 @@ class IndexCore:
         return (params or models.SearchParams()).model_copy(update={"quantization": COARSE_QUANTIZATION_SEARCH})
 
     def encode_queries(self, queries: list[str]) -> dict[str, np.ndarray]:
-        return query_vectors(self.encoder, queries, self.stages, self.passages)
+        return encode_stages(self.encoder, queries, self.stages, passages=self.passages)
 
     # input checks ----------------------------------------------------------------------------
 

@@ -65,19 +65,14 @@ def encode_stages(
     stages: Sequence[DenseStage],
     *,
     batch_size: int | None = None,
+    passages: PassageStage | None = None,
 ) -> dict[str, np.ndarray]:
-    """Named vectors for ``texts``: one ``encode`` at the widest stage, each prefix renormalised."""
-    widest = max(stage.dim for stage in stages)
-    kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
-    return stage_vectors(encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs), stages)
-
-
-def query_vectors(
-    encoder: SSEEncoder, queries: Sequence[str], stages: Sequence[DenseStage], passages: PassageStage | None
-) -> dict[str, np.ndarray]:
-    """A search's vectors: each stage's prefix, and the passage stage's when there is one (one ``encode``)."""
+    """Named vectors for ``texts`` from one ``encode``: each stage's prefix, renormalised, and with
+    ``passages`` the passage stage's prefix too (what a search sends as its passage query)."""
     passage_dim = (passages.dim or encoder.full_dim) if passages is not None else 0
-    full = encoder.encode(queries, truncate_dim=max(passage_dim, *(stage.dim for stage in stages)), normalize=False)
+    widest = max(passage_dim, *(stage.dim for stage in stages))
+    kwargs: dict[str, Any] = {"batch_size": batch_size} if batch_size else {}
+    full = encoder.encode(texts, truncate_dim=widest, normalize=False, **kwargs)
     vectors = stage_vectors(full, stages)
     if passages is not None:
         vectors[passages.name] = truncate_and_normalize(full, passage_dim)
