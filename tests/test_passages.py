@@ -378,3 +378,24 @@ async def test_the_async_index_runs_the_same_passage_plan(tmp_path, bundled, lon
         assert [hit_ids(hits) for hits in await index.search_batch(queries, limit=5)] == expected
     finally:
         await index.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_filters_and_single_stage_searches_keep_the_passage_scores(backend, tmp_path, bundled, long_documents):
+    from qdrant_client import models
+
+    ids, texts = long_documents
+    stage = PassageStage()
+    payloads = [{"half": number % 2} for number in range(len(ids))]
+    with MatryoshkaIndex(make_client(backend, tmp_path), "docs", bundled, passages=stage) as index:
+        index.add_texts(texts, ids=ids, payloads=payloads)
+        query = query_texts(1)[0]
+        expected = mixed_scores(bundled, query, texts, index.passages)
+        odd = models.Filter(must=[models.FieldCondition(key="half", match=models.MatchValue(value=1))])
+        hits = index.search(query, limit=5, filter=odd)
+        odd_rows = [row for row in np.argsort(-expected, kind="stable") if row % 2 == 1][:5]
+        assert hit_ids(hits) == [ids[row] for row in odd_rows]
+        # Without the coarse stage the candidates come from an exact search of the full vector.
+        exact = index.search(query, limit=5, two_stage=False, search_params=models.SearchParams(exact=True))
+        assert hit_ids(exact) == [ids[row] for row in np.argsort(-expected, kind="stable")[:5]]
+        np.testing.assert_allclose([hit.score for hit in exact], np.sort(expected)[::-1][:5], atol=1e-5)
