@@ -399,3 +399,18 @@ def test_filters_and_single_stage_searches_keep_the_passage_scores(backend, tmp_
         exact = index.search(query, limit=5, two_stage=False, search_params=models.SearchParams(exact=True))
         assert hit_ids(exact) == [ids[row] for row in np.argsort(-expected, kind="stable")[:5]]
         np.testing.assert_allclose([hit.score for hit in exact], np.sort(expected)[::-1][:5], atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quantized_passages_are_stored_and_searched(backend, tmp_path, bundled, long_documents):
+    ids, texts = long_documents
+    stage = PassageStage(dim=256, quantization="scalar")
+    with MatryoshkaIndex(make_client(backend, tmp_path), "docs", bundled, passages=stage) as index:
+        index.add_texts(texts, ids=ids)
+        index.optimize()
+        params = index.client.get_collection("docs").config.params.vectors["passages"]
+        assert params.multivector_config is not None and params.size == 256
+        # int8 copies rank the candidates; the best document still comes first.
+        for query in query_texts(3):
+            expected = mixed_scores(bundled, query, texts, stage)
+            assert hit_ids(index.search(query, limit=1)) == [ids[int(np.argmax(expected))]]
