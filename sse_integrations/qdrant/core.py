@@ -57,17 +57,23 @@ class IndexingError(RuntimeError):
         self.failed_ids = failed_ids
 
 
-_CLIENT_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
-_CLIENT_LOCKS_GUARD = threading.Lock()
+class PerClientLocks:
+    """One ``RLock`` per client object, made on first use and dropped with the client."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+        self._guard = threading.Lock()
+
+    def get(self, client: Any) -> threading.RLock:
+        with self._guard:
+            try:
+                return self._locks.setdefault(client, threading.RLock())
+            except TypeError:  # not weak-referenceable: a lock for this index alone
+                return threading.RLock()
 
 
-def client_lock(client: Any) -> threading.RLock:
-    """One lock per client object: qdrant-client's local mode is not safe under concurrent writers."""
-    with _CLIENT_LOCKS_GUARD:
-        try:
-            return _CLIENT_LOCKS.setdefault(client, threading.RLock())
-        except TypeError:  # not weak-referenceable: a lock for this index alone
-            return threading.RLock()
+# qdrant-client's local mode is not safe under concurrent writers: one write lock per client object.
+WRITE_LOCKS = PerClientLocks()
 
 
 def is_local_mode(client: Any) -> bool:
@@ -156,7 +162,7 @@ class IndexCore:
         #: about search parameters it cannot use (so the index sends none of its own there).
         self.local_mode = is_local_mode(client)
         #: Serialises this index's writes with every other index's on the same client object.
-        self.write_lock = client_lock(client)
+        self.write_lock = WRITE_LOCKS.get(client)
         self._collection_checked = False
         self._model_record_stale = False
         #: Documents and BM25 terms added so far (the average document length's running sums).

@@ -280,7 +280,7 @@ def _per_point(rows: Any) -> Any:
     if isinstance(rows, np.ndarray):
         return dense_rows(rows)
     if isinstance(rows, MultiVectors):
-        return rows.split(dense_rows(rows.matrix)) if len(rows.matrix) else [[] for _ in range(len(rows))]
+        return rows.split(dense_rows(rows.matrix))
     return rows
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import threading
-import weakref
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -20,13 +18,13 @@ from qdrant_client import models
 
 from .._checks import check_text
 from . import records
-from .core import IndexCore, is_local_mode
+from .core import IndexCore, PerClientLocks, is_local_mode
 from .options import SearchMode
 from .plans import Call
 from .points import DocId
 
-_ENGINE_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
-_ENGINE_LOCKS_GUARD = threading.Lock()
+# Apart from the write locks: a search may run between the calls of an add, never inside one.
+_ENGINE_LOCKS = PerClientLocks()
 
 
 def engine_lock(client: Any) -> AbstractContextManager[Any]:
@@ -35,11 +33,7 @@ def engine_lock(client: Any) -> AbstractContextManager[Any]:
     nothing, so reads on a server or the embedded engine (whose writes lock themselves) stay parallel."""
     if not is_local_mode(client):
         return contextlib.nullcontext()
-    with _ENGINE_LOCKS_GUARD:
-        try:
-            return _ENGINE_LOCKS.setdefault(client, threading.RLock())
-        except TypeError:  # not weak-referenceable: a lock for this index alone
-            return threading.RLock()
+    return _ENGINE_LOCKS.get(client)
 
 
 def run_sync(client: Any, plan: Generator[Call, Any, Any], lock: AbstractContextManager[Any] | None = None) -> Any:
