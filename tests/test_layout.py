@@ -49,7 +49,10 @@ def test_the_core_imports_no_framework_database_or_cli():
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_an_adapter_never_imports_another_adapter(adapter):
-    others = {f"sse_integrations.{name}" for name in ADAPTERS if name != adapter}
+    # The framework stores sit on the Qdrant index (the database layer below them); no adapter
+    # imports a framework adapter, and the database layer imports none.
+    frameworks = ("langchain", "llama_index", "chroma")
+    others = {f"sse_integrations.{name}" for name in frameworks if name != adapter}
     sources = (
         [PACKAGE / f"{adapter}.py"]
         if (PACKAGE / f"{adapter}.py").exists()

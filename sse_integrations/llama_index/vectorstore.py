@@ -2,7 +2,7 @@
 
 Re-exported by :mod:`sse_integrations.llama_index` (loaded on first use, so the embedding and
 the retriever keep working without qdrant-client). Nodes are written by the shared payload
-convention (:mod:`._payload`): text and node id by the index, metadata as top-level keys, the
+convention (:mod:`sse_integrations._payload`): text and node id by the index, metadata as top-level keys, the
 source document under ``ref_doc_id`` and the rest of the node (relationships, templates,
 excluded keys) under ``_node``, so ``VectorStoreIndex.from_vector_store`` over an existing
 collection gets whole nodes back, and the other readers of the collection get plain metadata.
@@ -31,10 +31,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import PrivateAttr
 
-from . import _stores
-from ._payload import NODE_KEY, REF_DOC_KEY, StoredPoint, check_metadata
-from .encoder import SSEEncoder
-from .llama_index import metadata_filters_to_qdrant, node_from_stored
+from .. import _stores
+from .._payload import check_metadata
+from ..encoder import SSEEncoder
+from .filters import metadata_filters_to_qdrant
+from .nodes import node_from_point, node_payload
 
 __all__ = ["MatryoshkaQdrantVectorStore"]
 
@@ -45,17 +46,6 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
-# Left out of the node data: the payload keeps them (text, metadata) or nothing needs them (the embedding).
-_NOT_NODE_DATA = {"embedding", "metadata", "text", "text_resource", "id_"}
-
-
-def node_payload(node: BaseNode) -> dict[str, Any]:
-    """The payload of ``node`` besides the text and id, which the index writes."""
-    data = node.model_dump(mode="json", exclude=_NOT_NODE_DATA)
-    payload: dict[str, Any] = {**node.metadata, NODE_KEY: {"type": node.class_name(), **data}}
-    if node.ref_doc_id is not None:
-        payload[REF_DOC_KEY] = node.ref_doc_id
-    return payload
 
 
 class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
@@ -98,7 +88,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
     ) -> None:
         super().__init__(stores_text=True)
         if index is None:
-            from .qdrant import MatryoshkaIndex
+            from ..qdrant import MatryoshkaIndex
 
             if client is not None and path is not None:
                 raise ValueError("pass a client or a path, not both")
@@ -196,12 +186,15 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
         """Nodes by id (in that order), by metadata filters, both, or all of them."""
-        return [_node(point) for point in _stores.run(self._index, self._get_plan(node_ids, filters), "aget_nodes()")]
+        return [
+            node_from_point(point)
+            for point in _stores.run(self._index, self._get_plan(node_ids, filters), "aget_nodes()")
+        ]
 
     async def aget_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
     ) -> list[BaseNode]:
-        return [_node(point) for point in await _stores.arun(self._index, self._get_plan(node_ids, filters))]
+        return [node_from_point(point) for point in await _stores.arun(self._index, self._get_plan(node_ids, filters))]
 
     def _query_plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Any:
         if query.mode not in _MODES and query.mode != VectorStoreQueryMode.MMR:
@@ -222,7 +215,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
             plan = _stores.search_plan(index, query.query_str, query.similarity_top_k, **search)
         points = yield from plan
         return VectorStoreQueryResult(
-            nodes=[_node(point) for point in points],
+            nodes=[node_from_point(point) for point in points],
             similarities=[float(point.score or 0.0) for point in points],
             ids=[point.id for point in points],
         )
@@ -258,7 +251,3 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         return await _stores.arun(self._index, self._query_plan(query, kwargs))
-
-
-def _node(point: StoredPoint) -> BaseNode:
-    return node_from_stored(point.id, point.text, point.metadata, point.node)

@@ -2,7 +2,7 @@
 
 Re-exported by :mod:`sse_integrations.langchain` (loaded on first use, so the embeddings and
 the retriever keep working without qdrant-client). Documents are written by the shared
-payload convention (:mod:`._payload`): a collection written here is searchable by
+payload convention (:mod:`sse_integrations._payload`): a collection written here is searchable by
 ``MatryoshkaIndex``, the retrievers and the LlamaIndex store, and the other way round.
 """
 
@@ -24,11 +24,13 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         'MatryoshkaQdrantVectorStore needs langchain-core and qdrant-client: pip install "sse-integrations[langchain,qdrant]"'
     ) from error
 
-from . import _stores
-from ._payload import StoredPoint, check_metadata
-from .encoder import SSEEncoder
+from .. import _stores
+from .._payload import StoredPoint, check_metadata
+from ..encoder import SSEEncoder
+from .embeddings import SSEEmbeddings
+from .filters import dict_filter_to_qdrant
 
-__all__ = ["MatryoshkaQdrantVectorStore", "RetrievalMode", "dict_filter_to_qdrant"]
+__all__ = ["MatryoshkaQdrantVectorStore", "RetrievalMode"]
 
 DEFAULT_COLLECTION = "langchain"
 
@@ -39,67 +41,6 @@ class RetrievalMode(StrEnum):
     DENSE = "dense"  # two-stage Matryoshka: coarse prefix, rescored with the full vector
     SPARSE = "sparse"  # BM25 (an index made with sparse=True)
     HYBRID = "hybrid"  # both, fused by the index's fusion (RRF or DBSF)
-
-
-_RANGES = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
-
-
-def dict_filter_to_qdrant(filter: Mapping[str, Any] | models.Filter | None) -> models.Filter | None:
-    """LangChain's dict filter as a Qdrant filter over the metadata (top-level payload keys).
-
-    ``{"topic": "food"}`` is equality; a value may be an operator dict (``$eq``, ``$ne``,
-    ``$gt``, ``$gte``, ``$lt``, ``$lte``, ``$in``, ``$nin``); ``$and``/``$or`` take lists of
-    filters, ``$not`` one filter; several keys must all match. A ``models.Filter`` passes through.
-    """
-    if filter is None or isinstance(filter, models.Filter):
-        return filter
-    if not isinstance(filter, Mapping):
-        raise TypeError(f"filter must be a dict or a qdrant_client.models.Filter, got {type(filter).__name__}")
-    conditions: list[Any] = []
-    for key, value in filter.items():
-        if key in ("$and", "$or"):
-            parts = [dict_filter_to_qdrant(part) for part in _as_list(key, value)]
-            conditions.append(models.Filter(must=parts) if key == "$and" else models.Filter(should=parts))
-        elif key == "$not":
-            conditions.append(models.Filter(must_not=[dict_filter_to_qdrant(value)]))
-        elif key.startswith("$"):
-            raise ValueError(f"unknown filter operator {key!r} (use $and, $or, $not at the top)")
-        elif isinstance(value, Mapping):
-            conditions.extend(_operator_condition(key, operator, operand) for operator, operand in value.items())
-        else:
-            conditions.append(_match(key, value))
-    return models.Filter(must=conditions)
-
-
-def _as_list(key: str, value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"{key} takes a list of filters, got {value!r}")
-    return value
-
-
-def _match(key: str, value: Any) -> Any:
-    if isinstance(value, float):
-        # MatchValue takes str/int/bool only; a float equality is the one-point range.
-        return models.FieldCondition(key=key, range=models.Range(gte=value, lte=value))
-    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
-
-
-def _operator_condition(key: str, operator: str, operand: Any) -> Any:
-    if operator == "$eq":
-        return _match(key, operand)
-    if operator == "$ne":
-        return models.Filter(must_not=[_match(key, operand)])
-    if operator in _RANGES:
-        if isinstance(operand, bool) or not isinstance(operand, (int, float)):
-            raise ValueError(f"filter {key!r} {operator} needs a number, got {operand!r}")
-        return models.FieldCondition(key=key, range=models.Range(**{_RANGES[operator]: operand}))
-    if operator in ("$in", "$nin"):
-        options = [_match(key, option) for option in _as_list(f"{key!r} {operator}", operand)]
-        if operator == "$nin":
-            return models.Filter(must_not=options)
-        # Qdrant ignores an empty `should`; "in []" must match nothing.
-        return models.Filter(should=options) if options else models.HasIdCondition(has_id=[])
-    raise ValueError(f"unknown filter operator {operator!r} on {key!r}")
 
 
 class MatryoshkaQdrantVectorStore(VectorStore):
@@ -143,8 +84,6 @@ class MatryoshkaQdrantVectorStore(VectorStore):
     def embeddings(self) -> Embeddings:
         """``SSEEmbeddings`` on the index's encoder (full width), for code that embeds queries itself."""
         if self._embeddings is None:
-            from .langchain import SSEEmbeddings
-
             self._embeddings = SSEEmbeddings(encoder=self.index.encoder)
         return self._embeddings
 
@@ -269,7 +208,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         **index_settings: Any,
     ) -> MatryoshkaQdrantVectorStore:
         """A store on a ``MatryoshkaIndex`` built from :meth:`from_existing_collection`'s arguments (the collection may not exist yet)."""
-        from .qdrant import MatryoshkaIndex
+        from ..qdrant import MatryoshkaIndex
 
         encoder = _encoder_of(embedding, encoder)
         if sum(given is not None for given in (client, location, path)) > 1:
