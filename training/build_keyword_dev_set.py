@@ -24,7 +24,7 @@ Sources are fetched with ``npm pack`` into ``--work-dir`` and never committed:
 ``sudachi-synonyms-dictionary`` (Apache-2.0, Works Applications).
 
 Usage:
-  python scripts/build_keyword_dev_set.py --work-dir /tmp/sse-build/keyword --out-dir /tmp/sse-build/dev/vscode_keywords
+  python training/build_keyword_dev_set.py --work-dir /tmp/sse-build/keyword --out-dir /tmp/sse-build/dev/vscode_keywords
 
 Runs in a few seconds once the two packages are fetched.
 """

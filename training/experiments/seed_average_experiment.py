@@ -11,7 +11,7 @@ also scores the first seed's weights with the SeparableDyT ``alpha`` multiplied 
 that SeparableDyT learning rate (the recipe's is 1e-4); ``--variant`` trains every seed with
 any ``DocumentTrainConfig`` fields changed (``name=value,name=value``).
 
-Usage: python scripts/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
+Usage: python training/experiments/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
 Result of the last run: the model card, "A sixth round".
 """
 
@@ -21,11 +21,14 @@ import argparse
 import sys
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import document_training as docs
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_run(

@@ -9,7 +9,7 @@ and distilled as the listed packages' pairs are) to ``WORK_DIR/<list stem>_pairs
 mE5 encode the queries and passages distillation needs into ``WORK_DIR/document_teacher``
 (checkpointed; passages shortest first). Then:
 
-    python scripts/candidate_check_experiment.py --work-dir /tmp/sse-build --extra-pairs FILE
+    python training/experiments/candidate_check_experiment.py --work-dir /tmp/sse-build --extra-pairs FILE
 
 ``--docstrings`` instead reads the Japanese docstrings of the training packages' Python modules
 (``japanese_readmes.docstring_sections``) into ``WORK_DIR/docstring_pairs.jsonl``, as README
@@ -33,6 +33,9 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import build_document_dev_set
 import document_training as docs

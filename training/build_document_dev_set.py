@@ -16,7 +16,7 @@ A section's query is its own heading, which is what a reader scans a table of co
   test packages, so each half searches the same documents.
 
 Usage:
-  python scripts/build_document_dev_set.py --work-dir /tmp/sse-build/readmes --out-dir /tmp/sse-build/dev/ja_docs
+  python training/build_document_dev_set.py --work-dir /tmp/sse-build/readmes --out-dir /tmp/sse-build/dev/ja_docs
 
 Downloads about 400 small packages once (pip download / npm pack, no install); then a few seconds.
 """

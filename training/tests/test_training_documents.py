@@ -5,17 +5,12 @@ from __future__ import annotations
 import importlib
 import json
 import random
-import sys
 import zipfile
-from pathlib import Path
 
+import document_training as docs
+import japanese_catalogues as catalogues
+import japanese_readmes as readmes
 import numpy as np
-
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-readmes = importlib.import_module("japanese_readmes")
-catalogues = importlib.import_module("japanese_catalogues")
-docs = importlib.import_module("document_training")
 
 
 def test_no_training_only_package_is_in_the_dev_set_list():

@@ -1,4 +1,4 @@
-"""scripts/build_keyword_dev_set.py on small made-up inputs (the real sources come from npm)."""
+"""training/build_keyword_dev_set.py on small made-up inputs (the real sources come from npm)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from sse_integrations.evaluation import load_beir
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build_keyword_dev_set.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "build_keyword_dev_set.py"
 DOCUMENTS = [  # each with 3+ terms, so each becomes a query source
     "エディターでミニマップを表示するかどうかを制御します。既定では右端に表示されます。",
     "ターミナルのフォント サイズをピクセル単位で指定します。既定値はエディターと同じです。",

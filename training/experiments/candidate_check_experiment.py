@@ -12,7 +12,7 @@ prefixes still rank as the full vector does; ``benchmarks/scale.py`` does, at 10
 documents, in minutes rather than seconds. ``--beta-tail START:FACTOR`` also scores the trained
 weights with the SeparableDyT beta of dimensions START.. multiplied by FACTOR (no retraining).
 
-Usage: python scripts/candidate_check_experiment.py --work-dir /tmp/sse-build \\
+Usage: python training/experiments/candidate_check_experiment.py --work-dir /tmp/sse-build \\
          --variant dyt_learning_rate=0.01,quantisation_pull_scope=step,quantisation_pull_weight=500
 Results of the last runs: the model card, "An eighth round".
 """
@@ -26,12 +26,15 @@ import random
 import sys
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import build_default_model as build
 import document_training as docs
 import numpy as np
 from seed_average_experiment import parse_variant, train_run, variant_folder
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from two_stage import K, recall, topk, two_stage_numpy  # noqa: E402
 

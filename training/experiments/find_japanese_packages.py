@@ -14,7 +14,7 @@ and about half of the packages that pass have sections long enough to use, some 
 doubling of the training documentation (2,700 sections) would take most of the index's 927,000
 names: about 10 hours at 12 workers (``--workers``; 25 names a second here).
 
-Usage: python scripts/find_japanese_packages.py --sample 20000 --out /tmp/sse-build/more_packages.txt
+Usage: python training/experiments/find_japanese_packages.py --sample 20000 --out /tmp/sse-build/more_packages.txt
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import lab_path  # noqa: F401  (the lab's modules on sys.path first)
+
+# isort: split
 import japanese_readmes as readmes
 
 SIMPLE_INDEX = "https://pypi.org/simple/"

