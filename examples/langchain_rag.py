@@ -16,7 +16,6 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from qdrant_client import models
 
 from sse_integrations import SSEEncoder
 from sse_integrations.langchain import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbeddings
@@ -84,7 +83,7 @@ def main() -> None:
     # An embedded Qdrant shard (Qdrant Edge) in a temporary folder; a QdrantClient(url=...) works alike.
     index = MatryoshkaIndex(tempfile.mkdtemp(prefix="sse-example-"), "docs", encoder)
     index.add_texts(texts, ids=ids, payloads=topics)
-    retriever = MatryoshkaQdrantRetriever(index=index, k=2)
+    retriever = MatryoshkaQdrantRetriever(index=index, k=2, legacy_metadata=False)
     # An LCEL chain up to the prompt; pipe it into your chat model (`| llm`) for answers.
     chain = {
         "context": retriever | RunnableLambda(lambda docs: "\n".join(f"- {d.page_content}" for d in docs)),
@@ -93,9 +92,10 @@ def main() -> None:
     print("\nMatryoshkaQdrantRetriever (embedded Qdrant)")
     for question in QUESTIONS:
         docs = retriever.invoke(question)
-        print(f"  {question}: " + ", ".join(f"{d.id} ({d.metadata['score']:.3f})" for d in docs))
-    food_only = models.Filter(must=[models.FieldCondition(key="topic", match=models.MatchValue(value="food"))])
-    docs = retriever.invoke("おいしい日本料理", filter=food_only)
+        print(f"  {question}: " + ", ".join(d.id for d in docs))
+    docs = retriever.invoke(
+        "おいしい日本料理", filter={"topic": "food"}
+    )  # the store's dict filters (or a models.Filter)
     print("  おいしい日本料理 [topic=food]: " + ", ".join(d.id for d in docs))
     print("\nPrompt built by the chain:\n" + chain.invoke(QUESTIONS[0]).to_string())
 

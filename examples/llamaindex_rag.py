@@ -83,13 +83,13 @@ def main() -> None:
         ids=list(DOCUMENTS),
         payloads=[{"topic": topic} for topic, _ in DOCUMENTS.values()],
     )
-    retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=2)
+    retriever = MatryoshkaQdrantRetriever(index, similarity_top_k=2, legacy_metadata=False)
     print("\nMatryoshkaQdrantRetriever (embedded Qdrant)")
     for question in QUESTIONS:
         hits = retriever.retrieve(question)
         print(f"  {question}: " + ", ".join(f"{hit.node.node_id} ({hit.score:.3f})" for hit in hits))
     food_only = models.Filter(must=[models.FieldCondition(key="topic", match=models.MatchValue(value="food"))])
-    hits = MatryoshkaQdrantRetriever(index, 2, filter=food_only).retrieve("おいしい日本料理")
+    hits = MatryoshkaQdrantRetriever(index, 2, filter=food_only, legacy_metadata=False).retrieve("おいしい日本料理")
     print("  おいしい日本料理 [topic=food]: " + ", ".join(hit.node.node_id for hit in hits))
 
     # 3. The retriever inside a query engine (MockLLM echoes the prompt it would send).

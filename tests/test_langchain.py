@@ -341,4 +341,4 @@ def test_example_on_the_bundled_model(monkeypatch, capsys):
     """With the real weights the example's questions find their documents first."""
     qdrant_part = run_example([], monkeypatch, capsys).split("MatryoshkaQdrantRetriever")[1]
     for question, top in [("窓際で寝ている猫", "cat"), ("東京から大阪への移動手段", "train"), ("雨の多い季節", "rain")]:
-        assert qdrant_part.split(f"{question}: ")[1].startswith(f"{top} ")
+        assert qdrant_part.split(f"{question}: ")[1].startswith(f"{top},")

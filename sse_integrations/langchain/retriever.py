@@ -1,9 +1,13 @@
-"""A LangChain retriever over a Matryoshka index: :class:`MatryoshkaQdrantRetriever`."""
+"""A LangChain retriever over a Matryoshka index: :class:`MatryoshkaQdrantRetriever`.
+
+A thin view of :class:`MatryoshkaQdrantVectorStore`: it searches as
+``MatryoshkaQdrantVectorStore(index).as_retriever(search_kwargs={"k": k, "filter": filter})``
+does and returns the same ``Document``s, for code that holds an index rather than a store.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -13,9 +17,13 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError(
         'sse_integrations.langchain needs langchain-core: pip install "sse-integrations[langchain]"'
     ) from error
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from .. import _retrievers
+from .. import _adapters
+from ..search_mode import SearchMode, search_mode
+
+if TYPE_CHECKING:
+    from .vectorstore import MatryoshkaQdrantVectorStore
 
 __all__ = ["MatryoshkaQdrantRetriever"]
 
@@ -23,24 +31,28 @@ __all__ = ["MatryoshkaQdrantRetriever"]
 class MatryoshkaQdrantRetriever(BaseRetriever):
     """Two-stage Matryoshka search over a Qdrant collection, as a LangChain retriever.
 
-    Wraps a :class:`sse_integrations.qdrant.MatryoshkaIndex` (sync) or
-    ``AsyncMatryoshkaIndex`` (async only): hits come back in the index's order, as
-    ``Document``s whose ``page_content`` is the stored text, ``id`` the caller's document
-    id, and ``metadata`` the rest of the payload plus the score.
+    Wraps a :class:`sse_integrations.qdrant.MatryoshkaIndex` (sync) or ``AsyncMatryoshkaIndex``
+    (async only) and returns exactly what the vector store's ``as_retriever()`` returns for the
+    same search: ``Document``s whose ``page_content`` is the stored text, ``id`` the caller's
+    document id and ``metadata`` the rest of the payload.
 
     Args:
         index: the index to search.
         k: documents to return (``invoke(query, k=3)`` overrides it per call).
         prefetch_limit: first-stage candidates (None = the index's default).
-        filter: a ``qdrant_client.models.Filter``; only matching points are candidates.
+        filter: LangChain's dict filter or a ``qdrant_client.models.Filter`` (as the store takes).
         mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (fused); sparse and
             hybrid need an index made with ``sparse=True`` (``invoke(query, mode=...)`` overrides it).
         search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
             ``two_stage``).
-        score_key: metadata key for the score (None leaves the score out).
+        legacy_metadata: deprecated, True for one release: also put the document id (under the
+            index's ``id_key``) and the score (under ``score_key``) into each document's metadata,
+            as this retriever did before it became a view of the store. Pass False to get the
+            store's documents exactly (the next release's only behaviour).
+        score_key: metadata key for the score under ``legacy_metadata`` (None leaves it out).
 
     Example:
-        >>> retriever = MatryoshkaQdrantRetriever(index=index, k=3)
+        >>> retriever = MatryoshkaQdrantRetriever(index=index, k=3, legacy_metadata=False)
         >>> chain = retriever | (lambda docs: "\\n".join(d.page_content for d in docs))
     """
 
@@ -50,45 +62,52 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
     k: int = Field(default=4, gt=0)
     prefetch_limit: int | list[int] | None = None
     filter: Any | None = None
-    mode: Literal["dense", "sparse", "hybrid"] = "dense"
+    mode: SearchMode = SearchMode.DENSE
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
+    legacy_metadata: bool = True
     score_key: str | None = "score"
 
+    _store: MatryoshkaQdrantVectorStore = PrivateAttr()
+
     @model_validator(mode="after")
-    def _check_index(self) -> MatryoshkaQdrantRetriever:
-        _retrievers.check_index(self.index)
-        _retrievers.check_search_kwargs(self.search_kwargs, "k")
+    def _build_store(self) -> MatryoshkaQdrantRetriever:
+        from .vectorstore import MatryoshkaQdrantVectorStore
+
+        _adapters.check_search_kwargs(self.search_kwargs, "k")
+        self._store = MatryoshkaQdrantVectorStore(self.index, retrieval_mode=self.mode)
+        if self.legacy_metadata:
+            _adapters.warn_legacy_metadata(type(self).__name__, "Document.id")
         return self
 
-    def _search_arguments(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        arguments = {
+    def _search_arguments(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
             **self.search_kwargs,
-            "limit": self.k,
-            "mode": self.mode,
-            "prefetch_limit": self.prefetch_limit,
+            "k": self.k,
             "filter": self.filter,
+            "retrieval_mode": self.mode,
+            "prefetch_limit": self.prefetch_limit,
         }
-        overrides = dict(overrides)
-        if "k" in overrides:
-            arguments["limit"] = overrides.pop("k")
-        arguments.update(overrides)
-        return arguments
+        if "mode" in overrides:
+            overrides["retrieval_mode"] = search_mode(overrides.pop("mode"))
+        return {**arguments, **overrides}
 
-    def _to_documents(self, points: Sequence[Any]) -> list[Document]:
-        documents = []
-        for hit in _retrievers.stored_hits(self.index, points):
+    def _documents(self, scored: list[tuple[Document, float]]) -> list[Document]:
+        if not self.legacy_metadata:
+            return [document for document, _ in scored]
+        for document, score in scored:
+            document.metadata[self.index.id_key] = document.id
             if self.score_key is not None:
-                hit.metadata[self.score_key] = hit.score
-            documents.append(Document(page_content=hit.text, metadata=hit.metadata, id=hit.id))
-        return documents
+                document.metadata[self.score_key] = score
+        return [document for document, _ in scored]
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        points = _retrievers.search(self.index, query, self._search_arguments(kwargs), "ainvoke()/abatch()")
-        return self._to_documents(points)
+        _adapters.refuse_async_index(self.index, "retriever", "ainvoke()/abatch()")
+        return self._documents(self._store.similarity_search_with_score(query, **self._search_arguments(kwargs)))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        return self._to_documents(await _retrievers.asearch(self.index, query, self._search_arguments(kwargs)))
+        scored = await self._store.asimilarity_search_with_score(query, **self._search_arguments(kwargs))
+        return self._documents(scored)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 try:
@@ -24,9 +23,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         'MatryoshkaQdrantVectorStore needs langchain-core and qdrant-client: pip install "sse-integrations[langchain,qdrant]"'
     ) from error
 
-from .. import _stores
+from .. import _adapters, _stores
 from .._payload import StoredPoint, check_metadata
 from ..encoder import SSEEncoder
+from ..search_mode import SearchMode, search_mode
 from .embeddings import SSEEmbeddings
 from .filters import dict_filter_to_qdrant
 
@@ -35,12 +35,8 @@ __all__ = ["MatryoshkaQdrantVectorStore", "RetrievalMode"]
 DEFAULT_COLLECTION = "langchain"
 
 
-class RetrievalMode(StrEnum):
-    """How the store searches, named as langchain-qdrant names its modes."""
-
-    DENSE = "dense"  # two-stage Matryoshka: coarse prefix, rescored with the full vector
-    SPARSE = "sparse"  # BM25 (an index made with sparse=True)
-    HYBRID = "hybrid"  # both, fused by the index's fusion (RRF or DBSF)
+# langchain-qdrant's name for the search modes.
+RetrievalMode = SearchMode
 
 
 class MatryoshkaQdrantVectorStore(VectorStore):
@@ -70,13 +66,9 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         retrieval_mode: RetrievalMode | str = RetrievalMode.DENSE,
         search_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        for attribute in ("search", "add_texts", "encoder", "text_key", "id_key", "client"):
-            if not hasattr(index, attribute):
-                raise TypeError(
-                    f"index must be a MatryoshkaIndex or AsyncMatryoshkaIndex, got {type(index).__name__} (no {attribute!r})"
-                )
+        _adapters.check_index(index)
         self.index = index
-        self.retrieval_mode = RetrievalMode(retrieval_mode)
+        self.retrieval_mode = search_mode(retrieval_mode)
         self.search_kwargs = dict(search_kwargs or {})
         self._embeddings: Embeddings | None = None
 
@@ -276,7 +268,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
     # searches --------------------------------------------------------------------------------
 
     def _search_plan(self, query: str, k: int, filter: Any, kwargs: dict[str, Any]) -> Any:
-        mode = RetrievalMode(kwargs.pop("retrieval_mode", self.retrieval_mode)).value
+        mode = search_mode(kwargs.pop("retrieval_mode", self.retrieval_mode)).value
         arguments = {**self.search_kwargs, **kwargs, "filter": dict_filter_to_qdrant(filter), "mode": mode}
         return _stores.search_plan(self.index, query, k, **arguments)
 
@@ -312,7 +304,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         return self._documents(await _stores.arun(self.index, plan))
 
     def _mmr_plan(self, query: str, k: int, fetch_k: int, lambda_mult: float, filter: Any, kwargs: dict) -> Any:
-        mode = RetrievalMode(kwargs.pop("retrieval_mode", self.retrieval_mode)).value
+        mode = search_mode(kwargs.pop("retrieval_mode", self.retrieval_mode)).value
         arguments = {**self.search_kwargs, **kwargs, "filter": dict_filter_to_qdrant(filter), "mode": mode}
         return _stores.mmr_plan(self.index, query, k, fetch_k, lambda_mult, **arguments)
 

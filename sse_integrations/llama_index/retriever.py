@@ -1,24 +1,32 @@
-"""A LlamaIndex retriever over a Matryoshka index: :class:`MatryoshkaQdrantRetriever`."""
+"""A LlamaIndex retriever over a Matryoshka index: :class:`MatryoshkaQdrantRetriever`.
+
+A thin view of :class:`MatryoshkaQdrantVectorStore`: it sends the ``VectorStoreQuery`` that
+``VectorStoreIndex.from_vector_store(store).as_retriever(...)`` sends and returns the same
+``NodeWithScore``s, for code that holds an index rather than a store.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
     from llama_index.core.callbacks import CallbackManager
     from llama_index.core.schema import NodeWithScore, QueryBundle
-    from llama_index.core.vector_stores.types import MetadataFilters
+    from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryResult
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         'sse_integrations.llama_index needs llama-index-core: pip install "sse-integrations[llamaindex]"'
     ) from error
 
-from .. import _retrievers
+from .. import _adapters
 from .._checks import check_positive_int
+from ..search_mode import search_mode
 from .filters import metadata_filters_to_qdrant
-from .nodes import node_from_stored
+
+if TYPE_CHECKING:
+    from .vectorstore import MatryoshkaQdrantVectorStore
 
 __all__ = ["MatryoshkaQdrantRetriever"]
 
@@ -27,21 +35,24 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
     """Two-stage Matryoshka search over a Qdrant collection, as a LlamaIndex retriever.
 
     Wraps a :class:`sse_integrations.qdrant.MatryoshkaIndex` (sync and async retrieval) or an
-    ``AsyncMatryoshkaIndex`` (``aretrieve`` only). Hits come back in the index's order as
-    ``NodeWithScore``s: the node's id is the caller's document id, its text the stored text,
-    its metadata the rest of the payload.
+    ``AsyncMatryoshkaIndex`` (``aretrieve`` only) and returns what the vector store's
+    ``as_retriever()`` returns for the same query: ``NodeWithScore``s whose node is the stored
+    node (id, text, metadata, relationships when the store wrote them).
 
     Args:
         index: the index to search.
         similarity_top_k: nodes to return.
         prefetch_limit: first-stage candidates (None = the index's default).
         filters: LlamaIndex ``MetadataFilters`` on the payload (see :func:`metadata_filters_to_qdrant`).
-        filter: a ``qdrant_client.models.Filter``; only matching points are candidates (both
-            ``filters`` and ``filter`` given: a point must match both).
+        filter: a ``qdrant_client.models.Filter`` that must match too (the store's
+            ``qdrant_filters`` query keyword).
         mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (fused); sparse and
             hybrid need an index made with ``sparse=True``.
         search_kwargs: further keyword arguments for ``index.search`` (e.g. ``search_params``,
             ``two_stage``).
+        legacy_metadata: deprecated, True for one release: also put the document id under the
+            index's ``id_key`` into each node's metadata, as this retriever did before it became
+            a view of the store. Pass False to get the store's nodes exactly.
     """
 
     def __init__(
@@ -54,47 +65,57 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         filter: Any = None,
         mode: str = "dense",
         search_kwargs: dict[str, Any] | None = None,
+        legacy_metadata: bool = True,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
-        _retrievers.check_index(index)
+        from .vectorstore import QUERY_MODES, MatryoshkaQdrantVectorStore
+
         check_positive_int(similarity_top_k, "similarity_top_k")
         search_kwargs = dict(search_kwargs or {})
-        _retrievers.check_search_kwargs(search_kwargs, "similarity_top_k")
-        _retrievers.check_mode(mode)
-        self.mode = mode
+        _adapters.check_search_kwargs(search_kwargs, "similarity_top_k")
+        self.mode = search_mode(mode)
+        self._query_mode = QUERY_MODES[self.mode]
+        self._store: MatryoshkaQdrantVectorStore = MatryoshkaQdrantVectorStore(index)
         self.index = index
         self.similarity_top_k = similarity_top_k
         self.prefetch_limit = prefetch_limit
+        if filters is not None:
+            metadata_filters_to_qdrant(filters)  # bad operators fail here, not at the first query
         self.filters = filters
         self.filter = filter
-        if filters is not None:
-            converted = metadata_filters_to_qdrant(filters)  # converted once; bad operators fail here
-            filter = converted if filter is None else type(converted)(must=[converted, filter])
-        self._qdrant_filter = filter
         self.search_kwargs = search_kwargs
+        self.legacy_metadata = legacy_metadata
+        if legacy_metadata:
+            _adapters.warn_legacy_metadata(type(self).__name__, "node.node_id")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
-    def _search_arguments(self) -> dict[str, Any]:
-        return {
-            **self.search_kwargs,
-            "limit": self.similarity_top_k,
-            "mode": self.mode,
-            "prefetch_limit": self.prefetch_limit,
-            "filter": self._qdrant_filter,
-        }
+    def _query(self, query_bundle: QueryBundle) -> tuple[VectorStoreQuery, dict[str, Any]]:
+        query = VectorStoreQuery(
+            query_str=query_bundle.query_str,
+            similarity_top_k=self.similarity_top_k,
+            filters=self.filters,
+            mode=self._query_mode,
+        )
+        kwargs = {**self.search_kwargs, "prefetch_limit": self.prefetch_limit}
+        if self.filter is not None:
+            kwargs["qdrant_filters"] = self.filter
+        return query, kwargs
 
-    def _to_nodes(self, points: Sequence[Any]) -> list[NodeWithScore]:
-        return [
-            NodeWithScore(node=node_from_stored(hit.id, hit.text, hit.metadata, hit.node), score=hit.score)
-            for hit in _retrievers.stored_hits(self.index, points)
+    def _nodes(self, result: VectorStoreQueryResult) -> list[NodeWithScore]:
+        hits = [
+            NodeWithScore(node=node, score=score) for node, score in zip(result.nodes or [], result.similarities or [])
         ]
+        if self.legacy_metadata:
+            for hit in hits:
+                hit.node.metadata[self.index.id_key] = hit.node.node_id
+        return hits
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        async_calls = "aretrieve() (or an async query engine)"
-        return self._to_nodes(
-            _retrievers.search(self.index, query_bundle.query_str, self._search_arguments(), async_calls)
-        )
+        _adapters.refuse_async_index(self.index, "retriever", "aretrieve() (or an async query engine)")
+        query, kwargs = self._query(query_bundle)
+        return self._nodes(self._store.query(query, **kwargs))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._to_nodes(await _retrievers.asearch(self.index, query_bundle.query_str, self._search_arguments()))
+        query, kwargs = self._query(query_bundle)
+        return self._nodes(await self._store.aquery(query, **kwargs))

@@ -31,9 +31,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 from pydantic import PrivateAttr
 
-from .. import _stores
+from .. import _adapters, _stores
 from .._payload import check_metadata
 from ..encoder import SSEEncoder
+from ..search_mode import SearchMode
 from .filters import metadata_filters_to_qdrant
 from .nodes import node_from_point, node_payload
 
@@ -42,10 +43,12 @@ __all__ = ["MatryoshkaQdrantVectorStore"]
 DEFAULT_COLLECTION = "llama_index"
 
 _MODES = {
-    VectorStoreQueryMode.DEFAULT: "dense",
-    VectorStoreQueryMode.SPARSE: "sparse",
-    VectorStoreQueryMode.HYBRID: "hybrid",
+    VectorStoreQueryMode.DEFAULT: SearchMode.DENSE,
+    VectorStoreQueryMode.SPARSE: SearchMode.SPARSE,
+    VectorStoreQueryMode.HYBRID: SearchMode.HYBRID,
 }
+# The other way, for the retriever built on an index.
+QUERY_MODES = {mode: query_mode for query_mode, mode in _MODES.items()}
 
 
 class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
@@ -58,6 +61,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
     index made with ``sparse=True``); ``alpha`` weighs the dense list in an RRF fusion
     (``fusion_weights = (alpha, 1 - alpha)``). MMR re-picks the best ``mmr_prefetch_k`` dense hits
     (a query keyword; default 4 x ``similarity_top_k``) for diversity, ``mmr_threshold`` being lambda.
+    A ``qdrant_filters=models.Filter`` query keyword (as llama-index-vector-stores-qdrant names it)
+    must match too, beside the query's ``MetadataFilters``.
 
     Args:
         index: a ``MatryoshkaIndex`` (sync and async) or ``AsyncMatryoshkaIndex`` (async only);
@@ -99,11 +104,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
             index = MatryoshkaIndex(client, collection_name, encoder, **index_settings)
         elif client is not None or path is not None or encoder is not None or index_settings:
             raise ValueError("pass an index, or the arguments to build one, not both")
-        for attribute in ("search", "add_texts", "delete", "text_key", "id_key", "client"):
-            if not hasattr(index, attribute):
-                raise TypeError(
-                    f"index must be a MatryoshkaIndex or AsyncMatryoshkaIndex, got {type(index).__name__} (no {attribute!r})"
-                )
+        _adapters.check_index(index)
         self._index = index
 
     @classmethod
@@ -199,8 +200,11 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
     def _query_plan(self, query: VectorStoreQuery, kwargs: dict[str, Any]) -> Any:
         if query.mode not in _MODES and query.mode != VectorStoreQueryMode.MMR:
             raise ValueError(f"query mode {query.mode.value!r} is not supported: use default, mmr, sparse or hybrid")
+        kwargs = dict(kwargs)
         # VectorStoreIndex passes node_ids=[] when the store keeps the nodes: that means no id filter.
         query_filter = self._filter(query.filters, query.node_ids or None)
+        # A Qdrant filter beside the MetadataFilters, under the keyword llama-index-vector-stores-qdrant uses.
+        query_filter = _stores.both(query_filter, kwargs.pop("qdrant_filters", None))
         if query.doc_ids:
             query_filter = _stores.both(query_filter, _stores.ref_doc_filter(query.doc_ids))
         if query.query_str is None:
