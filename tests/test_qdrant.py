@@ -30,7 +30,8 @@ from sse_integrations.qdrant import (
     two_stage_query,
     vectors_config,
 )
-from sse_integrations.qdrant.core import is_local_mode
+from sse_integrations.qdrant.backends import backend_of
+from sse_integrations.qdrant.edge import EdgeClient
 from sse_integrations.sparse import SparseVector
 from tests.helpers import hit_ids, query_texts
 
@@ -301,8 +302,9 @@ def test_local_mode_gets_no_search_params_it_did_not_ask_for(filled, queries, mo
     monkeypatch.setattr(filled.client, "query_batch_points", spy)
     filled.search(queries[0], limit=5)
     assert sent[0].prefetch.params is None
-    assert is_local_mode(filled.client) and is_local_mode(QdrantClient(path=str(tmp_path / "local")))
-    assert not is_local_mode(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False))
+    assert backend_of(filled.client) == backend_of(QdrantClient(path=str(tmp_path / "local"))) == "local"
+    assert backend_of(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)) == "server"
+    assert backend_of(EdgeClient(tmp_path / "edge")) == "embedded"
 
 
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
