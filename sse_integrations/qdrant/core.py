@@ -82,8 +82,7 @@ class IndexCore:
     """Settings, checks and plans shared by :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`."""
 
     is_async = False
-    #: The engine: a :class:`.backends.Client`, or an :class:`.backends.AsyncClient` for the async index.
-    client: AnyClient
+    client: AnyClient  # a backends.Client, or a backends.AsyncClient for the async index
 
     prefetch_limit = OptionSetting()
     prefetch_factor = OptionSetting()
@@ -152,12 +151,10 @@ class IndexCore:
         self.passages: PassageStage | None = passage_stage(o.passages, self.encoder.full_dim)
         if self.passages is not None:
             check_passage_name(self.passages, [*(stage.name for stage in self.stages), self.sparse_name])
-        #: "embedded" (Qdrant Edge), "local" (qdrant-client's local mode) or "server".
+        #: "embedded" (Qdrant Edge: flush/optimize are the caller's to run), "local" (qdrant-client's
+        #: local mode: exact float scans, warns about search parameters, so the index sends none) or "server".
         self.backend: Backend = backend_of(client)
-        #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
         self.embedded = self.backend == "embedded"
-        #: True on qdrant-client's local mode, which scans the float vectors exactly and warns
-        #: about search parameters it cannot use (so the index sends none of its own there).
         self.local_mode = self.backend == "local"
         #: Serialises this index's writes with every other index's on the same client object.
         self.write_lock = WRITE_LOCKS.get(client)
