@@ -19,19 +19,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 NODE_KEY = "_node"
 REF_DOC_KEY = "ref_doc_id"
 FRAMEWORK_KEYS = (NODE_KEY, REF_DOC_KEY)
 
 
-def reserved_keys(index: Any) -> tuple[str, ...]:
+class PayloadKeys(Protocol):
+    """The payload keys of an index (``MatryoshkaIndex`` and ``AsyncMatryoshkaIndex`` have them)."""
+
+    @property
+    def text_key(self) -> str: ...
+    @property
+    def id_key(self) -> str: ...
+
+
+class PointLike(Protocol):
+    """A Qdrant ``ScoredPoint`` or ``Record``: the parts read here."""
+
+    @property
+    def id(self) -> int | str: ...
+    @property
+    def payload(self) -> Mapping[str, Any] | None: ...
+    @property
+    def vector(self) -> object: ...
+
+
+def reserved_keys(index: PayloadKeys) -> tuple[str, ...]:
     """Payload keys that are not metadata for ``index``."""
     return (index.text_key, index.id_key, *FRAMEWORK_KEYS)
 
 
-def check_metadata(index: Any, metadatas: Sequence[Mapping[str, Any] | None]) -> None:
+def check_metadata(index: PayloadKeys, metadatas: Sequence[Mapping[str, Any] | None]) -> None:
     """Refuse metadata that would overwrite a reserved payload key (the text, the id, ...)."""
     reserved = reserved_keys(index)
     for position, metadata in enumerate(metadatas):
@@ -56,7 +76,7 @@ class StoredPoint:
     vector: Any = field(default=None, repr=False)
 
 
-def read_point(index: Any, point: Any) -> StoredPoint:
+def read_point(index: PayloadKeys, point: PointLike) -> StoredPoint:
     """A ``ScoredPoint`` or ``Record`` split by the convention above."""
     metadata = dict(point.payload or {})
     text = metadata.pop(index.text_key, "")

@@ -2,7 +2,8 @@
 
 Each operation is written once as a plan, a generator that yields ``(callable, kwargs)`` and
 gets the call's result back; :func:`run` executes it on a sync index and :func:`arun` on an
-async one (awaiting what the calls return) or, for a sync index, in a worker thread. The
+async one (awaiting what the calls return) or, for a sync index, in a worker thread. Both use
+the index's own plan runners (:mod:`.qdrant.runner`), so an error travels the same way. The
 callables are the index's public methods only, so both stores work wherever the index does
 (a Qdrant server, qdrant-client's local mode, the embedded engine on a folder).
 
@@ -12,70 +13,48 @@ Imports Qdrant but no framework, so neither store imports the other's adapter.
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
 from qdrant_client import models
 
 from ._payload import REF_DOC_KEY, StoredPoint, read_point
-from .qdrant import to_point_id
+from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, to_point_id
+from .qdrant.runner import Call, is_async_index, run_plan, run_plan_async
 
-Step = tuple[Callable[..., Any], dict[str, Any]]
+Index = MatryoshkaIndex | AsyncMatryoshkaIndex
+Step = Call
 Plan = Generator[Step, Any, Any]
 
 RETRIEVAL_MODES = ("dense", "sparse", "hybrid")
 
 
-def is_async_index(index: Any) -> bool:
-    return inspect.iscoroutinefunction(index.search)
-
-
-def run(index: Any, plan: Plan, async_name: str) -> Any:
+def run(index: Index, plan: Plan, async_name: str) -> Any:
     """Run ``plan`` on a sync index; an async index names ``async_name``, the method to await instead."""
     if is_async_index(index):
         raise TypeError(f"this store wraps an AsyncMatryoshkaIndex: use {async_name}, or build it on a MatryoshkaIndex")
-    return _run_sync(plan)
+    return run_plan(plan)
 
 
-def _run_sync(plan: Plan) -> Any:
-    try:
-        call = next(plan)
-        while True:
-            function, kwargs = call
-            call = plan.send(function(**kwargs))
-    except StopIteration as stop:
-        return stop.value
-
-
-async def arun(index: Any, plan: Plan) -> Any:
+async def arun(index: Index, plan: Plan) -> Any:
     """Await ``plan`` on an async index; a sync index runs it in a worker thread (its calls block)."""
     if not is_async_index(index):
-        return await asyncio.to_thread(_run_sync, plan)
-    try:
-        call = next(plan)
-        while True:
-            function, kwargs = call
-            result = function(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            call = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
+        return await asyncio.to_thread(run_plan, plan)
+    return await run_plan_async(plan)
 
 
 # plans -----------------------------------------------------------------------------------------
 
 
-def exists_plan(index: Any) -> Generator[Step, Any, bool]:
+def exists_plan(index: Index) -> Generator[Step, Any, bool]:
     # The index creates its collection on the first add (a sparse index fits BM25 on those
     # texts), so an empty store has none yet: reads answer "nothing" instead of failing.
     return bool((yield (index.exists, {})))
 
 
 def add_plan(
-    index: Any, texts: Sequence[str], ids: Sequence[Any], payloads: Sequence[dict[str, Any]], batch_size: int | None
+    index: Index, texts: Sequence[str], ids: Sequence[Any], payloads: Sequence[dict[str, Any]], batch_size: int | None
 ) -> Generator[Step, Any, list[Any]]:
     kwargs: dict[str, Any] = {"texts": list(texts), "ids": list(ids), "payloads": list(payloads)}
     if batch_size is not None:
@@ -83,7 +62,7 @@ def add_plan(
     return list((yield (index.add_texts, kwargs)))
 
 
-def search_plan(index: Any, query: str, limit: int, **search: Any) -> Generator[Step, Any, list[StoredPoint]]:
+def search_plan(index: Index, query: str, limit: int, **search: Any) -> Generator[Step, Any, list[StoredPoint]]:
     """``index.search`` read by the payload convention; an empty store gives no hits."""
     if not (yield from exists_plan(index)):
         return []
@@ -92,7 +71,7 @@ def search_plan(index: Any, query: str, limit: int, **search: Any) -> Generator[
 
 
 def vector_search_plan(
-    index: Any, vector: Sequence[float], limit: int, query_filter: models.Filter | None
+    index: Index, vector: Sequence[float], limit: int, query_filter: models.Filter | None
 ) -> Generator[Step, Any, list[StoredPoint]]:
     """Exact search by a full-width vector (the caller embedded the query already): no coarse stage."""
     points = yield (index.search_by_vector, {"vector": vector, "limit": limit, "filter": query_filter})
@@ -100,7 +79,7 @@ def vector_search_plan(
 
 
 def mmr_plan(
-    index: Any, query: str, k: int, fetch_k: int, lambda_mult: float, **search: Any
+    index: Index, query: str, k: int, fetch_k: int, lambda_mult: float, **search: Any
 ) -> Generator[Step, Any, list[StoredPoint]]:
     """Maximal marginal relevance over the index's ``fetch_k`` best hits, on their full vectors."""
     candidates = yield from search_plan(index, query, fetch_k, with_vectors=[index.full.name], **search)
@@ -125,18 +104,18 @@ def maximal_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, l
     return picked
 
 
-def get_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, list[StoredPoint]]:
+def get_plan(index: Index, ids: Sequence[Any]) -> Generator[Step, Any, list[StoredPoint]]:
     """Stored points by caller id, in the order asked; unknown ids are left out."""
     records = yield (index.get, {"ids": list(ids)})
     return [read_point(index, record) for record in records]
 
 
-def delete_plan(index: Any, ids: Sequence[Any]) -> Generator[Step, Any, None]:
+def delete_plan(index: Index, ids: Sequence[Any]) -> Generator[Step, Any, None]:
     if ids and (yield from exists_plan(index)):
         yield (index.delete, {"ids": list(ids)})
 
 
-def delete_by_filter_plan(index: Any, query_filter: models.Filter) -> Generator[Step, Any, None]:
+def delete_by_filter_plan(index: Index, query_filter: models.Filter) -> Generator[Step, Any, None]:
     yield (index.delete_where, {"filter": query_filter})
 
 
@@ -144,11 +123,11 @@ def ref_doc_filter(ref_doc_ids: Sequence[str]) -> models.Filter:
     return models.Filter(must=[models.FieldCondition(key=REF_DOC_KEY, match=models.MatchAny(any=list(ref_doc_ids)))])
 
 
-def id_filter(index: Any, ids: Sequence[Any]) -> models.HasIdCondition:
+def id_filter(index: Index, ids: Sequence[Any]) -> models.HasIdCondition:
     return models.HasIdCondition(has_id=[to_point_id(doc_id, index.id_namespace) for doc_id in ids])
 
 
-def scroll_plan(index: Any, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:
+def scroll_plan(index: Index, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:
     """Every point matching ``query_filter`` (all of them for None)."""
     records = yield (index.scroll, {"filter": query_filter})
     return [read_point(index, record) for record in records]

@@ -9,7 +9,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from tests.fixtures.build_fixture_models import FIXTURE_TEXTS, build_all
-from tests.helpers import distinct_corpus
+from tests.helpers import BACKENDS, SERVER_SKIP_REASON, Engine, distinct_corpus
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +39,28 @@ def tiny_encoder(tiny_model_path):
 def dev_corpus(tiny_encoder) -> tuple[list[str], list[str]]:
     """400 dev-set documents with distinct fixture embeddings, as (ids, texts); modules take prefixes."""
     return distinct_corpus(tiny_encoder, 400)
+
+
+def _engine(request, folder: Path):
+    import os
+
+    if request.param == "server" and not os.environ.get("QDRANT_URL"):
+        pytest.skip(SERVER_SKIP_REASON)
+    engine = Engine(request.param, folder)
+    yield engine
+    engine.remove_collections()
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request, tmp_path):
+    """Each backend in turn, for one test: local mode, the embedded engine, a Qdrant server (QDRANT_URL)."""
+    yield from _engine(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_engine(request, tmp_path_factory):
+    """:func:`engine` for module-scoped fixtures (a store filled once per backend)."""
+    yield from _engine(request, tmp_path_factory.mktemp("engine"))
 
 
 def reference_embeddings(fixture: dict, texts: list[str], dim: int | None = None, normalize: bool = True) -> np.ndarray:

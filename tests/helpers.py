@@ -61,6 +61,14 @@ def hit_ids(points) -> list[str]:
     return [point.payload["doc_id"] for point in points]
 
 
+def tied_groups(ids, scores, digits: int = 5) -> list[set]:
+    """A ranking as groups of equal score, best first: engines may order exact ties either way."""
+    groups: dict[float, set] = {}
+    for doc_id, score in zip(ids, scores):
+        groups.setdefault(round(score, digits), set()).add(doc_id)
+    return [groups[score] for score in sorted(groups, reverse=True)]
+
+
 def run_example(name: str, arguments: list[str], monkeypatch, capsys) -> str:
     """Run examples/<name> as a script with ``arguments``; returns what it printed."""
     example = REPO / "examples" / name
@@ -101,3 +109,70 @@ def run_in_threads(work, count: int = 8) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+# The engines an index runs on: qdrant-client's local mode, the embedded Edge engine, and a real
+# Qdrant server (only when QDRANT_URL is set; see docs/testing.md).
+BACKENDS = ["client", "edge", "server"]
+SERVER_SKIP_REASON = (
+    "server backend: set QDRANT_URL (and QDRANT_API_KEY if the server needs one) "
+    "to run the client-path tests against a real Qdrant server"
+)
+
+
+class Engine:
+    """One backend for a test: where an index lives, and collection names unique on a shared server."""
+
+    def __init__(self, kind: str, folder: Path) -> None:
+        import os
+        import uuid
+
+        self.kind = kind
+        self.folder = folder
+        self.url = os.environ.get("QDRANT_URL")
+        self.api_key = os.environ.get("QDRANT_API_KEY")
+        # A server outlives the test run and may be shared: every collection name gets this run's prefix.
+        self.prefix = f"sse_test_{uuid.uuid4().hex[:12]}_" if kind == "server" else ""
+
+    def __repr__(self) -> str:
+        return f"Engine({self.kind!r})"
+
+    def name(self, base: str) -> str:
+        return self.prefix + base
+
+    def where(self):
+        """What an index takes as its first argument: a sync client, or a folder for the embedded engine."""
+        from qdrant_client import QdrantClient
+
+        if self.kind == "edge":
+            return self.folder / "edge"
+        if self.kind == "server":
+            return QdrantClient(url=self.url, api_key=self.api_key)
+        return QdrantClient(":memory:")
+
+    def store_kwargs(self) -> dict:
+        """The vector stores' way to name the engine: ``client=`` or, for the embedded engine, ``path=``."""
+        where = self.where()
+        return {"path": where} if self.kind == "edge" else {"client": where}
+
+    def async_where(self):
+        from qdrant_client import AsyncQdrantClient
+
+        if self.kind == "edge":
+            return self.folder / "edge"
+        if self.kind == "server":
+            return AsyncQdrantClient(url=self.url, api_key=self.api_key)
+        return AsyncQdrantClient(":memory:")
+
+    def remove_collections(self) -> list[str]:
+        """Delete this run's collections from the server (nothing to do for the other engines)."""
+        if self.kind != "server":
+            return []
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(url=self.url, api_key=self.api_key)
+        names = [c.name for c in client.get_collections().collections if c.name.startswith(self.prefix)]
+        for name in names:
+            client.delete_collection(name)
+        client.close()
+        return names

@@ -97,7 +97,6 @@ def test_no_import_runs_up_a_layer_or_into_a_package_face(name):
     assert not upward, f"{name} (layer {layer}) imports {upward}"
 
 
-@pytest.mark.xfail(strict=True, reason="qdrant/edge_models <-> qdrant/points: removed on the issue33-qdrant branch")
 def test_no_import_circle():
     graph = {name: imports_of(name) for name in MODULES}
     circles: list[list[str]] = []

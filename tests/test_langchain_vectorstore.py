@@ -89,14 +89,15 @@ def _metadata(position: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def store(tiny_encoder, corpus):
+def store(tiny_encoder, corpus, module_engine):
     ids, texts = corpus
     built = MatryoshkaQdrantVectorStore.from_texts(
         texts,
         SSEEmbeddings(encoder=tiny_encoder),
         [_metadata(i) for i in range(len(texts))],
         ids=ids,
-        collection_name="lc_store",
+        collection_name=module_engine.name("lc_store"),
+        **module_engine.store_kwargs(),
     )
     return built
 

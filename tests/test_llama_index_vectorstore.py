@@ -25,7 +25,7 @@ from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from sse_integrations.llama_index import MatryoshkaQdrantRetriever, MatryoshkaQdrantVectorStore, SSEEmbedding
 from sse_integrations.qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
-from tests.helpers import HYBRID_CORPUS, HYBRID_IDS, HYBRID_QUERIES, distinct_corpus, query_texts
+from tests.helpers import HYBRID_CORPUS, HYBRID_IDS, HYBRID_QUERIES, distinct_corpus, query_texts, tied_groups
 from tests.test_llama_index import FILTER_CASES, _metadata
 
 
@@ -39,8 +39,10 @@ def _nodes(ids, texts, metadata=_metadata):
 
 
 @pytest.fixture(scope="module")
-def store(tiny_encoder, corpus):
-    built = MatryoshkaQdrantVectorStore(collection_name="li_store", encoder=tiny_encoder)
+def store(tiny_encoder, corpus, module_engine):
+    built = MatryoshkaQdrantVectorStore(
+        collection_name=module_engine.name("li_store"), encoder=tiny_encoder, **module_engine.store_kwargs()
+    )
     built.add(_nodes(*corpus))
     return built
 
@@ -49,7 +51,9 @@ def test_query_equals_the_index_search(store):
     for query in query_texts(5):
         result = store.query(VectorStoreQuery(query_str=query, similarity_top_k=5))
         expected = store.index.search(query, limit=5)
-        assert result.ids == [point.payload["doc_id"] for point in expected]
+        # Fusion gives exact ties (RRF), which the embedded engine may order either way.
+        expected_ids = [point.payload["doc_id"] for point in expected]
+        assert tied_groups(result.ids, result.similarities) == tied_groups(expected_ids, [p.score for p in expected])
         assert result.similarities == pytest.approx(
             [point.score for point in expected], rel=1e-6
         )  # qdrant-client local mode: scores jitter in the 8th digit between identical searches
@@ -81,8 +85,14 @@ def test_get_nodes_by_id_keeps_the_order(store, corpus):
 
 
 @pytest.fixture(scope="module")
-def hybrid_store(tiny_encoder):
-    built = MatryoshkaQdrantVectorStore(collection_name="li_hybrid", encoder=tiny_encoder, sparse=True, fusion_factor=2)
+def hybrid_store(tiny_encoder, module_engine):
+    built = MatryoshkaQdrantVectorStore(
+        collection_name=module_engine.name("li_hybrid"),
+        encoder=tiny_encoder,
+        sparse=True,
+        fusion_factor=2,
+        **module_engine.store_kwargs(),
+    )
     built.add(_nodes(HYBRID_IDS, HYBRID_CORPUS, lambda i: {"group": i % 2}))
     return built
 
@@ -99,7 +109,9 @@ def test_each_query_mode_equals_the_index(hybrid_store, mode, search_mode):
     for query in HYBRID_QUERIES:
         result = hybrid_store.query(VectorStoreQuery(query_str=query, similarity_top_k=3, mode=mode))
         expected = hybrid_store.index.search(query, limit=3, mode=search_mode)
-        assert result.ids == [point.payload["doc_id"] for point in expected]
+        # Fusion gives exact ties (RRF), which the embedded engine may order either way.
+        expected_ids = [point.payload["doc_id"] for point in expected]
+        assert tied_groups(result.ids, result.similarities) == tied_groups(expected_ids, [p.score for p in expected])
         assert result.similarities == pytest.approx(
             [point.score for point in expected], rel=1e-6
         )  # qdrant-client local mode: scores jitter in the 8th digit between identical searches
@@ -112,14 +124,16 @@ def test_alpha_weighs_the_fusion(hybrid_store, tiny_encoder):
             VectorStoreQuery(query_str=query, similarity_top_k=3, mode=VectorStoreQueryMode.HYBRID, alpha=alpha)
         )
         twin = MatryoshkaIndex(
-            hybrid_store.client,
-            "li_hybrid",
+            hybrid_store.index.client,
+            hybrid_store.index.collection_name,
             tiny_encoder,
             sparse=True,
             fusion_factor=2,
             fusion_weights=(alpha, 1 - alpha),
         )
-        assert result.ids == [point.payload["doc_id"] for point in twin.search(query, limit=3, mode="hybrid")]
+        expected = twin.search(query, limit=3, mode="hybrid")
+        expected_groups = tied_groups([point.payload["doc_id"] for point in expected], [p.score for p in expected])
+        assert tied_groups(result.ids, result.similarities) == expected_groups
 
 
 def test_mmr_picks_relevant_then_diverse(store, corpus):

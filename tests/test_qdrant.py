@@ -30,7 +30,8 @@ from sse_integrations.qdrant import (
     two_stage_query,
     vectors_config,
 )
-from sse_integrations.qdrant.core import is_local_mode
+from sse_integrations.qdrant.backends import backend_of
+from sse_integrations.qdrant.edge import EdgeClient
 from sse_integrations.sparse import SparseVector
 from tests.helpers import hit_ids, query_texts
 
@@ -47,11 +48,10 @@ def queries() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def filled(tiny_encoder, corpus):
-    """One :memory: collection shared by the read-only tests."""
+def filled(tiny_encoder, corpus, module_engine):
+    """One collection shared by the read-only tests, on each backend."""
     ids, texts = corpus
-    client = QdrantClient(":memory:")
-    index = MatryoshkaIndex(client, "docs", tiny_encoder)
+    index = MatryoshkaIndex(module_engine.where(), module_engine.name("docs"), tiny_encoder)
     payloads = [{"group": position % 3} for position in range(len(texts))]
     index.add_texts(texts, ids=ids, payloads=payloads, batch_size=64)
     return index
@@ -75,7 +75,7 @@ def brute_force(encoder, texts, query, coarse_dim, prefetch, limit, allowed=None
 
 
 def test_collection_layout_has_named_cosine_vectors(filled):
-    info = filled.client.get_collection("docs")
+    info = filled.client.get_collection(filled.collection_name)
     vectors = info.config.params.vectors
     assert set(vectors) == {"coarse", "full"}
     assert vectors["coarse"].size == DEFAULT_COARSE_DIM == 64 and vectors["full"].size == 512
@@ -85,7 +85,7 @@ def test_collection_layout_has_named_cosine_vectors(filled):
 
 def test_points_hold_text_doc_id_payload_and_prefix_vectors(filled, tiny_encoder, corpus):
     ids, texts = corpus
-    record = filled.client.retrieve("docs", [to_point_id(ids[7])], with_vectors=True)[0]
+    record = filled.client.retrieve(filled.collection_name, [to_point_id(ids[7])], with_vectors=True)[0]
     assert record.payload == {"text": texts[7], "doc_id": ids[7], "group": 7 % 3}
     full = tiny_encoder.encode([texts[7]])[0]
     np.testing.assert_allclose(record.vector["full"], full, atol=1e-6)
@@ -204,7 +204,7 @@ def test_prefetch_limits():
 @pytest.mark.parametrize("execution", ["auto", "client", "prefetch"])
 def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, queries, execution):
     ids, texts = corpus
-    index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
+    index = MatryoshkaIndex(filled.client, filled.collection_name, tiny_encoder, execution=execution)
     for query in queries[:4]:
         expected, scores = brute_force(tiny_encoder, texts, query, DEFAULT_COARSE_DIM, prefetch=30, limit=10)
         hits = index.search(query, limit=10, prefetch_limit=30)
@@ -214,8 +214,8 @@ def test_two_stage_equals_brute_force_rescoring(filled, tiny_encoder, corpus, qu
 
 
 def test_both_execution_paths_rank_identically(filled, tiny_encoder, queries):
-    client_side = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="client")
-    query_api = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="prefetch")
+    client_side = MatryoshkaIndex(filled.client, filled.collection_name, tiny_encoder, execution="client")
+    query_api = MatryoshkaIndex(filled.client, filled.collection_name, tiny_encoder, execution="prefetch")
     assert filled.execution == "auto" and filled.uses_prefetch()  # every engine runs the whole plan
     a = client_side.search_batch(queries, limit=10)
     b = query_api.search_batch(queries, limit=10)
@@ -237,7 +237,7 @@ def test_server_client_gets_one_nested_prefetch_query(filled, tiny_encoder, quer
             return getattr(filled.client, _name)(*args, **kwargs)
 
         setattr(remote, name, forward)
-    index = MatryoshkaIndex(remote, "docs", tiny_encoder)
+    index = MatryoshkaIndex(remote, filled.collection_name, tiny_encoder)
     assert index._uses_prefetch()
     flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=2))])
     hits = index.search(queries[2], limit=5, filter=flt)
@@ -265,7 +265,7 @@ def test_coarse_stage_params_hnsw_ef_and_no_float_rescoring_unless_the_call_sets
     remote.query_batch_points = forward
     remote.collection_exists = filled.client.collection_exists
     remote.get_collection = filled.client.get_collection
-    index = MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=300)
+    index = MatryoshkaIndex(remote, filled.collection_name, tiny_encoder, hnsw_ef=300)
     index.search(queries[0], limit=5)
     index.search(queries[0], limit=5, search_params=models.SearchParams(exact=True))
     index.search(queries[0], limit=5, two_stage=False)
@@ -282,15 +282,17 @@ def test_coarse_stage_params_hnsw_ef_and_no_float_rescoring_unless_the_call_sets
     assert single.prefetch is None and single.params is None  # the full vector has no graph to tune
     # A caller's own quantization settings are kept as given.
     assert rescored.prefetch.params.quantization == models.QuantizationSearchParams(rescore=True)
-    assert MatryoshkaIndex(remote, "docs", tiny_encoder).coarse_search_params(None) == models.SearchParams(
-        quantization=no_coarse_rescore
-    )
+    assert MatryoshkaIndex(remote, filled.collection_name, tiny_encoder).coarse_search_params(
+        None
+    ) == models.SearchParams(quantization=no_coarse_rescore)
     with pytest.raises(ValueError, match="hnsw_ef"):
-        MatryoshkaIndex(remote, "docs", tiny_encoder, hnsw_ef=0)
+        MatryoshkaIndex(remote, filled.collection_name, tiny_encoder, hnsw_ef=0)
 
 
 def test_local_mode_gets_no_search_params_it_did_not_ask_for(filled, queries, monkeypatch, tmp_path):
     """Local mode scans floats exactly and warns about search parameters: the index adds none of its own."""
+    if filled.backend != "local":
+        pytest.skip("about qdrant-client's local mode alone")
     sent = []
     forward = filled.client.query_batch_points
 
@@ -301,8 +303,9 @@ def test_local_mode_gets_no_search_params_it_did_not_ask_for(filled, queries, mo
     monkeypatch.setattr(filled.client, "query_batch_points", spy)
     filled.search(queries[0], limit=5)
     assert sent[0].prefetch.params is None
-    assert is_local_mode(filled.client) and is_local_mode(QdrantClient(path=str(tmp_path / "local")))
-    assert not is_local_mode(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False))
+    assert backend_of(filled.client) == backend_of(QdrantClient(path=str(tmp_path / "local"))) == "local"
+    assert backend_of(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False)) == "server"
+    assert backend_of(EdgeClient(tmp_path / "edge")) == "embedded"
 
 
 def test_three_stages_nested_prefetch_matches_client_rescoring(tiny_encoder, corpus, queries):
@@ -343,7 +346,7 @@ def test_single_stage_is_the_exact_full_ranking(filled, tiny_encoder, corpus, qu
 @pytest.mark.parametrize("execution", ["client", "prefetch"])
 def test_filter_applies_to_the_candidates(filled, tiny_encoder, corpus, queries, execution):
     ids, texts = corpus
-    index = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution=execution)
+    index = MatryoshkaIndex(filled.client, filled.collection_name, tiny_encoder, execution=execution)
     flt = models.Filter(must=[models.FieldCondition(key="group", match=models.MatchValue(value=1))])
     allowed = np.array([position % 3 == 1 for position in range(len(texts))])
     expected, _ = brute_force(
@@ -371,7 +374,7 @@ def test_payload_and_vector_selection(filled, queries):
 def test_timings_of_each_stage(filled, tiny_encoder, queries):
     filled.search(queries[0])
     assert set(filled.last_timings) == {"encode", "query"}  # one engine request
-    client_side = MatryoshkaIndex(filled.client, "docs", tiny_encoder, execution="client")
+    client_side = MatryoshkaIndex(filled.client, filled.collection_name, tiny_encoder, execution="client")
     client_side.search(queries[0])
     assert set(client_side.last_timings) == {"encode", "coarse", "retrieve", "rescore", "payload"}
     filled.search(queries[0], two_stage=False)

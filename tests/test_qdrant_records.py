@@ -138,3 +138,34 @@ def test_searches_during_an_add_do_not_fail(index, tiny_encoder):
         thread.join(timeout=120)
     assert not errors, f"{len(errors)} errors, the first: {errors[0]!r}"
     assert searches[0] > 0 and index.count() == len(HYBRID_IDS) + len(texts)
+
+
+def test_every_method_a_plan_may_name_is_part_of_the_client_contract():
+    """The runner calls methods by name: each name is declared by the Protocol (or is the embedded engine's own)."""
+    from typing import get_args
+
+    from sse_integrations.qdrant.backends import EMBEDDED_ONLY, AsyncClient, Client, ClientMethod
+    from sse_integrations.qdrant.edge import AsyncEdgeClient, EdgeClient
+
+    declared = {name for name in vars(Client) if not name.startswith("_")}
+    assert set(get_args(ClientMethod)) == declared | set(EMBEDDED_ONLY)
+    assert declared == {name for name in vars(AsyncClient) if not name.startswith("_")}
+    for name in get_args(ClientMethod):
+        assert callable(getattr(EdgeClient, name)) and callable(getattr(AsyncEdgeClient, name))
+        if name not in EMBEDDED_ONLY:
+            assert callable(getattr(QdrantClient, name)) and callable(getattr(AsyncQdrantClient, name))
+
+
+def test_a_failing_call_reaches_the_plan_on_both_runners(tiny_encoder, tmp_path):
+    """One error handling: the plan sees the exception at its yield, sync and async alike."""
+    from sse_integrations.qdrant.runner import run_plan, run_plan_async
+
+    def plan():
+        try:
+            yield ("count", {"collection_name": "missing"})
+        except Exception as error:
+            return f"caught {type(error).__name__}"
+        return "no error"
+
+    assert run_plan(plan(), QdrantClient(":memory:")).startswith("caught")
+    assert asyncio.run(run_plan_async(plan(), AsyncQdrantClient(":memory:"))).startswith("caught")

@@ -215,14 +215,15 @@ def add_parsers(subparsers: Any) -> None:
 def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chunk: int = 1000) -> set[str]:
     from ..qdrant import to_point_id
 
-    if not index.client.collection_exists(index.collection_name):
+    if not index.exists():
         return set()
     present: set[str] = set()
     for start in range(0, len(documents), chunk):
         part = documents[start : start + chunk]
-        by_point = {to_point_id(d.id, index.id_namespace): d.id for d in part}
-        records = index.client.retrieve(index.collection_name, list(by_point), with_payload=False)
-        present.update(by_point[record.id] for record in records if record.id in by_point)
+        point_ids = [to_point_id(d.id, index.id_namespace) for d in part]
+        by_point = {str(point_id): d.id for point_id, d in zip(point_ids, part)}
+        records = index.client.retrieve(collection_name=index.collection_name, ids=point_ids, with_payload=False)
+        present.update(by_point[str(record.id)] for record in records if str(record.id) in by_point)
     return present
 
 

@@ -22,8 +22,11 @@ The package, one job per module:
   generators that yield client calls;
 - :mod:`.core`: the index's settings, input checks and write plans;
 - :mod:`.records`: plans that read or delete without encoding (by id, by filter, by a vector);
-- :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only run
-  the plans' calls (plainly or with ``await``);
+- :mod:`.backends`: the client surface an index calls (a ``Protocol`` both qdrant-client and the
+  embedded engine satisfy) and :func:`.backends.backend_of`, the one way to tell backends apart;
+- :mod:`.runner`: the two plan runners (sync, async), which the vector stores use too;
+- :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only hand
+  plans to the runners;
 - :mod:`.edge`: the embedded engine, qdrant-client's collection calls answered by Edge shards;
 - :mod:`.edge_models`: translation between qdrant-client's models and Edge's types.
 

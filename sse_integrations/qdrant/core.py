@@ -14,7 +14,7 @@ import uuid
 import weakref
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from qdrant_client import models
@@ -23,6 +23,7 @@ from .._checks import as_text_list, check_payload_text, check_positive_int
 from ..encoder import SSEEncoder
 from ..sparse import SparseEncoder
 from . import plans, records
+from .backends import AnyClient, Backend, backend_of
 from .layout import (
     DEFAULT_COARSE_DIM,
     SPARSE_METADATA_KEY,
@@ -44,8 +45,9 @@ from .passages import (
     passage_vector_params,
     stored_passage_stage,
 )
-from .plans import Call, SearchRequest, prefetch_limits
-from .points import DocId, encode_stages, index_points, named_point_id
+from .plans import SearchRequest, prefetch_limits
+from .points import DocId, build_points, encode_stages, named_point_id, point_payloads, to_point_id
+from .runner import Call
 
 
 class IndexingError(RuntimeError):
@@ -61,10 +63,10 @@ class PerClientLocks:
     """One ``RLock`` per client object, made on first use and dropped with the client."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[object, threading.RLock] = weakref.WeakKeyDictionary()
         self._guard = threading.Lock()
 
-    def get(self, client: Any) -> threading.RLock:
+    def get(self, client: object) -> threading.RLock:
         with self._guard:
             try:
                 return self._locks.setdefault(client, threading.RLock())
@@ -76,18 +78,11 @@ class PerClientLocks:
 WRITE_LOCKS = PerClientLocks()
 
 
-def is_local_mode(client: Any) -> bool:
-    """True for qdrant-client's local mode (``":memory:"`` or ``path=``), read from its public ``init_options``."""
-    options = getattr(client, "init_options", None)
-    if not isinstance(options, Mapping):
-        return False
-    return options.get("path") is not None or options.get("location") == ":memory:"
-
-
 class IndexCore:
     """Settings, checks and plans shared by :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`."""
 
     is_async = False
+    client: AnyClient  # a backends.Client, or a backends.AsyncClient for the async index
 
     prefetch_limit = OptionSetting()
     prefetch_factor = OptionSetting()
@@ -108,7 +103,7 @@ class IndexCore:
 
     def __init__(
         self,
-        client: Any,
+        client: AnyClient | str | os.PathLike[str],
         collection_name: str,
         encoder: SSEEncoder | str | os.PathLike | None = None,
         *,
@@ -131,7 +126,7 @@ class IndexCore:
         self.options = replace(options, **settings) if options is not None else IndexOptions(**settings)
         #: True when the index opened the engine itself (a folder path): then ``close()`` closes it.
         self.owns_client = isinstance(client, (str, os.PathLike))
-        if self.owns_client:
+        if isinstance(client, (str, os.PathLike)):
             from .edge import AsyncEdgeClient, EdgeClient
 
             client = AsyncEdgeClient(client) if self.is_async else EdgeClient(client)
@@ -156,11 +151,11 @@ class IndexCore:
         self.passages: PassageStage | None = passage_stage(o.passages, self.encoder.full_dim)
         if self.passages is not None:
             check_passage_name(self.passages, [*(stage.name for stage in self.stages), self.sparse_name])
-        #: True on the embedded engine (Qdrant Edge), where flush/optimize are the caller's to run.
-        self.embedded = type(client).__name__ in ("EdgeClient", "AsyncEdgeClient")
-        #: True on qdrant-client's local mode, which scans the float vectors exactly and warns
-        #: about search parameters it cannot use (so the index sends none of its own there).
-        self.local_mode = is_local_mode(client)
+        #: "embedded" (Qdrant Edge: flush/optimize are the caller's to run), "local" (qdrant-client's
+        #: local mode: exact float scans, warns about search parameters, so the index sends none) or "server".
+        self.backend: Backend = backend_of(client)
+        self.embedded = self.backend == "embedded"
+        self.local_mode = self.backend == "local"
         #: Serialises this index's writes with every other index's on the same client object.
         self.write_lock = WRITE_LOCKS.get(client)
         self._collection_checked = False
@@ -364,7 +359,8 @@ class IndexCore:
             check_passage_name(stored, [*(stage.name for stage in self.stages), self.sparse_name])
             self.passages = stored
 
-    def _term_lengths(self, texts: Sequence[str]) -> list[int]:
+    def term_lengths(self, texts: Sequence[str]) -> list[int]:
+        """BM25 term counts of ``texts`` (the lengths its average document length is made of)."""
         assert self.sparse_encoder is not None
         return self.sparse_encoder.term_counts(texts)
 
@@ -377,7 +373,7 @@ class IndexCore:
         encoder = self.sparse_encoder
         if encoder is None or not texts:
             return
-        lengths = yield (self._term_lengths, {"texts": texts})
+        lengths = yield (self.term_lengths, {"texts": texts})
         stats = self.sparse_stats
         if stats is None:  # made before the running statistics: start from its points and stored average
             counted = yield ("count", {"collection_name": self.collection_name, "exact": True})
@@ -388,7 +384,7 @@ class IndexCore:
         metadata = {SPARSE_METADATA_KEY: {**encoder.get_config(), **stats}}
         yield ("update_collection", {"collection_name": self.collection_name, "metadata": metadata})
 
-    def _point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
+    def point_ids(self, ids: Iterable[DocId]) -> list[int | str]:
         """Point ids of caller ids given as a list (a bare string would read as one id per character)."""
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a list, got a bare string")
@@ -402,8 +398,13 @@ class IndexCore:
         vectors: dict[str, Any],
     ) -> list[Any]:
         """One batch's points: ``PointStruct``s for a qdrant-client, Edge points for the embedded engine."""
-        keys = {"text_key": self.text_key, "id_key": self.id_key, "namespace": self.id_namespace}
-        return index_points(self.embedded, doc_ids, texts, vectors, payloads, **keys)
+        if not self.embedded:
+            keys = {"text_key": self.text_key, "id_key": self.id_key}
+            return build_points(doc_ids, texts, vectors, payloads, namespace=self.id_namespace, **keys)
+        from .edge_models import edge_points  # built for the engine directly: no PointStruct in between
+
+        stored = point_payloads(doc_ids, texts, payloads, text_key=self.text_key, id_key=self.id_key)
+        return edge_points([to_point_id(doc_id, self.id_namespace) for doc_id in doc_ids], vectors, stored)
 
     def _add_plan(
         self,
@@ -466,7 +467,7 @@ class IndexCore:
                     bar.update(len(batch_ids))
         return doc_ids
 
-    def _maintenance_plan(self, method: str) -> Generator[Call, Any, bool]:
+    def _maintenance_plan(self, method: Literal["flush", "optimize"]) -> Generator[Call, Any, bool]:
         """``flush`` or ``optimize`` on the embedded engine; a server persists and optimizes on its own."""
         if not self.embedded:
             return False
@@ -477,7 +478,7 @@ class IndexCore:
             yield ("close", {})
 
     def _delete_plan(self, ids: Sequence[DocId]) -> Generator[Call, Any, None]:
-        point_ids = self._point_ids(ids)
+        point_ids = self.point_ids(ids)
         if point_ids:
             yield from records.forget_terms_plan(self, point_ids=point_ids)
             yield (

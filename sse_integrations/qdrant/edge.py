@@ -19,14 +19,15 @@ faster) and :meth:`EdgeClient.close` flushes. One process at a time: the shard f
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import os
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 try:
     import qdrant_edge as edge
@@ -39,6 +40,9 @@ from qdrant_client.http.models import QueryResponse
 
 from . import edge_models as convert
 from .layout import CorruptCollectionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MANIFEST = "sse_collection.json"
 MANIFEST_FORMAT = "sse-integrations edge collection 1"
@@ -316,7 +320,12 @@ class EdgeClient:
         with collection.write_lock:
             collection.shard.update(operation)
 
-    def delete(self, collection_name: str, points_selector: Any, wait: bool = True) -> None:
+    def delete(
+        self,
+        collection_name: str,
+        points_selector: models.PointIdsList | models.FilterSelector,
+        wait: bool = True,
+    ) -> None:
         collection = self._collection(collection_name)
         if isinstance(points_selector, models.PointIdsList):
             operation = edge.UpdateOperation.delete_points([convert.edge_id(i) for i in points_selector.points])
@@ -342,7 +351,7 @@ class EdgeClient:
     def retrieve(
         self,
         collection_name: str,
-        ids: Sequence[Any],
+        ids: Sequence[int | str],
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool | Sequence[str] = False,
     ) -> list[models.Record]:
@@ -357,10 +366,10 @@ class EdgeClient:
         collection_name: str,
         scroll_filter: models.Filter | None = None,
         limit: int = 10,
-        offset: Any = None,
+        offset: int | str | None = None,
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool | Sequence[str] = False,
-    ) -> tuple[list[models.Record], Any]:
+    ) -> tuple[list[models.Record], int | str | None]:
         shard = self._collection(collection_name).shard
         request = edge.ScrollRequest(
             offset=convert.edge_id(offset) if offset is not None else None,
@@ -377,15 +386,26 @@ class EdgeClient:
         batch = shard.query_batch(edge.QueryBatchRequest([convert.edge_request(r) for r in requests]))
         return [QueryResponse(points=[convert.scored_point(p) for p in hits]) for hits in batch]
 
-    def query_points(self, collection_name: str, **request: Any) -> QueryResponse:
-        """``query_points`` for one request (its keywords are those of ``models.QueryRequest``)."""
-        if "query_filter" in request:
-            request["filter"] = request.pop("query_filter")
-        if "search_params" in request:
-            request["params"] = request.pop("search_params")
-        if "with_vectors" in request:  # query_points says with_vectors, QueryRequest with_vector
-            request["with_vector"] = request.pop("with_vectors")
-        return self.query_batch_points(collection_name, [models.QueryRequest(**request)])[0]
+    def query_points(
+        self,
+        collection_name: str,
+        query: list[float] | None = None,
+        using: str | None = None,
+        query_filter: models.Filter | None = None,
+        limit: int = 10,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool | Sequence[str] = False,
+    ) -> QueryResponse:
+        """One dense query, answered as ``query_batch_points`` answers a ``QueryRequest``."""
+        request = models.QueryRequest(
+            query=query,
+            using=using,
+            filter=query_filter,
+            limit=limit,
+            with_payload=list(with_payload) if not isinstance(with_payload, bool) else with_payload,
+            with_vector=list(with_vectors) if not isinstance(with_vectors, bool) else with_vectors,
+        )
+        return self.query_batch_points(collection_name, [request])[0]
 
     # maintenance -----------------------------------------------------------------------------
 
@@ -414,14 +434,17 @@ class EdgeClient:
             collection.close()
 
 
-def _threaded(name: str) -> Any:
-    async def method(self: AsyncEdgeClient, *args: Any, **kwargs: Any) -> Any:
-        # Edge calls block (Rust, GIL released): run them off the event loop.
-        return await asyncio.to_thread(getattr(self.sync, name), *args, **kwargs)
+def _threaded(
+    method: Callable[Concatenate[EdgeClient, P], R],
+) -> Callable[Concatenate[AsyncEdgeClient, P], Coroutine[Any, Any, R]]:
+    """``method`` of :class:`EdgeClient` as an awaitable method of :class:`AsyncEdgeClient`, run in a worker thread."""
 
-    method.__name__ = name
-    method.__doc__ = f"Awaitable :meth:`EdgeClient.{name}`, run in a worker thread."
-    return method
+    @functools.wraps(method)
+    async def threaded(self: AsyncEdgeClient, *args: P.args, **kwargs: P.kwargs) -> R:
+        # Edge calls block (Rust, GIL released): run them off the event loop.
+        return await asyncio.to_thread(method, self.sync, *args, **kwargs)
+
+    return threaded
 
 
 class AsyncEdgeClient:
@@ -431,39 +454,24 @@ class AsyncEdgeClient:
         self.sync = EdgeClient(path)
         self.path = self.sync.path
 
-    async def create_collection(
-        self,
-        collection_name: str,
-        vectors_config: Mapping[str, models.VectorParams],
-        sparse_vectors_config: Mapping[str, models.SparseVectorParams] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        hnsw_config: models.HnswConfigDiff | None = None,
-        on_disk_payload: bool | None = None,
-        wal_enabled: bool | None = None,
-        optimizers_config: models.OptimizersConfigDiff | None = None,
-    ) -> bool:
-        arguments = dict(locals())
-        del arguments["self"]
-        return await asyncio.to_thread(self.sync.create_collection, **arguments)
+    def __repr__(self) -> str:
+        return f"AsyncEdgeClient({str(self.path)!r})"
 
-    collection_exists = _threaded("collection_exists")
-    get_collection = _threaded("get_collection")
-    update_collection = _threaded("update_collection")
-    delete_collection = _threaded("delete_collection")
-    upsert = _threaded("upsert")
-    delete = _threaded("delete")
-    count = _threaded("count")
-    retrieve = _threaded("retrieve")
-    scroll = _threaded("scroll")
-    query_batch_points = _threaded("query_batch_points")
-    query_points = _threaded("query_points")
-    flush = _threaded("flush")
-    optimize = _threaded("optimize")
-    close = _threaded("close")
-
-
-def is_edge_client(client: Any) -> bool:
-    return isinstance(client, (EdgeClient, AsyncEdgeClient))
+    create_collection = _threaded(EdgeClient.create_collection)
+    collection_exists = _threaded(EdgeClient.collection_exists)
+    get_collection = _threaded(EdgeClient.get_collection)
+    update_collection = _threaded(EdgeClient.update_collection)
+    delete_collection = _threaded(EdgeClient.delete_collection)
+    upsert = _threaded(EdgeClient.upsert)
+    delete = _threaded(EdgeClient.delete)
+    count = _threaded(EdgeClient.count)
+    retrieve = _threaded(EdgeClient.retrieve)
+    scroll = _threaded(EdgeClient.scroll)
+    query_batch_points = _threaded(EdgeClient.query_batch_points)
+    query_points = _threaded(EdgeClient.query_points)
+    flush = _threaded(EdgeClient.flush)
+    optimize = _threaded(EdgeClient.optimize)
+    close = _threaded(EdgeClient.close)
 
 
 assert inspect.iscoroutinefunction(AsyncEdgeClient.upsert)  # the index tells sync from async clients this way

@@ -1,16 +1,15 @@
 """The index classes: :class:`MatryoshkaIndex` on a sync client, :class:`AsyncMatryoshkaIndex` on an async one.
 
 Both inherit every setting, check and plan from :class:`.core.IndexCore`; each public method
-builds a plan and hands it to :func:`run_sync` or :func:`run_async`, which execute the plan's
-client calls plainly or with ``await``. So the async class is not a hand-made copy of the sync one.
+builds a plan and hands it to :func:`.runner.run_plan` or :func:`.runner.run_plan_async`, which
+execute the plan's client calls plainly or with ``await``. So the async class is not a hand-made copy of the sync one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -18,62 +17,23 @@ from qdrant_client import models
 
 from .._checks import check_text
 from . import records
-from .core import IndexCore, PerClientLocks, is_local_mode
+from .backends import AnyClient, AsyncClient, Client, backend_of
+from .core import IndexCore, PerClientLocks
 from .options import SearchMode
-from .plans import Call
 from .points import DocId
+from .runner import run_plan, run_plan_async
 
 # Apart from the write locks: a search may run between the calls of an add, never inside one.
 _ENGINE_LOCKS = PerClientLocks()
 
 
-def engine_lock(client: Any) -> AbstractContextManager[Any]:
+def engine_lock(client: AnyClient) -> AbstractContextManager[Any]:
     """What every engine call of an index holds: on qdrant-client's local mode one lock per client,
     because its numpy arrays grow under a concurrent search (IndexError, issue 31); elsewhere
     nothing, so reads on a server or the embedded engine (whose writes lock themselves) stay parallel."""
-    if not is_local_mode(client):
+    if backend_of(client) != "local":
         return contextlib.nullcontext()
     return _ENGINE_LOCKS.get(client)
-
-
-def run_sync(client: Any, plan: Generator[Call, Any, Any], lock: AbstractContextManager[Any] | None = None) -> Any:
-    """Execute a plan's calls on a sync client, sending results (or exceptions) back in; ``lock`` guards each engine call."""
-    guard = lock if lock is not None else contextlib.nullcontext()
-    try:
-        call = next(plan)
-        while True:
-            target, kwargs = call
-            try:
-                if callable(target):  # CPU work (encoding) runs outside the lock
-                    result = target(**kwargs)
-                else:
-                    with guard:
-                        result = getattr(client, target)(**kwargs)
-            except Exception as error:  # handed to the plan, which decides what to raise
-                call = plan.throw(error)
-            else:
-                call = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
-
-
-async def run_async(client: Any, plan: Generator[Call, Any, Any]) -> Any:
-    """Execute a plan on an async client; CPU work (encoding) runs in a worker thread."""
-    try:
-        call = next(plan)
-        while True:
-            target, kwargs = call
-            try:
-                if callable(target):
-                    result = await asyncio.to_thread(target, **kwargs)
-                else:
-                    result = await getattr(client, target)(**kwargs)
-            except Exception as error:
-                call = plan.throw(error)
-            else:
-                call = plan.send(result)
-    except StopIteration as stop:
-        return stop.value
 
 
 class MatryoshkaIndex(IndexCore):
@@ -86,6 +46,8 @@ class MatryoshkaIndex(IndexCore):
         >>> index.search("窓際の猫", limit=3)[0].payload["doc_id"]
         'cat'
     """
+
+    client: Client
 
     @functools.cached_property
     def _engine_lock(self) -> AbstractContextManager[Any]:
@@ -117,10 +79,8 @@ class MatryoshkaIndex(IndexCore):
             IndexingError: a batch failed; ``written_ids`` lists the documents stored before it.
         """
         with self.write_lock:
-            return run_sync(
-                self.client,
-                lock=self._engine_lock,
-                plan=self._add_plan(texts, ids, payloads, batch_size, show_progress),
+            return run_plan(
+                self._add_plan(texts, ids, payloads, batch_size, show_progress), self.client, self._engine_lock
             )
 
     def search(
@@ -187,35 +147,35 @@ class MatryoshkaIndex(IndexCore):
             two_stage=two_stage,
             mode=mode,
         )
-        return run_sync(self.client, lock=self._engine_lock, plan=plan)
+        return run_plan(plan, self.client, self._engine_lock)
 
     def delete(self, ids: Sequence[DocId]) -> None:
         """Delete documents by caller id (unknown ids are ignored)."""
         with self.write_lock:
-            run_sync(self.client, lock=self._engine_lock, plan=self._delete_plan(ids))
+            run_plan(self._delete_plan(ids), self.client, self._engine_lock)
 
     def count(self, filter: models.Filter | None = None) -> int:
         """Exact number of points in the collection (matching ``filter``)."""
-        return run_sync(self.client, lock=self._engine_lock, plan=self._count_plan(filter))
+        return run_plan(self._count_plan(filter), self.client, self._engine_lock)
 
     def exists(self) -> bool:
         """Whether the collection exists yet (the first ``add_texts`` creates it)."""
-        return run_sync(self.client, lock=self._engine_lock, plan=records.exists_plan(self))
+        return run_plan(records.exists_plan(self), self.client, self._engine_lock)
 
     def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
         """Stored points by caller id, in the order asked; unknown ids are left out."""
-        return run_sync(self.client, lock=self._engine_lock, plan=records.get_plan(self, ids, with_vectors))
+        return run_plan(records.get_plan(self, ids, with_vectors), self.client, self._engine_lock)
 
     def scroll(
         self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
     ) -> list[models.Record]:
         """Every stored point matching ``filter`` (all of them for None)."""
-        return run_sync(self.client, lock=self._engine_lock, plan=records.scroll_plan(self, filter, with_vectors))
+        return run_plan(records.scroll_plan(self, filter, with_vectors), self.client, self._engine_lock)
 
     def delete_where(self, filter: models.Filter) -> None:
         """Delete every point matching a Qdrant filter (for example all chunks of one source document)."""
         with self.write_lock:
-            run_sync(self.client, lock=self._engine_lock, plan=records.delete_where_plan(self, filter))
+            run_plan(records.delete_where_plan(self, filter), self.client, self._engine_lock)
 
     def search_by_vector(
         self,
@@ -227,14 +187,13 @@ class MatryoshkaIndex(IndexCore):
         with_vectors: bool | Sequence[str] = False,
     ) -> list[models.ScoredPoint]:
         """Top ``limit`` points for a full-width embedding you already have, on the full vector alone."""
-        return run_sync(
-            self.client, records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
-        )
+        plan = records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
+        return run_plan(plan, self.client, self._engine_lock)
 
     def flush(self) -> None:
         """Persist the embedded shard's segments now (writes are already in its WAL); no-op on a client."""
         with self.write_lock:
-            run_sync(self.client, lock=self._engine_lock, plan=self._maintenance_plan("flush"))
+            run_plan(self._maintenance_plan("flush"), self.client, self._engine_lock)
 
     def optimize(self) -> bool:
         """Build the embedded shard's HNSW graphs and merge segments now (blocks); no-op on a client.
@@ -242,11 +201,11 @@ class MatryoshkaIndex(IndexCore):
         Run it after a bulk load: until then searches scan the unindexed segments exactly.
         """
         with self.write_lock:
-            return run_sync(self.client, lock=self._engine_lock, plan=self._maintenance_plan("optimize"))
+            return run_plan(self._maintenance_plan("optimize"), self.client, self._engine_lock)
 
     def close(self) -> None:
         """Flush and release an embedded folder the index opened (a client passed in stays open)."""
-        run_sync(self.client, lock=self._engine_lock, plan=self._close_plan())
+        run_plan(self._close_plan(), self.client, self._engine_lock)
 
     def __enter__(self) -> MatryoshkaIndex:
         return self
@@ -259,6 +218,7 @@ class AsyncMatryoshkaIndex(IndexCore):
     """:class:`MatryoshkaIndex` on an ``AsyncQdrantClient``: the same options, awaitable methods."""
 
     is_async = True
+    client: AsyncClient
 
     async def add_texts(
         self,
@@ -270,7 +230,7 @@ class AsyncMatryoshkaIndex(IndexCore):
         show_progress: bool | None = None,
     ) -> list[DocId]:
         """See :meth:`MatryoshkaIndex.add_texts`."""
-        return await run_async(self.client, self._add_plan(texts, ids, payloads, batch_size, show_progress))
+        return await run_plan_async(self._add_plan(texts, ids, payloads, batch_size, show_progress), self.client)
 
     async def search(
         self,
@@ -325,33 +285,33 @@ class AsyncMatryoshkaIndex(IndexCore):
             two_stage=two_stage,
             mode=mode,
         )
-        return await run_async(self.client, plan)
+        return await run_plan_async(plan, self.client)
 
     async def delete(self, ids: Sequence[DocId]) -> None:
         """See :meth:`MatryoshkaIndex.delete`."""
-        await run_async(self.client, self._delete_plan(ids))
+        await run_plan_async(self._delete_plan(ids), self.client)
 
     async def count(self, filter: models.Filter | None = None) -> int:
         """See :meth:`MatryoshkaIndex.count`."""
-        return await run_async(self.client, self._count_plan(filter))
+        return await run_plan_async(self._count_plan(filter), self.client)
 
     async def exists(self) -> bool:
         """See :meth:`MatryoshkaIndex.exists`."""
-        return await run_async(self.client, records.exists_plan(self))
+        return await run_plan_async(records.exists_plan(self), self.client)
 
     async def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
         """See :meth:`MatryoshkaIndex.get`."""
-        return await run_async(self.client, records.get_plan(self, ids, with_vectors))
+        return await run_plan_async(records.get_plan(self, ids, with_vectors), self.client)
 
     async def scroll(
         self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
     ) -> list[models.Record]:
         """See :meth:`MatryoshkaIndex.scroll`."""
-        return await run_async(self.client, records.scroll_plan(self, filter, with_vectors))
+        return await run_plan_async(records.scroll_plan(self, filter, with_vectors), self.client)
 
     async def delete_where(self, filter: models.Filter) -> None:
         """See :meth:`MatryoshkaIndex.delete_where`."""
-        await run_async(self.client, records.delete_where_plan(self, filter))
+        await run_plan_async(records.delete_where_plan(self, filter), self.client)
 
     async def search_by_vector(
         self,
@@ -364,19 +324,19 @@ class AsyncMatryoshkaIndex(IndexCore):
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search_by_vector`."""
         plan = records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
-        return await run_async(self.client, plan)
+        return await run_plan_async(plan, self.client)
 
     async def flush(self) -> None:
         """See :meth:`MatryoshkaIndex.flush`."""
-        await run_async(self.client, self._maintenance_plan("flush"))
+        await run_plan_async(self._maintenance_plan("flush"), self.client)
 
     async def optimize(self) -> bool:
         """See :meth:`MatryoshkaIndex.optimize`."""
-        return await run_async(self.client, self._maintenance_plan("optimize"))
+        return await run_plan_async(self._maintenance_plan("optimize"), self.client)
 
     async def close(self) -> None:
         """See :meth:`MatryoshkaIndex.close`."""
-        await run_async(self.client, self._close_plan())
+        await run_plan_async(self._close_plan(), self.client)
 
     async def __aenter__(self) -> AsyncMatryoshkaIndex:
         return self

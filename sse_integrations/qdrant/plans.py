@@ -22,11 +22,12 @@ import numpy as np
 from qdrant_client import models
 
 from .._checks import check_positive_int
+from ..sparse import SparseEncoder
 from .layout import DenseStage
 from .options import DEFAULT_PREFETCH_FACTOR, SearchMode
 from .passages import PassageStage, passage_rescore_query
+from .runner import Call
 
-Call = tuple[Any, dict[str, Any]]  # (client method name, kwargs) or (callable, kwargs)
 Hits = list[list[models.ScoredPoint]]
 
 
@@ -36,7 +37,7 @@ class PlanIndex(Protocol):
     collection_name: str
     stages: tuple[DenseStage, ...]
     passages: PassageStage | None
-    sparse_encoder: Any
+    sparse_encoder: SparseEncoder | None
     last_timings: dict[str, float]
 
     @property

@@ -175,23 +175,3 @@ def build_points(
         )
         for row, doc_id in enumerate(doc_ids)
     ]
-
-
-def index_points(
-    embedded: bool,
-    doc_ids: Sequence[DocId],
-    texts: Sequence[str],
-    vectors: Mapping[str, Any],
-    payloads: Sequence[Mapping[str, Any] | None] | None,
-    *,
-    text_key: str,
-    id_key: str,
-    namespace: uuid.UUID,
-) -> list[Any]:
-    """One batch's points: Edge points for the embedded engine, else ``PointStruct``s (:func:`build_points`)."""
-    if not embedded:
-        return build_points(doc_ids, texts, vectors, payloads, text_key=text_key, id_key=id_key, namespace=namespace)
-    from .edge_models import edge_points  # the embedded engine's module, imported only when it is used
-
-    stored = point_payloads(doc_ids, texts, payloads, text_key=text_key, id_key=id_key)
-    return edge_points([to_point_id(doc_id, namespace) for doc_id in doc_ids], vectors, stored)

@@ -9,27 +9,44 @@ other call, on a server, in local mode and on the embedded engine alike. Every r
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, Protocol
 
 from qdrant_client import models
 
-from .layout import SPARSE_METADATA_KEY
-from .plans import Call
+from ..sparse import SparseEncoder
+from .layout import SPARSE_METADATA_KEY, DenseStage
 from .points import DocId
+from .runner import Call
 
 SCROLL_PAGE = 256
 
 
-def exists_plan(index: Any) -> Generator[Call, Any, bool]:
+class RecordIndex(Protocol):
+    """What these plans use of an index: its public attributes and methods (:class:`.core.IndexCore` has them)."""
+
+    collection_name: str
+    sparse_encoder: SparseEncoder | None
+    sparse_stats: dict[str, float] | None
+
+    @property
+    def full(self) -> DenseStage: ...
+    @property
+    def text_key(self) -> str: ...
+    def point_ids(self, ids: Iterable[DocId]) -> list[int | str]: ...
+    def term_lengths(self, texts: Sequence[str]) -> list[int]: ...
+    def ensure_collection_plan(self, create: bool, texts: Sequence[str] = ()) -> Generator[Call, Any, None]: ...
+
+
+def exists_plan(index: RecordIndex) -> Generator[Call, Any, bool]:
     return bool((yield ("collection_exists", {"collection_name": index.collection_name})))
 
 
 def get_plan(
-    index: Any, ids: Sequence[DocId], with_vectors: bool | Sequence[str]
+    index: RecordIndex, ids: Sequence[DocId], with_vectors: bool | Sequence[str]
 ) -> Generator[Call, Any, list[models.Record]]:
     """Points by caller id, in the order asked; unknown ids are left out."""
-    point_ids = index._point_ids(ids)
+    point_ids = index.point_ids(ids)
     if not point_ids or not (yield from exists_plan(index)):
         return []
     records = yield (
@@ -46,7 +63,7 @@ def get_plan(
 
 
 def scroll_plan(
-    index: Any, filter: models.Filter | None, with_vectors: bool | Sequence[str]
+    index: RecordIndex, filter: models.Filter | None, with_vectors: bool | Sequence[str]
 ) -> Generator[Call, Any, list[models.Record]]:
     """Every point matching ``filter`` (all for None), read page by page."""
     if not (yield from exists_plan(index)):
@@ -70,7 +87,7 @@ def scroll_plan(
             return records
 
 
-def delete_where_plan(index: Any, filter: models.Filter) -> Generator[Call, Any, None]:
+def delete_where_plan(index: RecordIndex, filter: models.Filter) -> Generator[Call, Any, None]:
     if not isinstance(filter, models.Filter):
         raise TypeError(f"filter must be a qdrant_client.models.Filter, got {type(filter).__name__}")
     if (yield from exists_plan(index)):
@@ -86,7 +103,7 @@ def delete_where_plan(index: Any, filter: models.Filter) -> Generator[Call, Any,
 
 
 def forget_terms_plan(
-    index: Any, *, point_ids: Sequence[int | str] | None = None, filter: models.Filter | None = None
+    index: RecordIndex, *, point_ids: Sequence[int | str] | None = None, filter: models.Filter | None = None
 ) -> Generator[Call, Any, None]:
     """BM25's running statistics forget the documents about to be deleted (by ids, else by ``filter``).
 
@@ -107,7 +124,7 @@ def forget_terms_plan(
     texts = [str((point.payload or {}).get(index.text_key, "")) for point in found]
     if not texts:
         return
-    lengths = yield (index._term_lengths, {"texts": texts})
+    lengths = yield (index.term_lengths, {"texts": texts})
     docs = max(0, stats["doc_count"] - len(texts))
     terms = max(0, stats["term_count"] - sum(lengths)) if docs else 0
     encoder.avg_doc_length = terms / docs if terms else 1.0
@@ -117,7 +134,7 @@ def forget_terms_plan(
 
 
 def search_by_vector_plan(
-    index: Any,
+    index: RecordIndex,
     vector: Sequence[float],
     limit: int,
     filter: models.Filter | None,
