@@ -5,10 +5,11 @@ Nothing here imports a framework or Qdrant.
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ._checks import is_async_index
 
 # What a store reads of an index (MatryoshkaIndex and AsyncMatryoshkaIndex have all of them).
 INDEX_ATTRIBUTES = ("search", "add_texts", "delete", "encoder", "text_key", "id_key", "client")
@@ -22,11 +23,6 @@ def check_index(index: Any, attributes: Iterable[str] = INDEX_ATTRIBUTES) -> Non
                 f"index must be a sse_integrations.qdrant.MatryoshkaIndex or AsyncMatryoshkaIndex, "
                 f"got {type(index).__name__} (no {attribute!r})"
             )
-
-
-def is_async_index(index: Any) -> bool:
-    """True for an ``AsyncMatryoshkaIndex`` (its searches are coroutines)."""
-    return inspect.iscoroutinefunction(index.search)
 
 
 def refuse_async_index(index: Any, retriever: str, async_calls: str) -> None:

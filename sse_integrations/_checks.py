@@ -5,6 +5,7 @@ Only the standard library and numpy: the core imports this module too.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -87,3 +88,8 @@ def check_payload_text(value: Any, name: str) -> None:
 def _may_hold_surrogates(value: Any) -> bool:
     # Skips building a name for every ASCII string and number of a bulk load's payloads.
     return not value.isascii() if isinstance(value, str) else isinstance(value, (Mapping, list, tuple))
+
+
+def is_async_index(index: object) -> bool:
+    """True for an index whose methods are awaited (``AsyncMatryoshkaIndex``), told by its ``search``."""
+    return inspect.iscoroutinefunction(getattr(index, "search", None))

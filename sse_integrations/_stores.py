@@ -19,15 +19,14 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
+from ._checks import is_async_index
 from ._payload import REF_DOC_KEY, StoredPoint, read_point
 from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, to_point_id
-from .qdrant.runner import Call, is_async_index, run_plan, run_plan_async
+from .qdrant.runner import Call, run_plan, run_plan_async
 
 Index = MatryoshkaIndex | AsyncMatryoshkaIndex
 Step = Call
 Plan = Generator[Step, Any, Any]
-
-RETRIEVAL_MODES = ("dense", "sparse", "hybrid")
 
 
 def run(index: Index, plan: Plan, async_name: str) -> Any:

@@ -14,8 +14,8 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # Bottom first. A unit (a top-level module or a subpackage) imports units of lower layers only.
 LAYERS: list[tuple[str, ...]] = [
-    ("_checks", "formats", "matryoshka", "search_mode", "_payload", "_adapters"),
-    ("model", "hub", "pooling", "passages", "sparse", "documents"),
+    ("_checks", "formats", "matryoshka", "search_mode", "_payload"),
+    ("model", "hub", "pooling", "passages", "sparse", "documents", "_adapters"),
     ("encoder",),
     ("encoder_process",),
     ("qdrant",),

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..search_mode import SearchMode
 from ._options import CommandOptions, FusionChoice, add_fusion_options, add_model_option
 
 if TYPE_CHECKING:
     from ..encoder import SSEEncoder
     from ..evaluation import BEIRDataset, EvalResult
-    from ..qdrant import SearchMode
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class EvalOptions(FusionChoice, CommandOptions):
     data: list[str]
     dims: list[int] | None
     two_stage: bool
-    modes: list[SearchMode]
+    modes: list[SearchMode | str]
     coarse_dim: int
     prefetch_limit: int | None
     split: str
@@ -36,8 +36,8 @@ class EvalOptions(FusionChoice, CommandOptions):
     @property
     def search_modes(self) -> list[SearchMode]:
         """Qdrant modes to evaluate, in order, once each (``--two-stage`` is ``--mode dense``)."""
-        dense: list[SearchMode] = ["dense"] if self.two_stage else []
-        return list(dict.fromkeys(dense + self.modes))
+        dense = [SearchMode.DENSE] if self.two_stage else []
+        return list(dict.fromkeys(dense + [SearchMode(mode) for mode in self.modes]))
 
 
 def _int_list(text: str) -> list[int]:
@@ -60,7 +60,7 @@ def add_parsers(subparsers: Any) -> None:
         "--mode",
         dest="modes",
         action="append",
-        choices=("dense", "sparse", "hybrid"),
+        choices=[mode.value for mode in SearchMode],
         default=[],
         help="also evaluate this Qdrant search mode (repeatable; dense = --two-stage)",
     )

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..search_mode import SearchMode
 from ._options import CommandOptions, FusionChoice, add_fusion_options, add_model_option
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
 
     from ..documents import Document
-    from ..qdrant import MatryoshkaIndex, SearchMode
+    from ..qdrant import MatryoshkaIndex
     from ..qdrant.edge import EdgeClient
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "sample_corpus" / "corpus.jsonl"
@@ -85,7 +86,7 @@ class SearchOptions(FusionChoice, QdrantOptions):
     limit: int
     prefetch_limit: int | None
     single_stage: bool
-    mode: SearchMode
+    mode: SearchMode | str
     where: list[str]
     json: bool
 
@@ -193,7 +194,7 @@ def add_parsers(subparsers: Any) -> None:
     search.add_argument("--single-stage", action="store_true", help="search the full vector only")
     search.add_argument(
         "--mode",
-        choices=("dense", "sparse", "hybrid"),
+        choices=[mode.value for mode in SearchMode],
         default="dense",
         help="dense two-stage, BM25 sparse, or both fused (sparse/hybrid need `index --sparse`)",
     )

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..search_mode import SearchMode
 from .beir import BEIRDataset
 from .metrics import MAX_K, EvalResult, evaluate_rankings, rank_by_cosine, rankings_from_scores
 
 if TYPE_CHECKING:
     from ..encoder import SSEEncoder
-    from ..qdrant import SearchMode
 
 
 def _eval_queries(dataset: BEIRDataset) -> tuple[list[str], list[str], dict[str, set[str]]]:
@@ -133,7 +133,7 @@ def evaluate_two_stage(
     client: Any = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
-    mode: SearchMode = "dense",
+    mode: SearchMode | str = SearchMode.DENSE,
     index_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate the two-stage Qdrant pipeline of :class:`sse_integrations.qdrant.MatryoshkaIndex`.
@@ -173,7 +173,7 @@ def _evaluate_index(
     coarse_dim: int,
     prefetch_limit: int,
     batch_size: int,
-    mode: SearchMode,
+    mode: SearchMode | str,
     index_options: dict[str, Any] | None,
     start: float,
 ) -> EvalResult:

@@ -43,6 +43,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     raise ImportError('sse_integrations.qdrant needs qdrant-client: pip install "sse-integrations[qdrant]"') from error
 
 from ..documents import ID_KEY, TEXT_KEY, TEXT_SUFFIXES, Document, read_documents
+from ..search_mode import SearchMode
 from .core import IndexingError
 from .index import AsyncMatryoshkaIndex, MatryoshkaIndex
 from .layout import (
@@ -68,7 +69,6 @@ from .options import (
     Execution,
     Fusion,
     IndexOptions,
-    SearchMode,
 )
 from .passages import PASSAGES_METADATA_KEY, PASSAGES_NAME, PassageStage, passage_rescore_query
 from .plans import prefetch_limits, two_stage_query

@@ -16,10 +16,10 @@ from typing import Any
 from qdrant_client import models
 
 from .._checks import check_text
+from ..search_mode import SearchMode
 from . import records
 from .backends import AnyClient, AsyncClient, Client, backend_of
 from .core import IndexCore, PerClientLocks
-from .options import SearchMode
 from .points import DocId
 from .runner import run_plan, run_plan_async
 
@@ -94,7 +94,7 @@ class MatryoshkaIndex(IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
-        mode: SearchMode = "dense",
+        mode: SearchMode | str = SearchMode.DENSE,
     ) -> list[models.ScoredPoint]:
         """Top ``limit`` documents for ``query``, best first, as Qdrant ``ScoredPoint``s.
 
@@ -133,7 +133,7 @@ class MatryoshkaIndex(IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
-        mode: SearchMode = "dense",
+        mode: SearchMode | str = SearchMode.DENSE,
     ) -> list[list[models.ScoredPoint]]:
         """:meth:`search` for many queries: one encode, one batched request per stage."""
         plan = self._search_plan(
@@ -243,7 +243,7 @@ class AsyncMatryoshkaIndex(IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
-        mode: SearchMode = "dense",
+        mode: SearchMode | str = SearchMode.DENSE,
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search`."""
         check_text(query, "query")
@@ -271,7 +271,7 @@ class AsyncMatryoshkaIndex(IndexCore):
         with_vectors: bool | Sequence[str] = False,
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
-        mode: SearchMode = "dense",
+        mode: SearchMode | str = SearchMode.DENSE,
     ) -> list[list[models.ScoredPoint]]:
         """See :meth:`MatryoshkaIndex.search_batch`."""
         plan = self._search_plan(

@@ -37,7 +37,6 @@ DEFAULT_ENCODE_PROCESS_FROM = 20_000
 COARSE_QUANTIZATION_SEARCH = models.QuantizationSearchParams(rescore=False)
 
 Execution = Literal["auto", "prefetch", "client"]
-SearchMode = Literal["dense", "sparse", "hybrid"]
 Fusion = Literal["rrf", "dbsf"]
 
 

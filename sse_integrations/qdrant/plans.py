@@ -22,9 +22,10 @@ import numpy as np
 from qdrant_client import models
 
 from .._checks import check_positive_int
+from ..search_mode import SearchMode, search_mode
 from ..sparse import SparseEncoder
 from .layout import DenseStage
-from .options import DEFAULT_PREFETCH_FACTOR, SearchMode
+from .options import DEFAULT_PREFETCH_FACTOR
 from .passages import PassageStage, passage_rescore_query
 from .runner import Call
 
@@ -156,7 +157,7 @@ class SearchRequest:
     with_vectors: bool | Sequence[str] = False
     search_params: models.SearchParams | None = None
     two_stage: bool = True
-    mode: SearchMode = "dense"
+    mode: SearchMode | str = SearchMode.DENSE
 
     def query_request(self, **query: Any) -> models.QueryRequest:
         """A ``QueryRequest`` returning what this search asked for (payload, vectors)."""
@@ -166,8 +167,7 @@ class SearchRequest:
 def search_plan(index: PlanIndex, request: SearchRequest) -> Generator[Call, Any, Hits]:
     """Check the mode and run its plan; ``index.last_timings`` holds the seconds of each step."""
     check_positive_int(request.limit, "limit")
-    if request.mode not in ("dense", "sparse", "hybrid"):
-        raise ValueError(f"mode must be 'dense', 'sparse' or 'hybrid', got {request.mode!r}")
+    search_mode(request.mode)
     if request.mode != "dense" and index.sparse_encoder is None:
         # An index opened without sparse=True takes the sparse vector from the collection's layout.
         yield from index.ensure_collection_plan(create=False)

@@ -71,8 +71,3 @@ def _client(client: object | None, method: str) -> object:
     if client is None:
         raise TypeError(f"the plan calls the client's {method}() but was run without a client")
     return client
-
-
-def is_async_index(index: object) -> bool:
-    """True for an index whose methods are awaited (``AsyncMatryoshkaIndex``), told by its ``search``."""
-    return inspect.iscoroutinefunction(getattr(index, "search", None))
