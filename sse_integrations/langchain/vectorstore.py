@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from langchain_core.documents import Document
@@ -29,6 +29,10 @@ from ..encoder import SSEEncoder
 from ..search_mode import SearchMode, search_mode
 from .embeddings import SSEEmbeddings
 from .filters import dict_filter_to_qdrant
+
+if TYPE_CHECKING:
+    from ..qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+    from ..qdrant.backends import AnyClient
 
 __all__ = ["MatryoshkaQdrantVectorStore", "RetrievalMode"]
 
@@ -61,7 +65,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
 
     def __init__(
         self,
-        index: Any,
+        index: MatryoshkaIndex | AsyncMatryoshkaIndex,
         *,
         retrieval_mode: RetrievalMode | str = RetrievalMode.DENSE,
         search_kwargs: Mapping[str, Any] | None = None,
@@ -89,7 +93,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         metadatas: list[dict] | None = None,
         *,
         ids: list[str] | None = None,
-        client: Any = None,
+        client: AnyClient | None = None,
         location: str | None = None,
         path: str | os.PathLike | None = None,
         collection_name: str = DEFAULT_COLLECTION,
@@ -143,7 +147,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         collection_name: str = DEFAULT_COLLECTION,
         embedding: Embeddings | None = None,
         *,
-        client: Any = None,
+        client: AnyClient | None = None,
         location: str | None = None,
         path: str | os.PathLike | None = None,
         encoder: SSEEncoder | str | os.PathLike | None = None,
@@ -192,7 +196,7 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         collection_name: str,
         embedding: Embeddings | None,
         *,
-        client: Any,
+        client: AnyClient | None,
         location: str | None,
         path: str | os.PathLike | None,
         encoder: SSEEncoder | str | os.PathLike | None,
@@ -205,11 +209,15 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         encoder = _encoder_of(embedding, encoder)
         if sum(given is not None for given in (client, location, path)) > 1:
             raise ValueError("pass one of client, location or path, not several")
-        if path is not None:
-            client = os.fspath(path)  # the index opens (or creates) an embedded shard there
-        elif client is None:
-            client = QdrantClient(location or ":memory:")
-        return cls(MatryoshkaIndex(client, collection_name, encoder, **index_settings), retrieval_mode=retrieval_mode)
+        # A folder opens (or creates) an embedded shard there.
+        engine = (
+            os.fspath(path)
+            if path is not None
+            else client
+            if client is not None
+            else QdrantClient(location or ":memory:")
+        )
+        return cls(MatryoshkaIndex(engine, collection_name, encoder, **index_settings), retrieval_mode=retrieval_mode)
 
     # writes ----------------------------------------------------------------------------------
 

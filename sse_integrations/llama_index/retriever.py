@@ -26,6 +26,7 @@ from ..search_mode import search_mode
 from .filters import metadata_filters_to_qdrant
 
 if TYPE_CHECKING:
+    from ..qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
     from .vectorstore import MatryoshkaQdrantVectorStore
 
 __all__ = ["MatryoshkaQdrantRetriever"]
@@ -57,7 +58,7 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
 
     def __init__(
         self,
-        index: Any,
+        index: MatryoshkaIndex | AsyncMatryoshkaIndex,
         similarity_top_k: int = 4,
         *,
         prefetch_limit: int | Sequence[int] | None = None,

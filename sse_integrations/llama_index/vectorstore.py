@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from llama_index.core.schema import BaseNode, MetadataMode
@@ -37,6 +37,10 @@ from ..encoder import SSEEncoder
 from ..search_mode import SearchMode
 from .filters import metadata_filters_to_qdrant
 from .nodes import node_from_point, node_payload
+
+if TYPE_CHECKING:
+    from ..qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+    from ..qdrant.backends import AnyClient
 
 __all__ = ["MatryoshkaQdrantVectorStore"]
 
@@ -83,9 +87,9 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
 
     def __init__(
         self,
-        index: Any = None,
+        index: MatryoshkaIndex | AsyncMatryoshkaIndex | None = None,
         *,
-        client: Any = None,
+        client: AnyClient | None = None,
         path: str | os.PathLike | None = None,
         collection_name: str = DEFAULT_COLLECTION,
         encoder: SSEEncoder | str | os.PathLike | None = None,
@@ -97,11 +101,9 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
 
             if client is not None and path is not None:
                 raise ValueError("pass a client or a path, not both")
-            if path is not None:
-                client = os.fspath(path)  # the index opens (or creates) an embedded shard there
-            elif client is None:
-                client = QdrantClient(":memory:")
-            index = MatryoshkaIndex(client, collection_name, encoder, **index_settings)
+            # A folder opens (or creates) an embedded shard there.
+            engine = os.fspath(path) if path is not None else client if client is not None else QdrantClient(":memory:")
+            index = MatryoshkaIndex(engine, collection_name, encoder, **index_settings)
         elif client is not None or path is not None or encoder is not None or index_settings:
             raise ValueError("pass an index, or the arguments to build one, not both")
         _adapters.check_index(index)
