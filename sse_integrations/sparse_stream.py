@@ -49,7 +49,9 @@ class StreamingSparseEncoder:
         avg_doc_length: float | None = None,
     ) -> None:
         self.encoder = resolve_encoder(encoder, model_name_or_path)
-        if avg_doc_length is not None and (isinstance(avg_doc_length, bool) or not isinstance(avg_doc_length, (int, float))):
+        if avg_doc_length is not None and (
+            isinstance(avg_doc_length, bool) or not isinstance(avg_doc_length, (int, float))
+        ):
             raise TypeError(f"avg_doc_length must be a number of terms, got {type(avg_doc_length).__name__}")
         self.sparse = SparseEncoder(
             self.encoder.tokenizer, features=features, k1=k1, b=b, avg_doc_length=avg_doc_length
@@ -74,7 +76,7 @@ class StreamingSparseEncoder:
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         """BM25 term-frequency weights of ``texts``; a running average first counts them."""
-        texts = as_text_list(texts)
+        texts = as_text_list(texts, hint="pass a list of documents")
         if not texts:
             return []
         with self._lock:
