@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
+from pathlib import Path
 
 import pytest
 from langchain_qdrant import QdrantVectorStore, RetrievalMode
@@ -317,3 +318,19 @@ def test_bad_input_is_a_clear_error(tiny_encoder):
         encoder.store_options(rrf_k=0)
     with pytest.raises(ValueError, match="alpha"):
         reciprocal_rank_fusion(VectorStoreQueryResult(), VectorStoreQueryResult(), alpha=1.5)
+
+
+# --- the documented examples -----------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_the_guides_examples_run_and_find_the_hotel(tmp_path, monkeypatch, capsys):
+    from tests.test_readme import python_blocks
+
+    guide = Path(__file__).resolve().parent.parent / "docs" / "anchor_stores.md"
+    blocks = python_blocks(guide.read_text(encoding="utf-8"))
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    for line, code, _ in blocks:
+        exec(compile(code, f"anchor_stores.md:{line}", "exec"), {"__name__": "__guide__"})
+        assert capsys.readouterr().out.strip().splitlines()[-1] == "東京駅の近くにホテルがあります。"
