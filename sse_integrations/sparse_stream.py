@@ -13,6 +13,7 @@ equal the index's for a corpus it adds in one call. The IDF part stays with the 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -53,6 +54,8 @@ class StreamingSparseEncoder:
             isinstance(avg_doc_length, bool) or not isinstance(avg_doc_length, (int, float))
         ):
             raise TypeError(f"avg_doc_length must be a number of terms, got {type(avg_doc_length).__name__}")
+        if avg_doc_length is not None and not math.isfinite(avg_doc_length):
+            raise ValueError(f"avg_doc_length must be positive, got {avg_doc_length}")
         self.sparse = SparseEncoder(
             self.encoder.tokenizer, features=features, k1=k1, b=b, avg_doc_length=avg_doc_length
         )

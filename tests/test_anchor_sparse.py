@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -290,6 +292,7 @@ def test_running_average_follows_the_batches_and_fit_fixes_it(tiny_encoder):
     [
         ({"avg_doc_length": 0}, ValueError, "avg_doc_length must be positive"),
         ({"avg_doc_length": "10"}, TypeError, "avg_doc_length must be a number"),
+        ({"avg_doc_length": float("nan")}, ValueError, "avg_doc_length must be positive"),
         ({"k1": -1.0}, ValueError, "k1 >= 0"),
         ({"b": 2.0}, ValueError, "0 <= b <= 1"),
         ({"features": "words"}, ValueError, "features must be one of"),
@@ -334,3 +337,35 @@ def test_the_guides_examples_run_and_find_the_hotel(tmp_path, monkeypatch, capsy
     for line, code, _ in blocks:
         exec(compile(code, f"anchor_stores.md:{line}", "exec"), {"__name__": "__guide__"})
         assert capsys.readouterr().out.strip().splitlines()[-1] == "東京駅の近くにホテルがあります。"
+
+
+# --- without the anchor packages -----------------------------------------------------------------
+
+BLOCK_IMPORTS = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "langchain_qdrant" or name.startswith("llama_index.vector_stores"):
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "extra"),
+    [
+        ("sse_integrations.langchain", "SSESparseEmbeddings", "langchain-qdrant"),
+        ("sse_integrations.llama_index", "SSESparseEncoder", "llamaindex-qdrant"),
+    ],
+)
+def test_without_the_store_package_the_framework_extra_still_imports(module, name, extra):
+    code = BLOCK_IMPORTS + (
+        f"import {module} as adapter\n"
+        "try:\n"
+        f"    getattr(adapter, {name!r})\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert f'pip install "sse-integrations[{extra}]"' in completed.stdout

@@ -16,21 +16,28 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..encoder import SSEEncoder
+from ..sparse_stream import StreamingSparseEncoder
+
+_EXTRA = 'SSESparseEncoder needs llama-index-vector-stores-qdrant: pip install "sse-integrations[llamaindex-qdrant]"'
 try:
     from llama_index.core.vector_stores.types import VectorStoreQueryResult
     from qdrant_client import models
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        'SSESparseEncoder needs llama-index-vector-stores-qdrant: pip install "sse-integrations[llamaindex-qdrant]"'
-    ) from error
-
-from ..encoder import SSEEncoder
-from ..sparse_stream import StreamingSparseEncoder
+    raise ImportError(_EXTRA) from error
+# Nothing here imports the store itself (the caller does), but without it this class serves nothing.
+try:
+    _store_missing = importlib.util.find_spec("llama_index.vector_stores.qdrant") is None
+except ImportError:  # its parent package is missing
+    _store_missing = True
+if _store_missing:
+    raise ImportError(_EXTRA)
 
 __all__ = ["SSESparseEncoder", "reciprocal_rank_fusion"]
 
