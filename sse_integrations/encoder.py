@@ -475,3 +475,17 @@ def encode_documents(
         texts, passages[0], truncate_dim=truncate_dim, passage_dim=passages[1], batch_size=max(1, len(texts))
     )
     return documents, (vectors, counts)
+
+
+def resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
+    """The shared ``encoder``, or one loaded from ``name_or_path`` (None = the bundled default)."""
+    if encoder is None:
+        return SSEEncoder.from_pretrained(name_or_path)
+    if not isinstance(encoder, SSEEncoder):
+        raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
+    if name_or_path is not None and model_reference(name_or_path) != model_reference(encoder.source):
+        # Two different models named at once: refuse rather than guess which one embeds.
+        raise ValueError(
+            f"got both a model ({str(name_or_path)!r}) and an encoder loaded from {encoder.source!r}; pass one"
+        )
+    return encoder

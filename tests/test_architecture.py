@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("_checks", "formats", "matryoshka", "search_mode", "_payload"),
     ("model", "hub", "pooling", "passages", "sparse", "documents", "_adapters"),
     ("encoder",),
-    ("encoder_process",),
+    ("encoder_process", "sparse_stream"),
     ("qdrant",),
     ("evaluation", "chroma", "_stores"),
     ("langchain", "llama_index"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sse_integrations"
-CORE = ("encoder", "formats", "matryoshka", "model", "sparse")
+CORE = ("encoder", "formats", "matryoshka", "model", "sparse", "sparse_stream")
 ADAPTERS = ("langchain", "llama_index", "chroma", "qdrant")
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80

@@ -6,7 +6,9 @@
   rescoring), for the framework's ``from_documents`` -> ``as_retriever()`` flow;
 - :class:`MatryoshkaQdrantRetriever` (``retriever.py``): the same search as a retriever built
   directly on an index;
-- :func:`dict_filter_to_qdrant` (``filters.py``): LangChain's dict filters as Qdrant filters.
+- :func:`dict_filter_to_qdrant` (``filters.py``): LangChain's dict filters as Qdrant filters;
+- :class:`SSESparseEmbeddings` (``sparse_embeddings.py``): our BM25 sparse vectors for
+  langchain-qdrant's own ``QdrantVectorStore`` (hybrid and sparse modes), Japanese included.
 
 Example:
     >>> from sse_integrations import SSEEncoder
@@ -26,6 +28,7 @@ from .retriever import MatryoshkaQdrantRetriever
 
 if TYPE_CHECKING:
     from .filters import dict_filter_to_qdrant
+    from .sparse_embeddings import SSESparseEmbeddings
     from .vectorstore import MatryoshkaQdrantVectorStore, RetrievalMode
 
 __all__ = [
@@ -33,15 +36,17 @@ __all__ = [
     "MatryoshkaQdrantVectorStore",
     "RetrievalMode",
     "SSEEmbeddings",
+    "SSESparseEmbeddings",
     "dict_filter_to_qdrant",
 ]
 
-# These need qdrant-client as well: loaded on first use, so the embeddings and the retriever
-# import with the langchain extra alone.
+# These need qdrant-client (and SSESparseEmbeddings langchain-qdrant) as well: loaded on first
+# use, so the embeddings and the retriever import with the langchain extra alone.
 _QDRANT_NAMES = {
     "MatryoshkaQdrantVectorStore": "vectorstore",
     "RetrievalMode": "vectorstore",
     "dict_filter_to_qdrant": "filters",
+    "SSESparseEmbeddings": "sparse_embeddings",
 }
 
 

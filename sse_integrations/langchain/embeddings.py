@@ -15,24 +15,10 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._checks import check_text
-from ..encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
+from ..encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference, resolve_encoder
 from ..matryoshka import validate_dim
 
 __all__ = ["SSEEmbeddings"]
-
-
-def _resolve_encoder(encoder: SSEEncoder | None, name_or_path: str | os.PathLike | None) -> SSEEncoder:
-    """The shared encoder, or one loaded from ``name_or_path`` (None = the bundled default)."""
-    if encoder is None:
-        return SSEEncoder.from_pretrained(name_or_path)
-    if not isinstance(encoder, SSEEncoder):
-        raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-    if name_or_path is not None and model_reference(name_or_path) != model_reference(encoder.source):
-        # Two different models named at once: refuse rather than guess which one embeds.
-        raise ValueError(
-            f"got both a model ({str(name_or_path)!r}) and an encoder loaded from {encoder.source!r}; pass one"
-        )
-    return encoder
 
 
 class SSEEmbeddings(BaseModel, Embeddings):
@@ -73,7 +59,7 @@ class SSEEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _load(self) -> SSEEmbeddings:
-        encoder = _resolve_encoder(self.encoder, self.model_name_or_path)
+        encoder = resolve_encoder(self.encoder, self.model_name_or_path)
         if self.truncate_dim is not None:
             validate_dim(self.truncate_dim, encoder.full_dim)
         # Plain attribute writes: validate_assignment is off, so validators do not re-run.
