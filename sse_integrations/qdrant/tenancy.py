@@ -24,7 +24,7 @@ import functools
 import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union, get_args
+from typing import Any, cast, get_args
 
 from qdrant_client import models
 
@@ -37,8 +37,8 @@ TENANCY_METADATA_KEY = "sse_tenancy"
 SCHEMA_TYPES = tuple(kind.value for kind in models.PayloadSchemaType)
 SCHEMA_PARAMS: tuple[type, ...] = get_args(models.PayloadSchemaParams)
 
-PayloadIndexOption = Union[str, models.PayloadSchemaType, models.PayloadSchemaParams]
-PayloadSchema = Union[models.PayloadSchemaType, models.PayloadSchemaParams]
+PayloadIndexOption = str | models.PayloadSchemaType | models.PayloadSchemaParams
+PayloadSchema = models.PayloadSchemaType | models.PayloadSchemaParams
 Call = tuple[Any, dict[str, Any]]
 
 # Client calls that touch the collection's settings, never its points: they pass unscoped.
@@ -79,7 +79,7 @@ def payload_schema(field: str, option: Any) -> PayloadSchema:
             raise ValueError(f"payload_indexes[{field!r}] must be one of {list(SCHEMA_TYPES)}, got {option!r}")
         return models.PayloadSchemaType(option)
     if isinstance(option, SCHEMA_PARAMS):
-        return option
+        return cast(PayloadSchema, option)
     raise TypeError(
         f"payload_indexes[{field!r}] must be a type name, a PayloadSchemaType or a qdrant *IndexParams, "
         f"got {type(option).__name__}"
