@@ -21,7 +21,7 @@ from qdrant_client import models
 
 from ._checks import is_async_index
 from ._payload import REF_DOC_KEY, StoredPoint, read_point
-from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, to_point_id
+from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
 from .qdrant.runner import Call, run_plan, run_plan_async
 
 Index = MatryoshkaIndex | AsyncMatryoshkaIndex
@@ -123,7 +123,8 @@ def ref_doc_filter(ref_doc_ids: Sequence[str]) -> models.Filter:
 
 
 def id_filter(index: Index, ids: Sequence[Any]) -> models.HasIdCondition:
-    return models.HasIdCondition(has_id=[to_point_id(doc_id, index.id_namespace) for doc_id in ids])
+    # The index's own mapping: on a multi-tenant index, the tenant's point ids.
+    return models.HasIdCondition(has_id=[index.point_id(doc_id) for doc_id in ids])
 
 
 def scroll_plan(index: Index, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:

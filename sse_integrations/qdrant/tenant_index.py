@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,10 @@ class TenantIndexCore(IndexCore):
         index can serve many tenants' handles at once.
         """
         return TenantHandle(self, tenant)
+
+    def with_options(self, **changes: Any) -> Any:
+        """A twin of this index on the same client, collection and encoder, some options changed."""
+        return type(self)(self.client, self.collection_name, self.encoder, options=replace(self.options, **changes))
 
     # collection ------------------------------------------------------------------------------
 
@@ -332,6 +337,10 @@ class TenantHandle:
             return attribute(*args, **check(kwargs))
 
         return call
+
+    def with_options(self, **changes: Any) -> TenantHandle:
+        """:meth:`TenantIndexCore.with_options`, bound to this handle's tenant too."""
+        return self._index.with_options(**changes).for_tenant(self.tenant)
 
     def for_tenant(self, tenant: str) -> TenantHandle:
         if tenant != self.tenant:
