@@ -385,3 +385,88 @@ def test_the_embedded_engine_refuses_shard_keys(tiny_encoder, tmp_path):
     with pytest.raises(ValueError, match="one shard"):
         index.add_texts(["猫"], shard_key_selector="big")
     index.close()
+
+
+# --- the vector stores ---------------------------------------------------------------------
+
+STORE_DOCS = 200
+
+
+@pytest.fixture(params=ENGINES)
+def store_index(request, tiny_encoder, tmp_path_factory):
+    index = MatryoshkaIndex(
+        make_client(request.param, tmp_path_factory), "store", tiny_encoder, tenant_field="tenant", sparse=True
+    )
+    yield index
+    index.close()
+
+
+def test_the_langchain_store_serves_its_tenant_only(store_index, documents):
+    from sse_integrations.langchain import MatryoshkaQdrantVectorStore
+
+    ids, texts = documents[0][:STORE_DOCS], documents[1][:STORE_DOCS]
+    for tenant in TENANTS:
+        store = MatryoshkaQdrantVectorStore(store_index, tenant=tenant)
+        store.add_texts(texts, metadatas=[{"group": i % 5} for i in range(STORE_DOCS)], ids=ids)
+    query = query_texts(1)[0]
+    for mode in ("dense", "sparse", "hybrid"):
+        store = MatryoshkaQdrantVectorStore(store_index, tenant="a", retrieval_mode=mode)
+        found = store.similarity_search(query, k=20)
+        assert found and {doc.metadata["tenant"] for doc in found} == {"a"}
+        assert store.similarity_search(query, k=20, filter={"tenant": "b"}) == []
+        assert store.similarity_search(query, k=20, filter=escape_filters("b")["should other"]) == []
+        within = store.similarity_search(query, k=20, filter={"group": 2})
+        assert within and {(d.metadata["tenant"], d.metadata["group"]) for d in within} == {("a", 2)}
+        retrieved = store.as_retriever(search_kwargs={"k": 10}).invoke(query)
+        assert retrieved and {doc.metadata["tenant"] for doc in retrieved} == {"a"}
+    store = MatryoshkaQdrantVectorStore(store_index, tenant="a")
+    diverse = store.as_retriever(search_type="mmr", search_kwargs={"k": 5, "fetch_k": 20}).invoke(query)
+    assert len(diverse) == 5 and {doc.metadata["tenant"] for doc in diverse} == {"a"}
+    assert [doc.id for doc in store.get_by_ids(ids[:3])] == ids[:3]
+    assert {doc.metadata["tenant"] for doc in store.get_by_ids(ids[:3])} == {"a"}
+    store.delete(ids[:10])
+    store.delete(filter={"tenant": "b"})  # another tenant's, through the filter: matches none of a's
+    MatryoshkaQdrantVectorStore(store_index, tenant="c").delete()  # "delete all" is all of c's
+    assert {t: store_index.count(tenant=t) for t in TENANTS} == {"a": STORE_DOCS - 10, "b": STORE_DOCS, "c": 0}
+
+
+def test_the_llama_index_store_serves_its_tenant_only(store_index, documents, tiny_encoder):
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import (
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryMode,
+    )
+
+    from sse_integrations.llama_index import MatryoshkaQdrantVectorStore, SSEEmbedding
+
+    ids, texts = documents[0][:STORE_DOCS], documents[1][:STORE_DOCS]
+    stores = {tenant: MatryoshkaQdrantVectorStore(store_index, tenant=tenant) for tenant in TENANTS}
+    for store in stores.values():
+        store.add([TextNode(id_=i, text=t, metadata={"group": n % 5}) for n, (i, t) in enumerate(zip(ids, texts))])
+    a, query = stores["a"], query_texts(1)[0]
+    other = MetadataFilters(filters=[MetadataFilter(key="tenant", value="b")])
+    for mode, alpha in (
+        (VectorStoreQueryMode.DEFAULT, None),
+        (VectorStoreQueryMode.SPARSE, None),
+        (VectorStoreQueryMode.HYBRID, None),
+        (VectorStoreQueryMode.HYBRID, 0.7),
+    ):
+        asked = VectorStoreQuery(query_str=query, similarity_top_k=20, mode=mode, alpha=alpha)
+        result = a.query(asked)
+        assert result.nodes and {node.metadata["tenant"] for node in result.nodes} == {"a"}
+        asked.filters = other
+        assert a.query(asked).nodes == []
+    retriever = VectorStoreIndex.from_vector_store(a, embed_model=SSEEmbedding(encoder=tiny_encoder)).as_retriever(
+        similarity_top_k=10
+    )
+    hits = retriever.retrieve(query)
+    assert hits and {hit.node.metadata["tenant"] for hit in hits} == {"a"}
+    assert a.get_nodes(filters=other) == []
+    assert {node.metadata["tenant"] for node in a.get_nodes(ids[:5])} == {"a"}
+    a.delete_nodes(ids[:10])
+    a.delete_nodes(filters=other)
+    stores["c"].clear()
+    assert {t: store_index.count(tenant=t) for t in TENANTS} == {"a": STORE_DOCS - 10, "b": STORE_DOCS, "c": 0}
