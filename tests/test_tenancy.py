@@ -14,14 +14,14 @@ import warnings
 import pytest
 from qdrant_client import QdrantClient, models
 
-from sse_integrations.qdrant import CollectionMismatchError, MatryoshkaIndex
-from sse_integrations.qdrant.tenancy import (
+from sse_integrations.qdrant import (
     TENANCY_METADATA_KEY,
-    RequestScope,
+    CollectionMismatchError,
+    MatryoshkaIndex,
     TenantError,
-    scoped_plan,
     tenant_point_id,
 )
+from sse_integrations.qdrant.tenancy import RequestScope, scoped_plan
 from tests.helpers import CORPUS_FILE, query_texts
 
 TENANTS = ("a", "b", "c")
