@@ -470,3 +470,25 @@ def test_the_llama_index_store_serves_its_tenant_only(store_index, documents, ti
     a.delete_nodes(filters=other)
     stores["c"].clear()
     assert {t: store_index.count(tenant=t) for t in TENANTS} == {"a": STORE_DOCS - 10, "b": STORE_DOCS, "c": 0}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_the_async_index_and_its_handles_are_scoped_alike(engine, tiny_encoder, tmp_path):
+    from qdrant_client import AsyncQdrantClient
+
+    from sse_integrations.qdrant import AsyncMatryoshkaIndex
+
+    client = AsyncQdrantClient(":memory:") if engine == "local" else tmp_path
+    index = AsyncMatryoshkaIndex(client, "docs", tiny_encoder, tenant_field="tenant", sparse=True)
+    for tenant in TENANTS:
+        await index.add_texts([f"{tenant}の猫が眠る", "犬が走る"], ids=["1", "2"], tenant=tenant)
+    b = index.for_tenant("b")
+    for mode in ("dense", "sparse", "hybrid"):
+        hits = await b.search("猫", mode=mode)
+        assert hits and {point.payload["tenant"] for point in hits} == {"b"}
+        assert await b.search("猫", mode=mode, filter=escape_filters("c")["should other"]) == []
+    await b.delete(["1"])
+    assert [await index.count(tenant=t) for t in TENANTS] == [2, 1, 2]
+    with pytest.raises(TenantError):
+        await index.count()
+    await index.close()
