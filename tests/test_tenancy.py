@@ -492,3 +492,22 @@ async def test_the_async_index_and_its_handles_are_scoped_alike(engine, tiny_enc
     with pytest.raises(TenantError):
         await index.count()
     await index.close()
+
+
+def test_the_command_line_indexes_and_searches_one_tenant(tmp_path, tiny_model_path, capsys):
+    from sse_integrations.cli import main
+
+    where = ["--collection", "docs", "--qdrant-path", str(tmp_path / "q"), "--model", str(tiny_model_path)]
+    for tenant in ("a", "b"):
+        corpus = tmp_path / f"{tenant}.jsonl"
+        rows = [{"id": str(i), "text": f"{tenant}: {t}"} for i, t in enumerate(["猫が眠る", "犬が走る"])]
+        corpus.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in rows), encoding="utf-8")
+        assert main(["index", str(corpus), *where, "--tenant", tenant, "--no-progress"]) == 0
+        assert f"tenant {tenant!r} holds 2 points" in capsys.readouterr().out
+    assert main(["search", "猫", *where, "--tenant", "b", "--json", "--where", "tenant=a"]) == 0
+    assert json.loads(capsys.readouterr().out)["hits"] == []
+    assert main(["search", "猫", *where, "--tenant", "b", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert sorted(hit["text"] for hit in hits) == ["b: 犬が走る", "b: 猫が眠る"]
+    assert main(["search", "猫", *where]) == 2  # a multi-tenant collection needs --tenant
+    assert "multi-tenant" in capsys.readouterr().err
