@@ -229,7 +229,8 @@ class RequestScope:
             return (method, kwargs), None
         if method == "query_points":
             kwargs["query_filter"] = self.filter(kwargs.get("query_filter"))
-            kwargs["prefetch"] = self.prefetch(kwargs.get("prefetch"))
+            if kwargs.get("prefetch") is not None:
+                kwargs["prefetch"] = self.prefetch(kwargs["prefetch"])
             return (method, self._shard(kwargs)), None
         if method in ("count", "scroll"):
             key = f"{method}_filter"
