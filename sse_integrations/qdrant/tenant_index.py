@@ -21,8 +21,8 @@ from qdrant_client import models
 from . import records
 from .core import IndexCore
 from .layout import CollectionMismatchError
-from .plans import Call
 from .points import DocId, build_points, named_point_id, point_payloads, to_point_id
+from .runner import Call
 from .tenancy import (
     TENANCY_METADATA_KEY,
     RequestScope,
@@ -276,7 +276,7 @@ class TenantIndexCore(IndexCore):
     def tenant_point_ids(self, ids: Sequence[DocId], tenant: str | None) -> list[int | str]:
         """Point ids of caller ids: the tenant's own on a multi-tenant index."""
         if self.tenant_field is None:
-            return self._point_ids(ids)
+            return self.point_ids(ids)
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a list, got a bare string")
         resolved = self.resolve_tenant(tenant)
