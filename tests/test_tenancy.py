@@ -1,4 +1,4 @@
-"""Multi-tenancy, payload indexes and custom shard keys on both engines (qdrant-client local mode, Qdrant Edge).
+"""Multi-tenancy, payload indexes and custom shard keys on every backend (local mode, Qdrant Edge, a server with QDRANT_URL).
 
 Three tenants hold the same 1,000 documents under the same document ids, so a leak of any
 kind would show: another tenant's copy of a hit scores exactly as the tenant's own. Every search
@@ -26,7 +26,6 @@ from tests.helpers import CORPUS_FILE, query_texts
 
 TENANTS = ("a", "b", "c")
 DOCS_PER_TENANT = 1000
-ENGINES = ("local", "edge")
 
 
 def tenant_is(value: str) -> models.FieldCondition:
@@ -44,10 +43,6 @@ def payloads(count: int) -> list[dict]:
     return [{"group": i % 5, "n": i} for i in range(count)]
 
 
-def make_client(engine: str, tmp_path_factory) -> object:
-    return QdrantClient(":memory:") if engine == "local" else str(tmp_path_factory.mktemp("edge"))
-
-
 def load(index: MatryoshkaIndex, documents) -> None:
     ids, texts = documents
     for tenant in TENANTS:
@@ -55,20 +50,17 @@ def load(index: MatryoshkaIndex, documents) -> None:
     index.optimize()
 
 
-@pytest.fixture(
-    scope="module", params=[(e, p) for e in ENGINES for p in (False, True)], ids=lambda p: f"{p[0]}-passages{int(p[1])}"
-)
-def tenant_index(request, tiny_encoder, documents, tmp_path_factory):
-    """3 tenants x 1,000 documents, sparse on, with and without passages, on each engine."""
-    engine, passages = request.param
+@pytest.fixture(scope="module", params=[False, True], ids=["whole", "passages"])
+def tenant_index(request, module_engine, tiny_encoder, documents):
+    """3 tenants x 1,000 documents, sparse on, with and without passages, on each engine (a server with QDRANT_URL)."""
     index = MatryoshkaIndex(
-        make_client(engine, tmp_path_factory),
-        "docs",
+        module_engine.where(),
+        module_engine.name("passages" if request.param else "docs"),
         tiny_encoder,
         tenant_field="tenant",
         payload_indexes={"group": "integer"},
         sparse=True,
-        passages=passages,
+        passages=request.param,
         show_progress=False,
     )
     load(index, documents)
@@ -161,7 +153,7 @@ def test_client_side_rescoring_stays_in_its_tenant(tenant_index):
 def test_reads_by_id_filter_and_vector_stay_in_their_tenant(tenant_index, tiny_encoder):
     index = tenant_index
     assert index.count(tenant="a") == DOCS_PER_TENANT
-    assert index.client.count("docs").count == len(TENANTS) * DOCS_PER_TENANT
+    assert index.client.count(index.collection_name).count == len(TENANTS) * DOCS_PER_TENANT
     for name, escape in escape_filters("b").items():
         assert index.count(escape, tenant="a") == 0, name
         assert index.scroll(escape, tenant="a") == [], name
@@ -196,11 +188,8 @@ def test_requests_without_their_tenant_are_refused(tenant_index):
     assert index.count(tenant="a") == DOCS_PER_TENANT
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_deletes_by_id_and_by_filter_stay_in_their_tenant(engine, tiny_encoder, documents, tmp_path_factory):
-    index = MatryoshkaIndex(
-        make_client(engine, tmp_path_factory), "docs", tiny_encoder, tenant_field="tenant", sparse=True
-    )
+def test_deletes_by_id_and_by_filter_stay_in_their_tenant(engine, tiny_encoder, documents):
+    index = MatryoshkaIndex(engine.where(), engine.name("docs"), tiny_encoder, tenant_field="tenant", sparse=True)
     load(index, documents)
 
     def counts() -> dict[str, int]:
@@ -222,10 +211,9 @@ def test_deletes_by_id_and_by_filter_stay_in_their_tenant(engine, tiny_encoder, 
     index.close()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_handle_and_a_bound_index_serve_their_tenant_only(engine, tiny_encoder, tmp_path_factory):
-    client = make_client(engine, tmp_path_factory)
-    index = MatryoshkaIndex(client, "docs", tiny_encoder, tenant_field="tenant")
+def test_a_handle_and_a_bound_index_serve_their_tenant_only(engine, tiny_encoder):
+    client = engine.where()
+    index = MatryoshkaIndex(client, engine.name("docs"), tiny_encoder, tenant_field="tenant")
     # One multi-tenant bulk load: each payload names its tenant.
     index.add_texts(
         ["猫が眠る", "犬が走る", "鳥が飛ぶ"], ids=["1", "1", "1"], payloads=[{"tenant": t} for t in TENANTS]
@@ -242,7 +230,9 @@ def test_a_handle_and_a_bound_index_serve_their_tenant_only(engine, tiny_encoder
     a.add_texts(["猫が遊ぶ"], ids=["2"])
     assert index.count(tenant="a") == 2 and index.count(tenant="b") == 1
     index.close()
-    bound = MatryoshkaIndex(client, "docs", tiny_encoder, tenant="c")  # the tenant field is the collection's
+    bound = MatryoshkaIndex(
+        client, engine.name("docs"), tiny_encoder, tenant="c"
+    )  # the tenant field is the collection's
     assert [p.payload["text"] for p in bound.search("猫")] == ["鳥が飛ぶ"]
     with pytest.raises(TenantError, match="bound to tenant 'c'"):
         bound.count(tenant="a")
@@ -392,11 +382,9 @@ def test_the_embedded_engine_refuses_shard_keys(tiny_encoder, tmp_path):
 STORE_DOCS = 200
 
 
-@pytest.fixture(params=ENGINES)
-def store_index(request, tiny_encoder, tmp_path_factory):
-    index = MatryoshkaIndex(
-        make_client(request.param, tmp_path_factory), "store", tiny_encoder, tenant_field="tenant", sparse=True
-    )
+@pytest.fixture
+def store_index(engine, tiny_encoder):
+    index = MatryoshkaIndex(engine.where(), engine.name("store"), tiny_encoder, tenant_field="tenant", sparse=True)
     yield index
     index.close()
 
@@ -472,14 +460,12 @@ def test_the_llama_index_store_serves_its_tenant_only(store_index, documents, ti
     assert {t: store_index.count(tenant=t) for t in TENANTS} == {"a": STORE_DOCS - 10, "b": STORE_DOCS, "c": 0}
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-async def test_the_async_index_and_its_handles_are_scoped_alike(engine, tiny_encoder, tmp_path):
-    from qdrant_client import AsyncQdrantClient
-
+async def test_the_async_index_and_its_handles_are_scoped_alike(engine, tiny_encoder):
     from sse_integrations.qdrant import AsyncMatryoshkaIndex
 
-    client = AsyncQdrantClient(":memory:") if engine == "local" else tmp_path
-    index = AsyncMatryoshkaIndex(client, "docs", tiny_encoder, tenant_field="tenant", sparse=True)
+    index = AsyncMatryoshkaIndex(
+        engine.async_where(), engine.name("docs"), tiny_encoder, tenant_field="tenant", sparse=True
+    )
     for tenant in TENANTS:
         await index.add_texts([f"{tenant}の猫が眠る", "犬が走る"], ids=["1", "2"], tenant=tenant)
     b = index.for_tenant("b")
