@@ -21,10 +21,11 @@ from qdrant_client import models
 
 from ._checks import is_async_index
 from ._payload import REF_DOC_KEY, StoredPoint, read_point
-from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex
+from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, TenantHandle
 from .qdrant.runner import Call, run_plan, run_plan_async
 
-Index = MatryoshkaIndex | AsyncMatryoshkaIndex
+# A tenant's handle (index.for_tenant) stands for its index everywhere a store uses one.
+Index = MatryoshkaIndex | AsyncMatryoshkaIndex | TenantHandle
 Step = Call
 Plan = Generator[Step, Any, Any]
 
