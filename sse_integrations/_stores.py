@@ -21,10 +21,11 @@ from qdrant_client import models
 
 from ._checks import is_async_index
 from ._payload import REF_DOC_KEY, StoredPoint, read_point
-from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, to_point_id
+from .qdrant import AsyncMatryoshkaIndex, MatryoshkaIndex, TenantHandle
 from .qdrant.runner import Call, run_plan, run_plan_async
 
-Index = MatryoshkaIndex | AsyncMatryoshkaIndex
+# A tenant's handle (index.for_tenant) stands for its index everywhere a store uses one.
+Index = MatryoshkaIndex | AsyncMatryoshkaIndex | TenantHandle
 Step = Call
 Plan = Generator[Step, Any, Any]
 
@@ -123,7 +124,8 @@ def ref_doc_filter(ref_doc_ids: Sequence[str]) -> models.Filter:
 
 
 def id_filter(index: Index, ids: Sequence[Any]) -> models.HasIdCondition:
-    return models.HasIdCondition(has_id=[to_point_id(doc_id, index.id_namespace) for doc_id in ids])
+    # The index's own mapping: on a multi-tenant index, the tenant's point ids.
+    return models.HasIdCondition(has_id=[index.point_id(doc_id) for doc_id in ids])
 
 
 def scroll_plan(index: Index, query_filter: models.Filter | None) -> Generator[Step, Any, list[StoredPoint]]:

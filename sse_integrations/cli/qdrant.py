@@ -46,6 +46,7 @@ class QdrantOptions(CommandOptions):
     qdrant_url: str | None
     api_key: str | None
     allow_model_change: bool
+    tenant: str | None
 
     @property
     def location(self) -> str:
@@ -78,6 +79,7 @@ class IndexCommandOptions(QdrantOptions):
     no_progress: bool
     progress: bool
     skip_bad: bool
+    tenant_field: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def _add_qdrant_options(parser: Any) -> None:
     )
     where.add_argument("--qdrant-url", default=None, help="Qdrant server URL, e.g. http://localhost:6333")
     parser.add_argument("--api-key", default=None, help="Qdrant API key (server/cloud)")
+    parser.add_argument("--tenant", default=None, help="the tenant written or searched (docs/tenancy.md)")
     add_model_option(parser)
     parser.add_argument(
         "--allow-model-change",
@@ -180,10 +183,9 @@ def add_parsers(subparsers: Any) -> None:
         action="store_true",
         help="leave out files that cannot be read (not UTF-8, bad JSONL), naming each; default: refuse the run",
     )
+    index.add_argument("--tenant-field", default="tenant", help="payload field of the tenant (with --tenant)")
     index.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    index.add_argument(
-        "--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal"
-    )
+    index.add_argument("--progress", action="store_true", help="draw the progress bar when stderr is no terminal")
     index.set_defaults(run=run_index, options=IndexCommandOptions)
 
     search = subparsers.add_parser("search", help="two-stage search of a Qdrant collection made by `index`")
@@ -214,14 +216,12 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _existing_doc_ids(index: MatryoshkaIndex, documents: Sequence[Document], chunk: int = 1000) -> set[str]:
-    from ..qdrant import to_point_id
-
     if not index.exists():
         return set()
     present: set[str] = set()
     for start in range(0, len(documents), chunk):
         part = documents[start : start + chunk]
-        point_ids = [to_point_id(d.id, index.id_namespace) for d in part]
+        point_ids = [index.point_id(d.id) for d in part]  # the tenant's with --tenant
         by_point = {str(point_id): d.id for point_id, d in zip(point_ids, part)}
         records = index.client.retrieve(collection_name=index.collection_name, ids=point_ids, with_payload=False)
         present.update(by_point[str(record.id)] for record in records if str(record.id) in by_point)
@@ -256,6 +256,8 @@ def run_index(options: IndexCommandOptions) -> int:
             sparse=options.sparse,
             passages=options.passages,
             allow_model_change=options.allow_model_change,
+            tenant_field=options.tenant_field if options.tenant else None,
+            tenant=options.tenant,
         )
         todo = documents
         if options.skip_existing:
@@ -286,7 +288,7 @@ def run_index(options: IndexCommandOptions) -> int:
         layout += " + sparse BM25" if index.sparse_encoder is not None else ""
         print(
             f"indexed {len(todo)} documents into {options.collection!r} at {options.location} in {elapsed:.2f} s "
-            f"({layout}); the collection holds {index.count()} points"
+            f"({layout}); {f'tenant {options.tenant!r}' if options.tenant else 'the collection'} holds {index.count()} points"
             + (f"; skipped {len(skipped)} unreadable files" if skipped else "")
         )
     finally:
@@ -356,6 +358,7 @@ def run_search(options: SearchOptions) -> int:
             prefetch_limit=options.prefetch_limit,
             sparse=has_sparse,
             allow_model_change=options.allow_model_change,
+            tenant=options.tenant,
             **options.fusion_keywords(),
         )
         results = index.search_batch(

@@ -57,6 +57,9 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         retrieval_mode: ``RetrievalMode.DENSE`` (two-stage), ``SPARSE`` or ``HYBRID`` (both
             need an index made with ``sparse=True``); a search's ``retrieval_mode`` overrides it.
         search_kwargs: further keyword arguments for every ``index.search`` (e.g. ``prefetch_limit``).
+        tenant: serve one tenant of a multi-tenant index (``tenant_field``): every add, search and
+            delete is for it alone (docs/tenancy.md). ``from_texts(..., tenant_field=..., tenant=...)``
+            binds the index it builds instead.
 
     Example:
         >>> store = MatryoshkaQdrantVectorStore.from_documents(docs, collection_name="docs")
@@ -69,9 +72,11 @@ class MatryoshkaQdrantVectorStore(VectorStore):
         *,
         retrieval_mode: RetrievalMode | str = RetrievalMode.DENSE,
         search_kwargs: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
     ) -> None:
         _adapters.check_index(index)
-        self.index = index
+        # Every call of the store (and of its retrievers) goes through the tenant's handle.
+        self.index = index.for_tenant(tenant) if tenant is not None else index
         self.retrieval_mode = search_mode(retrieval_mode)
         self.search_kwargs = dict(search_kwargs or {})
         self._embeddings: Embeddings | None = None

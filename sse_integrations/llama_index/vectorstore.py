@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -76,6 +75,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
             ``client=QdrantClient(path=...)``); neither gives ``QdrantClient(":memory:")``.
         collection_name, encoder, index_settings: the built index's collection, encoder
             (``SSEEncoder``, folder or hub id; None = bundled) and ``IndexOptions`` fields.
+        tenant: serve one tenant of a multi-tenant index (``tenant_field``): every add, query
+            and delete is for it alone (docs/tenancy.md).
     """
 
     stores_text: bool = True
@@ -93,6 +94,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         path: str | os.PathLike | None = None,
         collection_name: str = DEFAULT_COLLECTION,
         encoder: SSEEncoder | str | os.PathLike | None = None,
+        tenant: str | None = None,
         **index_settings: Any,
     ) -> None:
         super().__init__(stores_text=True)
@@ -107,7 +109,8 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         elif client is not None or path is not None or encoder is not None or index_settings:
             raise ValueError("pass an index, or the arguments to build one, not both")
         _adapters.check_index(index)
-        self._index = index
+        # Every call of the store (and of its retrievers) goes through the tenant's handle.
+        self._index = index.for_tenant(tenant) if tenant is not None else index
 
     @classmethod
     def class_name(cls) -> str:
@@ -246,9 +249,7 @@ class MatryoshkaQdrantVectorStore(BasePydanticVectorStore):
         if self._index.fusion != "rrf":
             raise ValueError("alpha weighs an RRF fusion; this index fuses with 'dbsf'")
         if alpha not in self._weighted:
-            index = self._index
-            options = replace(index.options, fusion_weights=(alpha, 1.0 - alpha))
-            self._weighted[alpha] = type(index)(index.client, index.collection_name, index.encoder, options=options)
+            self._weighted[alpha] = self._index.with_options(fusion_weights=(alpha, 1.0 - alpha))
         return self._weighted[alpha]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:

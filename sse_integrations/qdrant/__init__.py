@@ -25,6 +25,10 @@ The package, one job per module:
 - :mod:`.backends`: the client surface an index calls (a ``Protocol`` both qdrant-client and the
   embedded engine satisfy) and :func:`.backends.backend_of`, the one way to tell backends apart;
 - :mod:`.runner`: the two plan runners (sync, async), which the vector stores use too;
+- :mod:`.tenancy`: the scope of a tenant's requests (every client call rewritten), payload index
+  schemas, tenant-derived point ids;
+- :mod:`.tenant_index`: the core's tenant layer (payload indexes, stamped writes, scoped plans,
+  ``for_tenant`` handles);
 - :mod:`.index`: :class:`MatryoshkaIndex` and :class:`AsyncMatryoshkaIndex`, which only hand
   plans to the runners;
 - :mod:`.edge`: the embedded engine, qdrant-client's collection calls answered by Edge shards;
@@ -73,6 +77,8 @@ from .options import (
 from .passages import PASSAGES_METADATA_KEY, PASSAGES_NAME, PassageStage, passage_rescore_query
 from .plans import prefetch_limits, two_stage_query
 from .points import ID_NAMESPACE, DocId, build_points, encode_stages, to_point_id
+from .tenancy import TENANCY_METADATA_KEY, TenantError, tenant_point_id
+from .tenant_index import TenantHandle
 
 __all__ = [
     "COARSE_NAME",
@@ -87,6 +93,7 @@ __all__ = [
     "PASSAGES_NAME",
     "SPARSE_METADATA_KEY",
     "SPARSE_NAME",
+    "TENANCY_METADATA_KEY",
     "TEXT_KEY",
     "TEXT_SUFFIXES",
     "AsyncMatryoshkaIndex",
@@ -105,6 +112,8 @@ __all__ = [
     "PassageStage",
     "QuantizationOption",
     "SearchMode",
+    "TenantError",
+    "TenantHandle",
     "build_points",
     "encode_stages",
     "layout_differences",
@@ -114,6 +123,7 @@ __all__ = [
     "prefetch_limits",
     "read_documents",
     "stages_from_collection",
+    "tenant_point_id",
     "to_point_id",
     "two_stage_query",
     "vectors_config",

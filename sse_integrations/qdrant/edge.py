@@ -285,7 +285,7 @@ class EdgeClient:
             segments_count=info.segments_count,
             indexed_vectors_count=info.indexed_vectors_count,
             config=config,
-            payload_schema={},
+            payload_schema={field: convert.payload_index_info(i) for field, i in info.payload_schema.items()},
         )
 
     def update_collection(self, collection_name: str, metadata: Mapping[str, Any] | None = None) -> bool:
@@ -295,6 +295,15 @@ class EdgeClient:
             collection.manifest["metadata"].update(metadata)
             collection.save_manifest()
         return True
+
+    def create_payload_index(
+        self, collection_name: str, field_name: str, field_schema: Any = None, wait: bool = True
+    ) -> None:
+        """Index a payload field (Edge's own field index, ``is_tenant`` included)."""
+        collection = self._collection(collection_name)
+        operation = edge.UpdateOperation.create_field_index(field_name, convert.field_schema(field_schema))
+        with collection.write_lock:
+            collection.shard.update(operation)
 
     def delete_collection(self, collection_name: str) -> bool:
         folder = self._folder(collection_name)
@@ -461,6 +470,7 @@ class AsyncEdgeClient:
     collection_exists = _threaded(EdgeClient.collection_exists)
     get_collection = _threaded(EdgeClient.get_collection)
     update_collection = _threaded(EdgeClient.update_collection)
+    create_payload_index = _threaded(EdgeClient.create_payload_index)
     delete_collection = _threaded(EdgeClient.delete_collection)
     upsert = _threaded(EdgeClient.upsert)
     delete = _threaded(EdgeClient.delete)

@@ -389,3 +389,45 @@ def _multivector(config: models.MultiVectorConfig | None) -> edge.MultiVectorCon
 def sparse_params(params: models.SparseVectorParams) -> edge.EdgeSparseVectorParams:
     modifier = edge.Modifier.Idf if params.modifier == models.Modifier.IDF else None
     return edge.EdgeSparseVectorParams(modifier=modifier)
+
+
+# Each qdrant-client index type's Edge counterpart, and the parameters both sides have.
+_SCHEMA_TYPES = {
+    "keyword": ("Keyword", "KeywordIndexParams", ("is_tenant", "on_disk")),
+    "integer": ("Integer", "IntegerIndexParams", ("lookup", "range", "is_principal", "on_disk")),
+    "float": ("Float", "FloatIndexParams", ("is_principal", "on_disk")),
+    "geo": ("Geo", "GeoIndexParams", ("on_disk",)),
+    "text": ("Text", "TextIndexParams", ("min_token_len", "max_token_len", "lowercase", "on_disk")),
+    "bool": ("Bool", "BoolIndexParams", ("on_disk",)),
+    "datetime": ("Datetime", "DatetimeIndexParams", ("is_principal", "on_disk")),
+    "uuid": ("Uuid", "UuidIndexParams", ("is_tenant", "on_disk")),
+}
+
+
+def field_schema(schema: Any) -> Any:
+    """An Edge field-index schema from a qdrant-client ``PayloadSchemaType`` or ``*IndexParams``."""
+    if isinstance(schema, models.PayloadSchemaType):
+        return getattr(edge.PayloadSchemaType, _SCHEMA_TYPES[schema.value][0])
+    kind = str(getattr(getattr(schema, "type", None), "value", getattr(schema, "type", None)))
+    if kind not in _SCHEMA_TYPES:
+        raise TypeError(f"the embedded engine has no payload index for {type(schema).__name__}")
+    _, params_class, names = _SCHEMA_TYPES[kind]
+    given = schema.model_dump(exclude_none=True, exclude={"type"})
+    unsupported = sorted(set(given) - set(names))
+    if unsupported:
+        raise TypeError(f"the embedded engine index does not translate {kind} index parameters {unsupported}")
+    return getattr(edge, params_class)(**given)
+
+
+def payload_index_info(info: Any) -> models.PayloadIndexInfo:
+    """An Edge field index as qdrant-client reports one (``is_tenant`` kept, other parameters left out)."""
+    kind = next(
+        k
+        for k, (edge_name, _, _) in _SCHEMA_TYPES.items()
+        if info.data_type == getattr(edge.PayloadSchemaType, edge_name)
+    )
+    params = None
+    if kind in ("keyword", "uuid") and info.params is not None and info.params.is_tenant:
+        params_class = models.KeywordIndexParams if kind == "keyword" else models.UuidIndexParams
+        params = params_class(type=kind, is_tenant=True)
+    return models.PayloadIndexInfo(data_type=models.PayloadSchemaType(kind), params=params, points=info.points)

@@ -19,9 +19,10 @@ from .._checks import check_text
 from ..search_mode import SearchMode
 from . import records
 from .backends import AnyClient, AsyncClient, Client, backend_of
-from .core import IndexCore, PerClientLocks
+from .core import PerClientLocks
 from .points import DocId
 from .runner import run_plan, run_plan_async
+from .tenant_index import TenantIndexCore
 
 # Apart from the write locks: a search may run between the calls of an add, never inside one.
 _ENGINE_LOCKS = PerClientLocks()
@@ -36,7 +37,7 @@ def engine_lock(client: AnyClient) -> AbstractContextManager[Any]:
     return _ENGINE_LOCKS.get(client)
 
 
-class MatryoshkaIndex(IndexCore):
+class MatryoshkaIndex(TenantIndexCore):
     """SSE documents in a Qdrant collection with Matryoshka named vectors, searched two-stage.
 
     Example:
@@ -61,6 +62,8 @@ class MatryoshkaIndex(IndexCore):
         *,
         batch_size: int | None = None,
         show_progress: bool | None = None,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[DocId]:
         """Encode and upsert texts (creating the collection if needed); returns the document ids.
 
@@ -74,14 +77,16 @@ class MatryoshkaIndex(IndexCore):
             payloads: extra payload per document (may not use the text/id keys).
             batch_size: documents per encode + upsert (default: the index's).
             show_progress: progress bar (default: the index's setting).
+            tenant: the documents' tenant on a multi-tenant index (default: the index's bound
+                one; without either, each payload carries its own ``tenant_field``).
+            shard_key_selector: custom shard key(s) of the write (server/cluster only).
 
         Raises:
             IndexingError: a batch failed; ``written_ids`` lists the documents stored before it.
         """
         with self.write_lock:
-            return run_plan(
-                self._add_plan(texts, ids, payloads, batch_size, show_progress), self.client, self._engine_lock
-            )
+            plan = self._add_plan(texts, ids, payloads, batch_size, show_progress, tenant=tenant)
+            return run_plan(self.scoped(plan, tenant, shard_key_selector, write=True), self.client, self._engine_lock)
 
     def search(
         self,
@@ -95,6 +100,8 @@ class MatryoshkaIndex(IndexCore):
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
         mode: SearchMode | str = SearchMode.DENSE,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.ScoredPoint]:
         """Top ``limit`` documents for ``query``, best first, as Qdrant ``ScoredPoint``s.
 
@@ -108,6 +115,9 @@ class MatryoshkaIndex(IndexCore):
             two_stage: False searches the full vector alone (for comparison).
             mode: "dense" (two-stage Matryoshka), "sparse" (BM25) or "hybrid" (both, fused by
                 ``fusion``); sparse and hybrid need an index made with ``sparse=True``.
+            tenant: the tenant searched on a multi-tenant index (default: the index's bound one);
+                only its points are candidates, whatever ``filter`` says.
+            shard_key_selector: custom shard key(s) searched (server/cluster only).
         """
         check_text(query, "query")
         return self.search_batch(
@@ -120,6 +130,8 @@ class MatryoshkaIndex(IndexCore):
             search_params=search_params,
             two_stage=two_stage,
             mode=mode,
+            tenant=tenant,
+            shard_key_selector=shard_key_selector,
         )[0]
 
     def search_batch(
@@ -134,6 +146,8 @@ class MatryoshkaIndex(IndexCore):
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
         mode: SearchMode | str = SearchMode.DENSE,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[list[models.ScoredPoint]]:
         """:meth:`search` for many queries: one encode, one batched request per stage."""
         plan = self._search_plan(
@@ -147,35 +161,55 @@ class MatryoshkaIndex(IndexCore):
             two_stage=two_stage,
             mode=mode,
         )
-        return run_plan(plan, self.client, self._engine_lock)
+        return run_plan(self.scoped(plan, tenant, shard_key_selector), self.client, self._engine_lock)
 
-    def delete(self, ids: Sequence[DocId]) -> None:
-        """Delete documents by caller id (unknown ids are ignored)."""
+    def delete(self, ids: Sequence[DocId], *, tenant: str | None = None, shard_key_selector: Any = None) -> None:
+        """Delete documents by caller id (unknown ids are ignored; on a multi-tenant index, the tenant's only)."""
+        plan = self.scoped(self._delete_plan(ids, tenant), tenant, shard_key_selector)
         with self.write_lock:
-            run_plan(self._delete_plan(ids), self.client, self._engine_lock)
+            run_plan(plan, self.client, self._engine_lock)
 
-    def count(self, filter: models.Filter | None = None) -> int:
-        """Exact number of points in the collection (matching ``filter``)."""
-        return run_plan(self._count_plan(filter), self.client, self._engine_lock)
+    def count(
+        self, filter: models.Filter | None = None, *, tenant: str | None = None, shard_key_selector: Any = None
+    ) -> int:
+        """Exact number of points in the collection (matching ``filter``; the tenant's on a multi-tenant index)."""
+        plan = self.scoped(self._count_plan(filter), tenant, shard_key_selector)
+        return run_plan(plan, self.client, self._engine_lock)
 
     def exists(self) -> bool:
         """Whether the collection exists yet (the first ``add_texts`` creates it)."""
         return run_plan(records.exists_plan(self), self.client, self._engine_lock)
 
-    def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
-        """Stored points by caller id, in the order asked; unknown ids are left out."""
-        return run_plan(records.get_plan(self, ids, with_vectors), self.client, self._engine_lock)
+    def get(
+        self,
+        ids: Sequence[DocId],
+        *,
+        with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
+    ) -> list[models.Record]:
+        """Stored points by caller id, in the order asked; unknown ids (and other tenants') are left out."""
+        plan = self.scoped(self._get_plan(ids, with_vectors, tenant), tenant, shard_key_selector)
+        return run_plan(plan, self.client, self._engine_lock)
 
     def scroll(
-        self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
+        self,
+        filter: models.Filter | None = None,
+        *,
+        with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.Record]:
-        """Every stored point matching ``filter`` (all of them for None)."""
-        return run_plan(records.scroll_plan(self, filter, with_vectors), self.client, self._engine_lock)
+        """Every stored point matching ``filter`` (all of them for None; the tenant's on a multi-tenant index)."""
+        plan = self.scoped(records.scroll_plan(self, filter, with_vectors), tenant, shard_key_selector)
+        return run_plan(plan, self.client, self._engine_lock)
 
-    def delete_where(self, filter: models.Filter) -> None:
-        """Delete every point matching a Qdrant filter (for example all chunks of one source document)."""
+    def delete_where(self, filter: models.Filter, *, tenant: str | None = None, shard_key_selector: Any = None) -> None:
+        """Delete every point matching a Qdrant filter (for example all chunks of one source document);
+        on a multi-tenant index, of the tenant's points only."""
+        plan = self.scoped(records.delete_where_plan(self, filter), tenant, shard_key_selector)
         with self.write_lock:
-            run_plan(records.delete_where_plan(self, filter), self.client, self._engine_lock)
+            run_plan(plan, self.client, self._engine_lock)
 
     def search_by_vector(
         self,
@@ -185,10 +219,12 @@ class MatryoshkaIndex(IndexCore):
         filter: models.Filter | None = None,
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.ScoredPoint]:
         """Top ``limit`` points for a full-width embedding you already have, on the full vector alone."""
         plan = records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
-        return run_plan(plan, self.client, self._engine_lock)
+        return run_plan(self.scoped(plan, tenant, shard_key_selector), self.client, self._engine_lock)
 
     def flush(self) -> None:
         """Persist the embedded shard's segments now (writes are already in its WAL); no-op on a client."""
@@ -214,7 +250,7 @@ class MatryoshkaIndex(IndexCore):
         self.close()
 
 
-class AsyncMatryoshkaIndex(IndexCore):
+class AsyncMatryoshkaIndex(TenantIndexCore):
     """:class:`MatryoshkaIndex` on an ``AsyncQdrantClient``: the same options, awaitable methods."""
 
     is_async = True
@@ -228,9 +264,12 @@ class AsyncMatryoshkaIndex(IndexCore):
         *,
         batch_size: int | None = None,
         show_progress: bool | None = None,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[DocId]:
         """See :meth:`MatryoshkaIndex.add_texts`."""
-        return await run_plan_async(self._add_plan(texts, ids, payloads, batch_size, show_progress), self.client)
+        plan = self._add_plan(texts, ids, payloads, batch_size, show_progress, tenant=tenant)
+        return await run_plan_async(self.scoped(plan, tenant, shard_key_selector, write=True), self.client)
 
     async def search(
         self,
@@ -244,6 +283,8 @@ class AsyncMatryoshkaIndex(IndexCore):
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
         mode: SearchMode | str = SearchMode.DENSE,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search`."""
         check_text(query, "query")
@@ -257,6 +298,8 @@ class AsyncMatryoshkaIndex(IndexCore):
             search_params=search_params,
             two_stage=two_stage,
             mode=mode,
+            tenant=tenant,
+            shard_key_selector=shard_key_selector,
         )
         return results[0]
 
@@ -272,6 +315,8 @@ class AsyncMatryoshkaIndex(IndexCore):
         search_params: models.SearchParams | None = None,
         two_stage: bool = True,
         mode: SearchMode | str = SearchMode.DENSE,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[list[models.ScoredPoint]]:
         """See :meth:`MatryoshkaIndex.search_batch`."""
         plan = self._search_plan(
@@ -285,33 +330,52 @@ class AsyncMatryoshkaIndex(IndexCore):
             two_stage=two_stage,
             mode=mode,
         )
-        return await run_plan_async(plan, self.client)
+        return await run_plan_async(self.scoped(plan, tenant, shard_key_selector), self.client)
 
-    async def delete(self, ids: Sequence[DocId]) -> None:
+    async def delete(self, ids: Sequence[DocId], *, tenant: str | None = None, shard_key_selector: Any = None) -> None:
         """See :meth:`MatryoshkaIndex.delete`."""
-        await run_plan_async(self._delete_plan(ids), self.client)
+        await run_plan_async(self.scoped(self._delete_plan(ids, tenant), tenant, shard_key_selector), self.client)
 
-    async def count(self, filter: models.Filter | None = None) -> int:
+    async def count(
+        self, filter: models.Filter | None = None, *, tenant: str | None = None, shard_key_selector: Any = None
+    ) -> int:
         """See :meth:`MatryoshkaIndex.count`."""
-        return await run_plan_async(self._count_plan(filter), self.client)
+        return await run_plan_async(self.scoped(self._count_plan(filter), tenant, shard_key_selector), self.client)
 
     async def exists(self) -> bool:
         """See :meth:`MatryoshkaIndex.exists`."""
         return await run_plan_async(records.exists_plan(self), self.client)
 
-    async def get(self, ids: Sequence[DocId], *, with_vectors: bool | Sequence[str] = False) -> list[models.Record]:
+    async def get(
+        self,
+        ids: Sequence[DocId],
+        *,
+        with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
+    ) -> list[models.Record]:
         """See :meth:`MatryoshkaIndex.get`."""
-        return await run_plan_async(records.get_plan(self, ids, with_vectors), self.client)
+        plan = self.scoped(self._get_plan(ids, with_vectors, tenant), tenant, shard_key_selector)
+        return await run_plan_async(plan, self.client)
 
     async def scroll(
-        self, filter: models.Filter | None = None, *, with_vectors: bool | Sequence[str] = False
+        self,
+        filter: models.Filter | None = None,
+        *,
+        with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.Record]:
         """See :meth:`MatryoshkaIndex.scroll`."""
-        return await run_plan_async(records.scroll_plan(self, filter, with_vectors), self.client)
+        plan = self.scoped(records.scroll_plan(self, filter, with_vectors), tenant, shard_key_selector)
+        return await run_plan_async(plan, self.client)
 
-    async def delete_where(self, filter: models.Filter) -> None:
+    async def delete_where(
+        self, filter: models.Filter, *, tenant: str | None = None, shard_key_selector: Any = None
+    ) -> None:
         """See :meth:`MatryoshkaIndex.delete_where`."""
-        await run_plan_async(records.delete_where_plan(self, filter), self.client)
+        plan = self.scoped(records.delete_where_plan(self, filter), tenant, shard_key_selector)
+        await run_plan_async(plan, self.client)
 
     async def search_by_vector(
         self,
@@ -321,10 +385,12 @@ class AsyncMatryoshkaIndex(IndexCore):
         filter: models.Filter | None = None,
         with_payload: bool | Sequence[str] = True,
         with_vectors: bool | Sequence[str] = False,
+        tenant: str | None = None,
+        shard_key_selector: Any = None,
     ) -> list[models.ScoredPoint]:
         """See :meth:`MatryoshkaIndex.search_by_vector`."""
         plan = records.search_by_vector_plan(self, vector, limit, filter, with_payload, with_vectors)
-        return await run_plan_async(plan, self.client)
+        return await run_plan_async(self.scoped(plan, tenant, shard_key_selector), self.client)
 
     async def flush(self) -> None:
         """See :meth:`MatryoshkaIndex.flush`."""

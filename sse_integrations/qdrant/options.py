@@ -16,6 +16,7 @@ from ..sparse import SparseEncoder
 from .layout import COARSE_NAME, FULL_NAME, SPARSE_NAME, DenseStage, QuantizationOption
 from .passages import PassageStage
 from .points import ID_NAMESPACE
+from .tenancy import check_tenant, declared_schemas
 
 # Candidates kept by the first stage per requested hit: prefetch_limit = factor * limit.
 # On the embedded engine with two-sentence documents (benchmarks/scale.py, docs/scale.md), the
@@ -103,6 +104,20 @@ class IndexOptions:
             (a collection made with passages keeps them).
         allow_model_change: accept a collection another model wrote (its recorded fingerprint
             differs); the first add then records this model. Default: refused (``ModelMismatchError``).
+        payload_indexes: payload fields to index, ``{"field": "keyword" | "integer" | "float" |
+            "bool" | "datetime" | "uuid" | "geo" | "text"}`` or a qdrant ``*IndexParams``; created
+            with the collection, and added when an index opens a collection that lacks them (Qdrant
+            Cloud's strict mode refuses filters on fields without one). Recorded in the collection
+            metadata (qdrant-client's local mode keeps no payload indexes: only the record).
+        tenant_field: the payload field that names each point's tenant: a keyword index with
+            ``is_tenant=True``; every write must carry it, and every read and delete takes
+            ``tenant=`` and sees that tenant's points only (docs/tenancy.md). None: the
+            collection's own, once opened (a collection made with one stays scoped).
+        tenant: bind the index to one tenant: each call is for it, and a call for another is
+            refused (``TenantError``). None: each call names its ``tenant=``.
+        shard_key_selector: the custom shard key (or keys) of every request, for a Qdrant
+            cluster made with ``sharding_method=CUSTOM``; a call's ``shard_key_selector=``
+            replaces it. The embedded engine is one shard and refuses it.
     """
 
     coarse_dim: int | None = None
@@ -129,6 +144,10 @@ class IndexOptions:
     rrf_k: int | None = None
     passages: bool | PassageStage = False
     allow_model_change: bool = False
+    payload_indexes: Mapping[str, Any] = field(default_factory=dict)
+    tenant_field: str | None = None
+    tenant: str | None = None
+    shard_key_selector: Any = None
 
     def __post_init__(self) -> None:
         if self.execution not in ("auto", "prefetch", "client"):
@@ -147,6 +166,7 @@ class IndexOptions:
         if reserved:
             raise ValueError(f"collection_kwargs may not set {sorted(reserved)}: the index builds them")
         self._check_fusion()
+        self._check_tenancy()
         if not isinstance(self.passages, (bool, PassageStage)):
             raise TypeError(f"passages must be True, False or a PassageStage, got {type(self.passages).__name__}")
         if self.passages and self.execution == "client":
@@ -154,6 +174,14 @@ class IndexOptions:
                 "passages are scored by the engine: use execution='auto' or 'prefetch' (execution='client' "
                 "rescores here with the whole-document vectors alone)"
             )
+
+    def _check_tenancy(self) -> None:
+        object.__setattr__(self, "payload_indexes", dict(self.payload_indexes or {}))
+        declared_schemas(self.payload_indexes, self.tenant_field)  # bad names or types fail now
+        if self.tenant_field is not None and self.tenant_field in (self.text_key, self.id_key):
+            raise ValueError(f"tenant_field {self.tenant_field!r} is a key the index fills itself")
+        if self.tenant is not None:
+            check_tenant(self.tenant)  # without tenant_field: the collection's own (refused where it has none)
 
     def _check_fusion(self) -> None:
         if self.fusion not in ("rrf", "dbsf"):
