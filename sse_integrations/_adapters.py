@@ -15,7 +15,7 @@ from ._checks import is_async_index
 INDEX_ATTRIBUTES = ("search", "add_texts", "delete", "encoder", "text_key", "id_key", "client")
 
 
-def check_index(index: Any, attributes: Iterable[str] = INDEX_ATTRIBUTES) -> None:
+def check_index(index: object, attributes: Iterable[str] = INDEX_ATTRIBUTES) -> None:
     """Refuse anything that is not a Matryoshka index, naming the first attribute it lacks."""
     for attribute in attributes:
         if not hasattr(index, attribute):
@@ -25,7 +25,7 @@ def check_index(index: Any, attributes: Iterable[str] = INDEX_ATTRIBUTES) -> Non
             )
 
 
-def refuse_async_index(index: Any, retriever: str, async_calls: str) -> None:
+def refuse_async_index(index: object, retriever: str, async_calls: str) -> None:
     """A sync call on a retriever over an async index names the calls to use instead."""
     if is_async_index(index):
         raise TypeError(

@@ -20,6 +20,8 @@ from .metrics import MAX_K, EvalResult, evaluate_rankings, rank_by_cosine, ranki
 
 if TYPE_CHECKING:
     from ..encoder import SSEEncoder
+    from ..qdrant import MatryoshkaIndex
+    from ..qdrant.backends import Client
 
 
 def _eval_queries(dataset: BEIRDataset) -> tuple[list[str], list[str], dict[str, set[str]]]:
@@ -115,7 +117,7 @@ def evaluate_encoder(
 DEFAULT_SEARCH_LIMIT = 10
 
 
-def _fusion_label(index: Any) -> str:
+def _fusion_label(index: MatryoshkaIndex) -> str:
     label = index.fusion.upper()
     if index.fusion_weights is not None:
         label += " weights " + "/".join(f"{weight:g}" for weight in index.fusion_weights)
@@ -130,7 +132,7 @@ def evaluate_two_stage(
     *,
     coarse_dim: int = 64,
     prefetch_limit: int | None = None,
-    client: Any = None,
+    client: Client | str | None = None,
     collection_name: str | None = None,
     batch_size: int = 1024,
     mode: SearchMode | str = SearchMode.DENSE,
@@ -168,7 +170,7 @@ def evaluate_two_stage(
 def _evaluate_index(
     encoder: SSEEncoder,
     dataset: BEIRDataset,
-    client: Any,
+    client: Client | str,
     name: str,
     coarse_dim: int,
     prefetch_limit: int,
