@@ -17,7 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from ._checks import as_text_list, check_text
 from .encoder import SSEEncoder, resolve_encoder
@@ -100,3 +100,31 @@ class StreamingSparseEncoder:
     def get_config(self) -> dict[str, Any]:
         """The BM25 settings and the average length now in use (JSON-safe)."""
         return {**self.sparse.get_config(), "fixed_length": self.fixed_length}
+
+
+class StreamingSparseAdapter:
+    """What a framework's sparse adapter over :class:`StreamingSparseEncoder` shares: its settings and the average length."""
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None = None,
+        *,
+        encoder: SSEEncoder | None = None,
+        features: str = "tokens+bigrams",
+        k1: float = 1.2,
+        b: float = 0.75,
+        avg_doc_length: float | None = None,
+    ) -> None:
+        self.bm25 = StreamingSparseEncoder(
+            model_name_or_path, encoder=encoder, features=features, k1=k1, b=b, avg_doc_length=avg_doc_length
+        )
+
+    @property
+    def avg_doc_length(self) -> float | None:
+        """The average document length in use (pass it as ``avg_doc_length`` to add from a new process)."""
+        return self.bm25.avg_doc_length
+
+    def fit(self, texts: Sequence[str]) -> Self:
+        """Fix BM25's average document length to that of ``texts``; returns self."""
+        self.bm25.fit(texts)
+        return self

@@ -20,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 try:
@@ -32,13 +30,12 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         'SSESparseEmbeddings needs langchain-qdrant: pip install "sse-integrations[langchain-qdrant]"'
     ) from error
 
-from ..encoder import SSEEncoder
-from ..sparse_stream import StreamingSparseEncoder
+from ..sparse_stream import StreamingSparseAdapter
 
 __all__ = ["SSESparseEmbeddings"]
 
 
-class SSESparseEmbeddings(SparseEmbeddings):
+class SSESparseEmbeddings(StreamingSparseAdapter, SparseEmbeddings):
     """langchain-qdrant ``SparseEmbeddings`` from our BM25 sparse encoder.
 
     Documents get BM25 term-frequency weights, queries one unit weight per term; the IDF part is
@@ -61,30 +58,6 @@ class SSESparseEmbeddings(SparseEmbeddings):
 
     # The collection setting the weights assume: Qdrant multiplies in each term's IDF.
     sparse_vector_params: ClassVar[dict[str, Any]] = {"modifier": models.Modifier.IDF}
-
-    def __init__(
-        self,
-        model_name_or_path: str | os.PathLike | None = None,
-        *,
-        encoder: SSEEncoder | None = None,
-        features: str = "tokens+bigrams",
-        k1: float = 1.2,
-        b: float = 0.75,
-        avg_doc_length: float | None = None,
-    ) -> None:
-        self.bm25 = StreamingSparseEncoder(
-            model_name_or_path, encoder=encoder, features=features, k1=k1, b=b, avg_doc_length=avg_doc_length
-        )
-
-    @property
-    def avg_doc_length(self) -> float | None:
-        """The average document length in use (pass it as ``avg_doc_length`` to add from a new process)."""
-        return self.bm25.avg_doc_length
-
-    def fit(self, texts: Sequence[str]) -> SSESparseEmbeddings:
-        """Fix BM25's average document length to that of ``texts``; returns self."""
-        self.bm25.fit(texts)
-        return self
 
     def embed_documents(self, texts: list[str]) -> list[SparseVector]:
         return [SparseVector(indices=v.indices, values=v.values) for v in self.bm25.encode_documents(texts)]

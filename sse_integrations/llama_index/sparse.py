@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
-from collections.abc import Sequence
 from typing import Any
 
-from ..encoder import SSEEncoder
-from ..sparse_stream import StreamingSparseEncoder
+from ..sparse_stream import StreamingSparseAdapter
 
 _EXTRA = 'SSESparseEncoder needs llama-index-vector-stores-qdrant: pip install "sse-integrations[llamaindex-qdrant]"'
 try:
@@ -46,7 +43,7 @@ BatchSparseEncoding = tuple[list[list[int]], list[list[float]]]
 QDRANT_RRF_K = 2
 
 
-class SSESparseEncoder:
+class SSESparseEncoder(StreamingSparseAdapter):
     """Our BM25 sparse encoder as LlamaIndex's Qdrant store takes it (``sparse_doc_fn`` / ``sparse_query_fn``).
 
     BM25's average document length runs over the documents encoded so far (the store encodes in
@@ -63,30 +60,6 @@ class SSESparseEncoder:
         b: BM25's document-length normalisation.
         avg_doc_length: a fixed average document length in terms; None = a running average.
     """
-
-    def __init__(
-        self,
-        model_name_or_path: str | os.PathLike | None = None,
-        *,
-        encoder: SSEEncoder | None = None,
-        features: str = "tokens+bigrams",
-        k1: float = 1.2,
-        b: float = 0.75,
-        avg_doc_length: float | None = None,
-    ) -> None:
-        self.bm25 = StreamingSparseEncoder(
-            model_name_or_path, encoder=encoder, features=features, k1=k1, b=b, avg_doc_length=avg_doc_length
-        )
-
-    @property
-    def avg_doc_length(self) -> float | None:
-        """The average document length in use (pass it as ``avg_doc_length`` to add from a new process)."""
-        return self.bm25.avg_doc_length
-
-    def fit(self, texts: Sequence[str]) -> SSESparseEncoder:
-        """Fix BM25's average document length to that of ``texts``; returns self."""
-        self.bm25.fit(texts)
-        return self
 
     def encode_documents(self, texts: list[str]) -> BatchSparseEncoding:
         """``sparse_doc_fn``: (indices, values) per text, BM25 term-frequency weights."""
