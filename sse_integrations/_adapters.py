@@ -35,17 +35,25 @@ def refuse_async_index(index: object, retriever: str, async_calls: str) -> None:
 
 def check_search_kwargs(search_kwargs: Mapping[str, Any], count_option: str) -> None:
     """Refuse a retriever's ``search_kwargs`` that set what its own options set."""
-    reserved = {"query", "limit", "mode", count_option} & search_kwargs.keys()
+    reserved = {"query", "limit", "mode", "retrieval_mode", "filter", "qdrant_filters", "prefetch_limit", count_option}
+    reserved &= search_kwargs.keys()
     if reserved:
-        raise ValueError(f"search_kwargs may not set {sorted(reserved)}: use the query, {count_option} and mode")
+        raise ValueError(
+            f"search_kwargs may not set {sorted(reserved)}: use the query and the {count_option}, mode, filter and "
+            "prefetch_limit options"
+        )
 
 
 def warn_legacy_metadata(retriever: str, id_attribute: str) -> None:
-    """The retrievers' pre-store metadata keys go away in the next release."""
+    """The retrievers' pre-store metadata keys go away in the next release.
+
+    A ``FutureWarning``: Python shows it to a script's user, where a ``DeprecationWarning`` raised
+    inside the frameworks' constructors would be hidden (it is shown only for ``__main__``'s own code).
+    """
     warnings.warn(
         f"{retriever} puts the document id and the score into each hit's metadata for one more release; "
         f"the id is {id_attribute} and the score is the hit's score. Pass legacy_metadata=False to get "
         "the vector store's as_retriever() results exactly (the next release's only behaviour).",
-        DeprecationWarning,
+        FutureWarning,
         stacklevel=4,
     )

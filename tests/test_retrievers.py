@@ -134,12 +134,12 @@ def test_the_old_metadata_keys_stay_one_release_with_a_deprecation_warning(index
     from sse_integrations.llama_index import MatryoshkaQdrantRetriever as LlamaIndexRetriever
 
     query = QUERIES[0]
-    with pytest.warns(DeprecationWarning, match="legacy_metadata=False"):
+    with pytest.warns(FutureWarning, match="legacy_metadata=False"):
         legacy = LangChainRetriever(index=index, k=3)
     scored = LangChainStore(index).similarity_search_with_score(query, k=3)
     for document, (plain, score) in zip(legacy.invoke(query), scored, strict=True):
         assert document.metadata == {**plain.metadata, "doc_id": plain.id, "score": pytest.approx(score)}
-    with pytest.warns(DeprecationWarning, match="legacy_metadata=False"):
+    with pytest.warns(FutureWarning, match="legacy_metadata=False"):
         old_nodes = LlamaIndexRetriever(index, 3).retrieve(query)
     new_nodes = LlamaIndexRetriever(index, 3, legacy_metadata=False).retrieve(query)
     for old, new in zip(old_nodes, new_nodes, strict=True):
@@ -147,6 +147,50 @@ def test_the_old_metadata_keys_stay_one_release_with_a_deprecation_warning(index
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
         LangChainRetriever(index=index, legacy_metadata=False)
         LlamaIndexRetriever(index, legacy_metadata=False)
+
+
+def test_the_deprecation_reaches_a_scripts_user(tiny_model_path):
+    """Shown without -W flags: a DeprecationWarning raised inside the frameworks' constructors would be hidden."""
+    import subprocess
+    import sys
+
+    script = (
+        "from qdrant_client import QdrantClient\n"
+        "from sse_integrations import SSEEncoder\n"
+        "from sse_integrations.qdrant import MatryoshkaIndex\n"
+        "from sse_integrations.langchain import MatryoshkaQdrantRetriever as L\n"
+        "from sse_integrations.llama_index import MatryoshkaQdrantRetriever as X\n"
+        f"index = MatryoshkaIndex(QdrantClient(':memory:'), 'w', SSEEncoder.from_pretrained({str(tiny_model_path)!r}))\n"
+        "L(index=index)\n"
+        "X(index)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr.count("legacy_metadata=False") == 2, completed.stderr
+
+
+def test_a_retriever_follows_its_index_and_mode_when_they_change(index, tiny_encoder):
+    from sse_integrations.langchain import MatryoshkaQdrantRetriever as LangChainRetriever
+    from sse_integrations.llama_index import MatryoshkaQdrantRetriever as LlamaIndexRetriever
+
+    other = hybrid_index(tiny_encoder)
+    other.delete(["doc-0", "doc-1", "doc-2"])
+    query = QUERIES[0]
+    retriever = LangChainRetriever(index=index, k=3, legacy_metadata=False)
+    assert [p.payload["doc_id"] for p in other.search(query, limit=3)] != [
+        p.payload["doc_id"] for p in index.search(query, limit=3)
+    ]
+    copied = retriever.model_copy(update={"index": other})
+    assert [d.id for d in copied.invoke(query)] == [p.payload["doc_id"] for p in other.search(query, limit=3)]
+    assert [d.id for d in retriever.invoke(query, limit=2)] == [
+        p.payload["doc_id"] for p in index.search(query, limit=2)
+    ]
+    with pytest.raises(ValueError, match="search_kwargs may not set"):
+        LangChainRetriever(index=index, search_kwargs={"filter": None})
+    nodes = LlamaIndexRetriever(index, 3, legacy_metadata=False)
+    nodes.index, nodes.mode = other, "sparse"
+    expected = [p.payload["doc_id"] for p in other.search(query, limit=3, mode="sparse")]
+    assert [hit.node.node_id for hit in nodes.retrieve(query)] == expected

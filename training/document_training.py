@@ -345,7 +345,7 @@ class DocumentTrainConfig:
     ranked apart from its full vector; then a fast DyT on the leading dims only and BM25 mixed
     into the distilled scores, neither lifting documents; then the cosine to mapped teacher
     targets of 10,000 documentation chunks, a keyword gain only; then a learning curve over the
-    share of documentation packages, +0.018 at 512 per doubling); see the model card."""
+    share of documentation packages, +0.018 at 512 per doubling); see training/README.md (tenth round)."""
 
     steps: int = 1_000
     batch: int = 64
@@ -353,7 +353,7 @@ class DocumentTrainConfig:
     learning_rate: float = 1e-2
     # 1e-2 lifts documents dev at 512 by +0.009 to +0.018 on each of four seeds, but the 64- and
     # 128-dim prefixes then rank apart from the full vector (two-stage recall@10 at 100,000
-    # documents 0.968 -> 0.861 with the package defaults): model card, "An eighth round".
+    # documents 0.968 -> 0.861 with the package defaults): training/README.md, "An eighth round".
     dyt_learning_rate: float = 1e-4
     # SeparableDyT dimensions from ``dyt_tail_start`` on learn at ``dyt_tail_learning_rate``
     # instead (512: none do). A fast DyT on the leading dims only, so the tail cannot outgrow
@@ -365,7 +365,7 @@ class DocumentTrainConfig:
     # After training, the SeparableDyT beta of dims ``beta_tail_start``.. is multiplied by
     # ``beta_tail_factor`` (1: unchanged). With the fast DyT, x0.6 from dim 64 brought two-stage
     # recall back to version 2's but left hybrid search below sparse on the documents test half
-    # (model card, "A ninth round").
+    # (training/README.md, "A ninth round").
     beta_tail_start: int = 64
     beta_tail_factor: float = 1.0
     temperature: float = 0.05

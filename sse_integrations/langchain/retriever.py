@@ -87,9 +87,19 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
             "retrieval_mode": self.mode,
             "prefetch_limit": self.prefetch_limit,
         }
+        if "limit" in overrides:  # index.search's name for k, which the old retriever passed on
+            overrides["k"] = overrides.pop("limit")
         if "mode" in overrides:
             overrides["retrieval_mode"] = search_mode(overrides.pop("mode"))
         return {**arguments, **overrides}
+
+    def _current_store(self) -> MatryoshkaQdrantVectorStore:
+        # The index is a public field: a copy or an assignment may point the retriever at another one.
+        if self._store.index is not self.index:
+            from .vectorstore import MatryoshkaQdrantVectorStore
+
+            self._store = MatryoshkaQdrantVectorStore(self.index, retrieval_mode=self.mode)
+        return self._store
 
     def _documents(self, scored: list[tuple[Document, float]]) -> list[Document]:
         if not self.legacy_metadata:
@@ -104,10 +114,12 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         _adapters.refuse_async_index(self.index, "retriever", "ainvoke()/abatch()")
-        return self._documents(self._store.similarity_search_with_score(query, **self._search_arguments(kwargs)))
+        return self._documents(
+            self._current_store().similarity_search_with_score(query, **self._search_arguments(kwargs))
+        )
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        scored = await self._store.asimilarity_search_with_score(query, **self._search_arguments(kwargs))
+        scored = await self._current_store().asimilarity_search_with_score(query, **self._search_arguments(kwargs))
         return self._documents(scored)

@@ -70,13 +70,12 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
-        from .vectorstore import QUERY_MODES, MatryoshkaQdrantVectorStore
+        from .vectorstore import MatryoshkaQdrantVectorStore
 
         check_positive_int(similarity_top_k, "similarity_top_k")
         search_kwargs = dict(search_kwargs or {})
         _adapters.check_search_kwargs(search_kwargs, "similarity_top_k")
         self.mode = search_mode(mode)
-        self._query_mode = QUERY_MODES[self.mode]
         self._store: MatryoshkaQdrantVectorStore = MatryoshkaQdrantVectorStore(index)
         self.index = index
         self.similarity_top_k = similarity_top_k
@@ -91,12 +90,22 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
             _adapters.warn_legacy_metadata(type(self).__name__, "node.node_id")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
+    def _current_store(self) -> MatryoshkaQdrantVectorStore:
+        # index and mode are public attributes: an assignment after construction takes effect.
+        if self._store.index is not self.index:
+            from .vectorstore import MatryoshkaQdrantVectorStore
+
+            self._store = MatryoshkaQdrantVectorStore(self.index)
+        return self._store
+
     def _query(self, query_bundle: QueryBundle) -> tuple[VectorStoreQuery, dict[str, Any]]:
+        from .vectorstore import QUERY_MODES
+
         query = VectorStoreQuery(
             query_str=query_bundle.query_str,
             similarity_top_k=self.similarity_top_k,
             filters=self.filters,
-            mode=self._query_mode,
+            mode=QUERY_MODES[search_mode(self.mode)],
         )
         kwargs = {**self.search_kwargs, "prefetch_limit": self.prefetch_limit}
         if self.filter is not None:
@@ -115,8 +124,8 @@ class MatryoshkaQdrantRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         _adapters.refuse_async_index(self.index, "retriever", "aretrieve() (or an async query engine)")
         query, kwargs = self._query(query_bundle)
-        return self._nodes(self._store.query(query, **kwargs))
+        return self._nodes(self._current_store().query(query, **kwargs))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         query, kwargs = self._query(query_bundle)
-        return self._nodes(await self._store.aquery(query, **kwargs))
+        return self._nodes(await self._current_store().aquery(query, **kwargs))

@@ -14,7 +14,7 @@ weights with the SeparableDyT beta of dimensions START.. multiplied by FACTOR (n
 
 Usage: python training/experiments/candidate_check_experiment.py --work-dir /tmp/sse-build \\
          --variant dyt_learning_rate=0.01,quantisation_pull_scope=step,quantisation_pull_weight=500
-Results of the last runs: the model card, "An eighth round".
+Results of the last runs: training/README.md, "An eighth round".
 """
 
 from __future__ import annotations

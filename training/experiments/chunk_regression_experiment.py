@@ -12,7 +12,7 @@ training-only material (``--training-only-material``). Then:
     python training/experiments/candidate_check_experiment.py --work-dir /tmp/sse-build \\
         --variant chunk_regression_weight=1 --chunks /tmp/sse-build/chunks_all.json
 
-Result of the last run: the model card, "A tenth round".
+Result of the last run: training/README.md, "A tenth round".
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from the Tatoeba pseudo-documents' share, and scores it like ``seed_average_expe
 unchanged recipe's runs for the same seeds are that script's (``WORK_DIR/seed_average``).
 
 Usage: python training/experiments/crosslingual_experiment.py --work-dir /tmp/sse-build --shares 0.1 --seeds 20261127,7
-Result of the last run: the model card, "A seventh round".
+Result of the last run: training/README.md, "A seventh round".
 """
 
 from __future__ import annotations

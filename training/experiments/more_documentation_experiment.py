@@ -1,6 +1,6 @@
 """Experiment (not part of the build): more documentation packages, or more draws, as heading, keyword and cloze pairs.
 
-The learning curve of the model card (``documentation_package_share``) gained about 0.018 on the
+The learning curve of training/README.md (``documentation_package_share``) gained about 0.018 on the
 document dev half at 512 dims per doubling of the training packages. This reads the packages of
 ``--packages`` (a pinned list as ``japanese_training_packages.txt``: permissive licences only,
 none of them in ``japanese_readme_packages.txt``; sections sharing a line with the document dev
@@ -15,7 +15,7 @@ mE5 encode the queries and passages distillation needs into ``WORK_DIR/document_
 (``japanese_readmes.docstring_sections``) into ``WORK_DIR/docstring_pairs.jsonl``, as README
 pairs, or with ``--own-source`` as sources of their own (``docstring``, ``docstring_cloze``;
 ``docstring_own_source_pairs.jsonl``), sampled by ``source_weights`` and not distilled. Both
-lowered documents dev at 512 on two seeds (model card, eleventh round).
+lowered documents dev at 512 on two seeds (training/README.md, the eleventh round).
 
 ``--redraw SEED,SEED`` instead draws the keyword and cloze pairs of the listed packages' training
 share again with those seeds (pairs the build already has are left out), to tell more pairs from

@@ -12,7 +12,7 @@ that SeparableDyT learning rate (the recipe's is 1e-4); ``--variant`` trains eve
 any ``DocumentTrainConfig`` fields changed (``name=value,name=value``).
 
 Usage: python training/experiments/seed_average_experiment.py --work-dir /tmp/sse-build --alpha-scales 0.5,0.75,1.5,2
-Result of the last run: the model card, "A sixth round".
+Result of the last run: training/README.md, "A sixth round".
 """
 
 from __future__ import annotations

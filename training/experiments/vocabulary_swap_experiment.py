@@ -13,7 +13,7 @@ mean of the version-1 rows the old vocabulary spells it with. Then the v2 docume
 (dev halves; 512 / 64 dims, fp32). Only training-package text chooses the pieces.
 
 Usage: python training/experiments/vocabulary_swap_experiment.py --work-dir /tmp/sse-build --min-counts 5,2
-Result of the last run: the model card, "A seventh round".
+Result of the last run: training/README.md, "A seventh round".
 """
 
 from __future__ import annotations
