@@ -351,11 +351,19 @@ class SSEEncoder:
         from concurrent.futures import ThreadPoolExecutor
 
         ends = np.cumsum([len(batch) for batch in batches]).tolist()
+        # Set by the first failing batch: the workers may be far ahead of the caller's wait on it.
+        failed = threading.Event()
 
         def encode_batch(number: int) -> None:
-            flat, lengths = self.tokenize(batches[number])
-            start = ends[number] - len(lengths)
-            self._pool_into(flat, lengths, output[start : ends[number]], dim, normalize)
+            if failed.is_set():
+                return
+            try:
+                flat, lengths = self.tokenize(batches[number])
+                start = ends[number] - len(lengths)
+                self._pool_into(flat, lengths, output[start : ends[number]], dim, normalize)
+            except BaseException:
+                failed.set()
+                raise
 
         threads = min(_usable_cores(), len(batches))
         with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sse-encode") as pool:

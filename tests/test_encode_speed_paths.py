@@ -154,7 +154,10 @@ def test_a_failing_batch_raises_and_leaves_no_thread_behind(tiny_encoder, monkey
     with pytest.raises(RuntimeError, match="batch 2"):
         tiny_encoder.encode(texts, batch_size=3)
     assert threading.active_count() == before
-    assert len(calls) < 200  # the batches after the failure were not all tokenised
+    # Batches after the failure are not tokenised: at most those in flight when it happened run.
+    from sse_integrations.encoder import _usable_cores
+
+    assert len(calls) <= 3 + 2 * _usable_cores()
 
 
 def test_eight_threads_on_many_batches_match_one_thread(tiny_encoder, mixed_texts, tokenizer_threads):
