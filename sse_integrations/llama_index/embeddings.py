@@ -16,7 +16,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 from pydantic import Field, PrivateAttr
 
 from .._checks import as_text_list, check_text
-from ..encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference
+from ..encoder import DEFAULT_BATCH_SIZE, SSEEncoder, model_reference, resolve_encoder
 from ..matryoshka import validate_dim
 
 __all__ = ["SSEEmbedding"]
@@ -62,14 +62,7 @@ class SSEEmbedding(BaseEmbedding):
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
-        if encoder is None:
-            encoder = SSEEncoder.from_pretrained(model_name)
-        elif not isinstance(encoder, SSEEncoder):
-            raise TypeError(f"encoder must be an SSEEncoder, got {type(encoder).__name__}")
-        elif model_name is not None and model_reference(model_name) != model_reference(encoder.source):
-            raise ValueError(
-                f"got both a model ({str(model_name)!r}) and an encoder loaded from {encoder.source!r}; pass one"
-            )
+        encoder = resolve_encoder(encoder, model_name)
         # Name the model (also a shared one) so to_dict() can rebuild this embedding elsewhere.
         name = model_reference(encoder.source)
         if truncate_dim is not None:
