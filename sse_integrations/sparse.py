@@ -182,7 +182,12 @@ class SparseEncoder:
         """BM25 term-frequency weights; needs ``avg_doc_length`` (set it or call ``fit``)."""
         if self.avg_doc_length is None:
             raise ValueError("avg_doc_length is unknown: call fit(corpus) or pass avg_doc_length=")
-        per_text = self.terms(texts)
+        return self.weigh_terms(self.terms(texts))
+
+    def weigh_terms(self, per_text: list[list[int]]) -> list[SparseVector]:
+        """BM25 term-frequency weights of documents already cut into :meth:`terms`."""
+        if self.avg_doc_length is None:
+            raise ValueError("avg_doc_length is unknown: call fit(corpus) or pass avg_doc_length=")
         lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
         # Every (text, term) pair of the batch as one sorted key: np.unique gives each text's
         # distinct terms in ascending order with their counts, in C rather than a Counter per text.

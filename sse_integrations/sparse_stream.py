@@ -82,13 +82,15 @@ class StreamingSparseEncoder:
         texts = as_text_list(texts, hint="pass a list of documents")
         if not texts:
             return []
+        # Cut once: the terms give both the batch's lengths and its weights.
+        per_text = self.sparse.terms(texts)
         with self._lock:
             if not self.fixed_length:
                 self.doc_count += len(texts)
-                self.term_count += sum(self.sparse.term_counts(texts))
+                self.term_count += sum(map(len, per_text))
                 # An all-empty corpus has no length to normalise by; 1.0 is what fit() takes then.
                 self.sparse.avg_doc_length = self.term_count / self.doc_count if self.term_count else 1.0
-            return self.sparse.encode_documents(texts)
+            return self.sparse.weigh_terms(per_text)
 
     def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """One unit weight per distinct query term (the engine's IDF weighs them)."""
